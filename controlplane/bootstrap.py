@@ -1,0 +1,111 @@
+"""Envoy bootstrap files for proxies of this control plane."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401 (registers the Any type)
+from google.protobuf import json_format
+
+from controlplane.errors import SettingsError
+
+XDS_CLUSTER = "xds_cluster"
+
+
+@dataclass(frozen=True)
+class XdsAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> XdsAddress:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"--xds {text!r}: expected HOST:PORT, e.g. 127.0.0.1:18000")
+        return cls(host.strip("[]"), int(port))
+
+    @property
+    def is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+def edge_bootstrap(
+    *,
+    node_id: str,
+    xds: list[XdsAddress],
+    listen_port: int,
+    listen_address: str = "0.0.0.0",
+    admin_address: str = "127.0.0.1",
+    admin_port: int = 9901,
+    node_cluster: str = "edge",
+) -> dict[str, object]:
+    """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
+    if not xds:
+        raise SettingsError("at least one --xds HOST:PORT is required")
+    for name, value in (("--listen-port", listen_port), ("--admin-port", admin_port)):
+        if not 0 <= value <= 65535:
+            raise SettingsError(f"{name} {value}: expected an integer 0-65535")
+    resolver_type = "STATIC" if all(address.is_ip for address in xds) else "STRICT_DNS"
+    config: dict[str, object] = {
+        "node": {
+            "id": node_id,
+            "cluster": node_cluster,
+            "metadata": {"role": "edge", "listen_address": listen_address, "listen_port": listen_port},
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "set_node_on_first_message_only": True,
+            },
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": XDS_CLUSTER,
+                    "type": resolver_type,
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {
+                                "http2_protocol_options": {
+                                    "connection_keepalive": {"interval": "30s", "timeout": "5s"}
+                                }
+                            },
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": XDS_CLUSTER,
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {"address": address.host, "port_value": address.port}
+                                            }
+                                        }
+                                    }
+                                    for address in xds
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ]
+        },
+        "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
+    }
+    # Parse through Envoy's own schema so a typo here fails now, not when Envoy starts.
+    json_format.ParseDict(config, bootstrap_pb2.Bootstrap())
+    return config

@@ -1,0 +1,1 @@
+"""Cache: versioned snapshots per proxy role, each resource serialized once and shared."""

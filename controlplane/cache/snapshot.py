@@ -1,0 +1,72 @@
+"""Snapshots: resources packed once into Any, with content-hash versions."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import any_pb2
+
+from controlplane.translate.resources import ORDER, Resources, TypeUrl
+from controlplane.translate.route import referenced_clusters
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedResource:
+    """One resource, serialized once: every stream that sends it shares these bytes."""
+
+    name: str
+    packed: any_pb2.Any
+    version: str  # content hash of the serialized resource
+    references: frozenset[str] = frozenset()  # clusters a route configuration sends traffic to
+
+
+def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
+    # Deterministic serialization makes the version a pure function of the content, so versions
+    # survive restarts and agree across replicas.
+    payload = message.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+    packed = any_pb2.Any(type_url=type_url.value, value=payload)
+    references = referenced_clusters(message) if isinstance(message, route_pb2.RouteConfiguration) else frozenset()
+    return PreparedResource(
+        name=name, packed=packed, version=hashlib.sha256(payload).hexdigest()[:16], references=references
+    )
+
+
+def version_of(resources: Iterable[PreparedResource]) -> str:
+    """The version of a set of resources: a hash of their names and versions, order-free."""
+    digest = hashlib.sha256()
+    for resource in sorted(resources, key=lambda r: r.name):
+        digest.update(resource.name.encode())
+        digest.update(b"\0")
+        digest.update(resource.version.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one role receives, by type and name."""
+
+    resources: Mapping[TypeUrl, Mapping[str, PreparedResource]]
+
+    def of(self, type_url: TypeUrl) -> Mapping[str, PreparedResource]:
+        return self.resources.get(type_url, {})
+
+    def version(self, type_url: TypeUrl) -> str:
+        return version_of(self.of(type_url).values())
+
+
+def build_snapshot(resources: Resources, previous: Snapshot | None = None) -> Snapshot:
+    """Pack every resource, reusing the previous snapshot's object when the content is unchanged."""
+    prepared: dict[TypeUrl, dict[str, PreparedResource]] = {}
+    for type_url in ORDER:
+        by_name: dict[str, PreparedResource] = {}
+        old = previous.of(type_url) if previous else {}
+        for name, message in sorted(resources.of(type_url).items()):
+            fresh = prepare(name, type_url, message)
+            kept = old.get(name)
+            by_name[name] = kept if kept is not None and kept.version == fresh.version else fresh
+        prepared[type_url] = by_name
+    return Snapshot(resources=prepared)

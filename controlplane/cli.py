@@ -1,0 +1,115 @@
+"""The `controlplane` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from typing import Sequence
+
+from pydantic import ValidationError
+
+from controlplane.errors import ControlPlaneError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "local-ecs":
+        from controlplane.localecs import main as local_ecs_main
+
+        return local_ecs_main(args[1:])
+    if args and args[0] == "demo":
+        from controlplane.demo.run import main as demo_main
+
+        return demo_main(args[1:])
+
+    parser = argparse.ArgumentParser(prog="controlplane", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="watch ECS and serve xDS to Envoy")
+    serve.add_argument("--cluster", dest="clusters", action="append", help="ECS cluster to watch (repeatable)")
+    serve.add_argument("--region", help="AWS region")
+    serve.add_argument("--xds-address", help="address to serve xDS on (default 0.0.0.0)")
+    serve.add_argument("--xds-port", type=int, help="port to serve xDS on (default 18000)")
+    serve.add_argument("--label-prefix", help="Docker label prefix (default 'xds.')")
+    serve.add_argument("--poll-interval", dest="poll_interval_seconds", type=float, help="seconds between ECS reads")
+    serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
+    boot.add_argument("--role", choices=["edge"], default="edge")
+    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--xds", action="append", required=True, help="control plane HOST:PORT (repeatable)")
+    boot.add_argument("--listen-port", type=int, required=True, help="port of the edge listener")
+    boot.add_argument("--listen-address", default="0.0.0.0", help="address of the edge listener")
+    boot.add_argument("--admin-address", default="127.0.0.1")
+    boot.add_argument("--admin-port", type=int, default=9901)
+    boot.add_argument("--node-cluster", default="edge", help="Envoy node.cluster (for stats and grouping)")
+
+    parsed = parser.parse_args(args)
+    try:
+        if parsed.command == "serve":
+            return _serve(parsed)
+        if parsed.command == "bootstrap":
+            return _bootstrap(parsed)
+    except ControlPlaneError as error:
+        print(f"controlplane: {error}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {parsed.command}")
+    return 2
+
+
+def _bootstrap(parsed: argparse.Namespace) -> int:
+    from controlplane.bootstrap import XdsAddress, edge_bootstrap
+
+    config = edge_bootstrap(
+        node_id=parsed.node_id,
+        xds=[XdsAddress.parse(text) for text in parsed.xds],
+        listen_port=parsed.listen_port,
+        listen_address=parsed.listen_address,
+        admin_address=parsed.admin_address,
+        admin_port=parsed.admin_port,
+        node_cluster=parsed.node_cluster,
+    )
+    json.dump(config, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _serve(parsed: argparse.Namespace) -> int:
+    from controlplane.app import ControlPlane
+    from controlplane.logs import configure_logging
+    from controlplane.settings import Settings
+
+    overrides = {
+        key: value
+        for key, value in vars(parsed).items()
+        if key != "command" and value is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            print(f"controlplane serve: setting {where}: {item['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def run() -> None:
+        plane = ControlPlane(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await plane.start()
+        await stop.wait()
+        await plane.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Discovery: read ECS through boto3 and emit an immutable view of each cluster."""

@@ -1,0 +1,1 @@
+"""Generated Python modules of the project's own .proto files."""

@@ -1,0 +1,80 @@
+"""The registry of connected proxies: who is connected, what each was sent, ACKed and NACKed."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from controlplane.translate.resources import TypeUrl
+
+
+@dataclass
+class Nack:
+    version: str
+    nonce: str
+    message: str
+    at: float
+
+
+@dataclass
+class TypeStatus:
+    """Per resource type of one stream."""
+
+    sent_version: str | None = None
+    sent_nonce: str | None = None
+    sent_at: float | None = None
+    acked_version: str | None = None
+    acked_at: float | None = None
+    responses_sent: int = 0
+    nacks: int = 0
+    last_nack: Nack | None = None
+    resource_names: tuple[str, ...] = ()
+
+
+@dataclass
+class ProxyRecord:
+    """One connected stream."""
+
+    stream_id: int
+    node_id: str
+    node_cluster: str
+    role: str
+    peer: str
+    connected_at: float
+    user_agent: str = ""
+    types: dict[TypeUrl, TypeStatus] = field(default_factory=dict)
+
+    def status(self, type_url: TypeUrl) -> TypeStatus:
+        return self.types.setdefault(type_url, TypeStatus())
+
+
+class ProxyRegistry:
+    """Connected proxies by stream. Written by the server, read by the admin API and tests."""
+
+    def __init__(self) -> None:
+        self._records: dict[int, ProxyRecord] = {}
+        self._ids = itertools.count(1)
+        self.nacks_total = 0
+
+    def open(self, node_id: str, node_cluster: str, role: str, peer: str, user_agent: str = "") -> ProxyRecord:
+        record = ProxyRecord(
+            stream_id=next(self._ids),
+            node_id=node_id,
+            node_cluster=node_cluster,
+            role=role,
+            peer=peer,
+            connected_at=time.time(),
+            user_agent=user_agent,
+        )
+        self._records[record.stream_id] = record
+        return record
+
+    def close(self, record: ProxyRecord) -> None:
+        self._records.pop(record.stream_id, None)
+
+    def proxies(self) -> list[ProxyRecord]:
+        return sorted(self._records.values(), key=lambda r: (r.node_id, r.stream_id))
+
+    def by_node(self, node_id: str) -> list[ProxyRecord]:
+        return [record for record in self.proxies() if record.node_id == node_id]

@@ -1,0 +1,39 @@
+"""Settings of `controlplane serve`: flags, or environment variables prefixed CONTROLPLANE_."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from controlplane.model.labels import DEFAULT_PREFIX
+
+
+class Settings(BaseSettings):
+    """Everything `serve` needs. Environment: CONTROLPLANE_CLUSTERS=a,b CONTROLPLANE_XDS_PORT=18000 ..."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTROLPLANE_", extra="forbid")
+
+    clusters: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"], min_length=1)
+    region: str | None = None
+    xds_address: str = "0.0.0.0"
+    xds_port: int = Field(default=18000, ge=0, le=65535)
+    label_prefix: str = DEFAULT_PREFIX
+    poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("clusters", mode="before")
+    @classmethod
+    def _split_clusters(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("label_prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value):
+            raise ValueError("expected a non-empty label prefix without spaces, e.g. 'xds.'")
+        return value
