@@ -1,0 +1,38 @@
+"""One local ECS + control plane + edge Envoy for the module; every process stopped afterwards."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.stack import DemoStack
+
+SERVICE = "routeguide"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DemoStack]:
+    with DemoStack(cluster="it", poll_interval=0.5, deactivating_seconds=2.0) as stack:
+        stack.start_local_ecs()
+        stack.create_service(SERVICE, stack.register(), 2)
+        stack.wait_for_running(SERVICE, 2)
+        stack.start_control_plane()
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def envoy(stack: DemoStack) -> EdgeEnvoy:
+    envoy = stack.start_envoy("edge-it")
+    envoy.wait_for_hosts(SERVICE, stack.addresses(stack.running_tasks(SERVICE)), timeout=20)
+    return envoy
+
+
+@pytest.fixture
+def two_tasks(stack: DemoStack, envoy: EdgeEnvoy) -> set[str]:
+    """The route-guide service back at exactly 2 running tasks, all of them known to Envoy."""
+    stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=2)
+    addresses = stack.addresses(stack.wait_for_running(SERVICE, 2))
+    envoy.wait_for_hosts(SERVICE, addresses, timeout=20)
+    return addresses
