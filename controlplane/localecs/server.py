@@ -1,0 +1,153 @@
+"""The HTTP front of the local ECS: ECS JSON API and EC2 query API on one port."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+
+from controlplane.localecs import api_ec2, api_ecs
+from controlplane.localecs.addresses import is_loopback
+from controlplane.localecs.backend import LocalEcs
+from controlplane.localecs.errors import EcsError
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # Every request is already logged by the operation that ran; no stderr access log.
+        return
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        # A liveness probe for scripts waiting on the server.
+        self._reply(200, b'{"status": "ok"}', "application/json")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        target = self.headers.get("X-Amz-Target")
+        if target:
+            self._ecs(target, raw)
+        else:
+            self._ec2(raw)
+
+    def _ecs(self, target: str, raw: bytes) -> None:
+        log = structlog.get_logger()
+        content_type = "application/x-amz-json-1.1"
+        try:
+            params = json.loads(raw or b"{}")
+            if not isinstance(params, dict):
+                raise EcsError("request body must be a JSON object")
+            # One lock for the whole operation: a response never mixes two task states.
+            with self.server.ecs.lock:
+                response = api_ecs.handle(self.server.ecs, target, params)
+        except EcsError as exc:
+            log.info("local_ecs.request_failed", target=target, code=exc.code, message=exc.message)
+            body = json.dumps({"__type": exc.code, "message": exc.message}).encode()
+            self._reply(exc.status, body, content_type)
+            return
+        except json.JSONDecodeError as exc:
+            body = json.dumps({"__type": "SerializationException", "message": str(exc)}).encode()
+            self._reply(400, body, content_type)
+            return
+        except Exception as exc:  # a bug here must reach the client as a 500, not a hang
+            log.exception("local_ecs.request_crashed", target=target)
+            body = json.dumps({"__type": "ServerException", "message": str(exc)}).encode()
+            self._reply(500, body, content_type)
+            return
+        self._reply(200, json.dumps(response).encode(), content_type)
+
+    def _ec2(self, raw: bytes) -> None:
+        params = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        if "Action" not in params:
+            self._reply(400, api_ec2.error_xml("MissingAction", "No X-Amz-Target header and no Action parameter").encode(), "text/xml")
+            return
+        try:
+            with self.server.ecs.lock:
+                body = api_ec2.handle(self.server.ecs, params)
+        except api_ec2.Ec2Error as exc:
+            self._reply(400, api_ec2.error_xml(exc.code, exc.message).encode(), "text/xml")
+            return
+        self._reply(200, body.encode(), "text/xml;charset=UTF-8")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], ecs: LocalEcs) -> None:
+        self.ecs = ecs
+        super().__init__(address, _Handler)
+
+
+class LocalEcsServer:
+    """Serves a ``LocalEcs`` over HTTP on a loopback address.
+
+    ``options`` are passed to ``LocalEcs`` (e.g. ``deactivating_seconds``, ``log_dir``);
+    pass ``ecs=`` to serve an existing one instead.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, ecs: LocalEcs | None = None, **options: Any) -> None:
+        if not is_loopback(host):
+            raise ValueError(f"local ECS host {host!r} is outside 127.0.0.0/8: it may only listen on loopback")
+        self.ecs = ecs if ecs is not None else LocalEcs(**options)
+        self._owns_ecs = ecs is None
+        try:
+            self._httpd = _Server((host, port), self.ecs)
+        except BaseException:
+            if self._owns_ecs:
+                self.ecs.close()
+            raise
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` to use as boto3's ``endpoint_url``."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LocalEcsServer:
+        """Serve in a daemon thread and return at once."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="local-ecs-http", daemon=True)
+        self._thread.start()
+        structlog.get_logger().info("local_ecs.listening", url=self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until ``shutdown`` is called from another thread."""
+        self._httpd.serve_forever(poll_interval=0.1)
+
+    def shutdown(self) -> None:
+        """Stop serving requests (safe from a signal handler's helper thread)."""
+        self._httpd.shutdown()
+
+    def close(self) -> None:
+        """Stop serving, stop every task and wait for its processes."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+        if self._owns_ecs:
+            self.ecs.close()
+
+    def __enter__(self) -> LocalEcsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+"""The service scheduler: desiredCount, scaling, rolling deployments, replacing crashed tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .helpers import container, wait_for
+
+
+def _tasks(ecs: Any, cluster: str, desired: str = "RUNNING", **filters: Any) -> list[dict[str, Any]]:
+    arns = ecs.list_tasks(cluster=cluster, desiredStatus=desired, **filters)["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def _running(ecs: Any, cluster: str, service: str) -> list[dict[str, Any]]:
+    return [t for t in _tasks(ecs, cluster, serviceName=service) if t["lastStatus"] == "RUNNING"]
+
+
+def test_service_starts_desired_count_and_scales_out_and_in(ecs: Any, cluster: str) -> None:
+    ecs.register_task_definition(family="svc", networkMode="awsvpc", containerDefinitions=[container()])
+    service = ecs.create_service(cluster=cluster, serviceName="svc", taskDefinition="svc", desiredCount=2)["service"]
+    deployment_id = service["deployments"][0]["id"]
+    assert deployment_id.startswith("ecs-svc/")
+    tasks = wait_for(lambda: len(r := _running(ecs, cluster, "svc")) == 2 and r, what="2 running")
+    assert all(t["group"] == "service:svc" and t["startedBy"] == deployment_id for t in tasks)
+    described = wait_for(
+        lambda: (s := ecs.describe_services(cluster=cluster, services=["svc"])["services"][0])["deployments"][0]["rolloutState"] == "COMPLETED" and s,
+        what="rollout COMPLETED",
+    )
+    assert described["runningCount"] == 2 and described["pendingCount"] == 0
+
+    ecs.update_service(cluster=cluster, service="svc", desiredCount=3)
+    wait_for(lambda: len(_running(ecs, cluster, "svc")) == 3, what="3 running")
+
+    ecs.update_service(cluster=cluster, service="svc", desiredCount=1)
+    wait_for(lambda: len(_tasks(ecs, cluster, serviceName="svc")) == 1, what="scaled in to 1")
+    draining = _tasks(ecs, cluster, desired="STOPPED", serviceName="svc")
+    assert len(draining) == 2
+    assert all(t["stopCode"] == "ServiceSchedulerInitiated" for t in draining)
+    wait_for(lambda: all(t["lastStatus"] == "STOPPED" for t in _tasks(ecs, cluster, desired="STOPPED", serviceName="svc")), what="stopped")
+    assert ecs.describe_services(cluster=cluster, services=["svc"])["services"][0]["runningCount"] == 1
+
+
+def test_rolling_deployment_starts_new_tasks_before_stopping_old(ecs: Any, cluster: str) -> None:
+    old = ecs.register_task_definition(family="roll", networkMode="awsvpc", containerDefinitions=[container()])["taskDefinition"]
+    new = ecs.register_task_definition(family="roll", networkMode="awsvpc", containerDefinitions=[container(env={"V": "2"})])["taskDefinition"]
+    ecs.create_service(cluster=cluster, serviceName="roll", taskDefinition=old["taskDefinitionArn"], desiredCount=2)
+    wait_for(lambda: len(_running(ecs, cluster, "roll")) == 2, what="2 old running")
+
+    service = ecs.update_service(cluster=cluster, service="roll", taskDefinition=new["taskDefinitionArn"])["service"]
+    assert [d["status"] for d in service["deployments"]] == ["PRIMARY", "ACTIVE"]
+    assert service["deployments"][0]["taskDefinition"] == new["taskDefinitionArn"]
+    assert service["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+
+    first_old_stop: list[list[dict[str, Any]]] = []
+
+    def watch() -> bool:
+        every = _tasks(ecs, cluster, serviceName="roll") + _tasks(ecs, cluster, desired="STOPPED", serviceName="roll")
+        old_stopping = [t for t in every if t["taskDefinitionArn"] == old["taskDefinitionArn"] and t["desiredStatus"] == "STOPPED"]
+        if old_stopping and not first_old_stop:
+            first_old_stop.append(every)
+        new_running = [t for t in every if t["taskDefinitionArn"] == new["taskDefinitionArn"] and t["lastStatus"] == "RUNNING" and t["desiredStatus"] == "RUNNING"]
+        return len(old_stopping) == 2 and len(new_running) == 2
+
+    wait_for(watch, what="deployment done", interval=0.005)
+    snapshot = first_old_stop[0]
+    new_running_then = [t for t in snapshot if t["taskDefinitionArn"] == new["taskDefinitionArn"] and t["lastStatus"] == "RUNNING"]
+    assert new_running_then, "old tasks began stopping before any new task was RUNNING"
+    # minimumHealthyPercent 100: RUNNING tasks never dropped below desiredCount.
+    running_then = [t for t in snapshot if t["lastStatus"] == "RUNNING" and t["desiredStatus"] == "RUNNING"]
+    assert len(running_then) >= 2
+    final = wait_for(
+        lambda: len((s := ecs.describe_services(cluster=cluster, services=["roll"])["services"][0])["deployments"]) == 1
+        and s["deployments"][0]["rolloutState"] == "COMPLETED" and s,
+        what="single COMPLETED deployment",
+    )
+    assert final["taskDefinition"] == new["taskDefinitionArn"]
+
+
+def test_crashing_task_is_stopped_with_reason_and_replaced(ecs: Any, cluster: str) -> None:
+    ecs.register_task_definition(family="crash", networkMode="awsvpc", containerDefinitions=[container(env={"EXIT_AFTER": "0.3", "EXIT_CODE": "3"})])
+    ecs.create_service(cluster=cluster, serviceName="crash", taskDefinition="crash", desiredCount=1)
+    crashed = wait_for(
+        lambda: [t for t in _tasks(ecs, cluster, desired="STOPPED", serviceName="crash") if t["lastStatus"] == "STOPPED"],
+        what="a crashed task",
+    )[0]
+    assert crashed["stopCode"] == "EssentialContainerExited"
+    assert "Essential container in task exited" in crashed["stoppedReason"]
+    assert crashed["containers"][0]["exitCode"] == 3
+    replacement = wait_for(
+        lambda: [t for t in _tasks(ecs, cluster, serviceName="crash") if t["taskArn"] != crashed["taskArn"]],
+        what="a replacement task",
+    )
+    assert replacement[0]["group"] == "service:crash"
+    assert ecs.describe_services(cluster=cluster, services=["crash"])["services"][0]["deployments"][0]["failedTasks"] >= 1
+    ecs.update_service(cluster=cluster, service="crash", desiredCount=0)
+
+
+def test_delete_service_stops_its_tasks(ecs: Any, cluster: str) -> None:
+    ecs.register_task_definition(family="gone", containerDefinitions=[container()])
+    ecs.create_service(cluster=cluster, serviceName="gone", taskDefinition="gone", desiredCount=2)
+    wait_for(lambda: len(_running(ecs, cluster, "gone")) == 2, what="2 running")
+    assert ecs.delete_service(cluster=cluster, service="gone", force=True)["service"]["status"] == "DRAINING"
+    assert _tasks(ecs, cluster, serviceName="gone") == []
+    wait_for(
+        lambda: ecs.describe_services(cluster=cluster, services=["gone"])["services"][0]["status"] == "INACTIVE",
+        what="INACTIVE",
+    )
+    assert all(t["lastStatus"] == "STOPPED" for t in _tasks(ecs, cluster, desired="STOPPED", serviceName="gone"))
+    assert ecs.list_services(cluster=cluster)["serviceArns"] == []
