@@ -12,14 +12,19 @@ from botocore.config import Config
 from envoy.service.discovery.v3 import ads_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from controlplane.admin.server import build_admin_server, server_credentials
+from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
-from controlplane.discovery.poller import PollingDiscovery
+from controlplane.discovery.poller import ClusterSyncStatus, PollingDiscovery
 from controlplane.discovery.state import ClusterState
+from controlplane.events import Event, EventBus
+from controlplane.metrics import Metrics
 from controlplane.model.build import build_mesh
-from controlplane.model.mesh import Mesh
+from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import AggregatedDiscoveryService
 from controlplane.server.registry import ProxyRegistry
 from controlplane.settings import Settings
+from controlplane.telemetry import Telemetry
 
 log = structlog.get_logger()
 
@@ -40,27 +45,64 @@ class ControlPlane:
             ecs, ec2 = aws_clients(settings)
         self.cache = SnapshotCache()
         self.registry = ProxyRegistry()
+        self.events = EventBus()
+        self.metrics = Metrics()
+        self.telemetry = Telemetry(self.metrics, self.events)
         self.discovery = PollingDiscovery(
-            settings.clusters, ecs, ec2, self.publish, interval=settings.poll_interval_seconds
+            settings.clusters,
+            ecs,
+            ec2,
+            self.publish,
+            interval=settings.poll_interval_seconds,
+            on_sync=self._on_sync,
         )
-        self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        for cluster in self.discovery.clusters:
+            self.metrics.track_view_age(cluster, lambda c=cluster: self.discovery.status[c].last_success_at)
+        self._xds_server: grpc.aio.Server | None = None
+        self._admin_server: grpc.aio.Server | None = None
+        self._metrics_server: Any = None
+        self._health = health.aio.HealthServicer()
+        self._admin_health: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self.xds_port: int | None = None
+        self.admin_port: int | None = None
+        self.metrics_port: int | None = None
         self._problems_logged: set[str] = set()
+
+    # -- discovery -> model -> cache ----------------------------------------------------------
 
     def publish(self, views: list[ClusterState]) -> None:
         """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
         mesh = build_mesh(views, self.settings.label_prefix)
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
+            endpoints = [e for s in mesh.services for e in s.endpoints]
             log.info(
                 "mesh.updated",
                 revision=self.cache.revision,
                 services=len(mesh.services),
-                endpoints=sum(len(s.endpoints) for s in mesh.services),
+                endpoints=len(endpoints),
                 problems=len(mesh.problems),
             )
+            self.metrics.services.set(len(mesh.services))
+            for health_state in EndpointHealth:
+                self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
+            self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+            self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
+
+    def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
+        for operation, count in (status.last_api_calls or {}).items():
+            if error is None:
+                self.metrics.ecs_calls.labels(cluster=status.cluster, operation=operation).inc(count)
+        if error is None:
+            if status.last_duration_seconds is not None:
+                self.metrics.sync_duration.labels(cluster=status.cluster).observe(status.last_duration_seconds)
+            return
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+        self.metrics.ecs_errors.labels(cluster=status.cluster, error=code).inc()
+        if "Throttl" in code or code == "RequestLimitExceeded":
+            self.metrics.ecs_throttles.labels(cluster=status.cluster).inc()
+        self.events.publish(Event(kind="sync_failed", message=status.last_error or "", details={"cluster": status.cluster}))
 
     def _log_problems(self, mesh: Mesh) -> None:
         current = {problem.message: problem for problem in mesh.problems}
@@ -80,8 +122,11 @@ class ControlPlane:
             log.info("labels.problem_resolved", error=message)
         self._problems_logged = set(current)
 
+    # -- servers ----------------------------------------------------------------------------
+
     async def start(self) -> None:
-        server = grpc.aio.server(
+        s = self.settings
+        xds = grpc.aio.server(
             options=[
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.keepalive_permit_without_calls", 1),
@@ -89,14 +134,39 @@ class ControlPlane:
             ]
         )
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AggregatedDiscoveryService(self.cache, self.registry), server
+            AggregatedDiscoveryService(self.cache, self.registry, self.telemetry), xds
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        self.xds_port = server.add_insecure_port(f"{self.settings.xds_address}:{self.settings.xds_port}")
-        await server.start()
-        self._server = server
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
+        if s.xds_tls_cert and s.xds_tls_key:
+            self.xds_port = xds.add_secure_port(
+                f"{s.xds_address}:{s.xds_port}", server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca)
+            )
+        else:
+            self.xds_port = xds.add_insecure_port(f"{s.xds_address}:{s.xds_port}")
+
+        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.discovery.first_view)
+        admin, self.admin_port, self._admin_health = build_admin_server(
+            admin_service,
+            s.admin_address,
+            s.admin_port,
+            token=s.admin_token.get_secret_value() if s.admin_token else None,
+            tls_cert=s.admin_tls_cert,
+            tls_key=s.admin_tls_key,
+            tls_client_ca=s.admin_tls_client_ca,
+        )
+        await xds.start()
+        await admin.start()
+        self._xds_server, self._admin_server = xds, admin
+        if s.metrics_port is not None:
+            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.info("xds.listening", address=self.settings.xds_address, port=self.xds_port, clusters=self.settings.clusters)
+        log.info(
+            "controlplane.listening",
+            xds=f"{s.xds_address}:{self.xds_port}",
+            admin=f"{s.admin_address}:{self.admin_port}",
+            metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
+            clusters=s.clusters,
+        )
         self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
 
@@ -106,9 +176,9 @@ class ControlPlane:
         log.info("controlplane.ready")
 
     async def _set_health(self, status: int) -> None:
-        result = self._health.set("", status)
-        if asyncio.iscoroutine(result):
-            await result
+        for servicer in (self._health, self._admin_health):
+            if servicer is not None:
+                await servicer.set("", status)
 
     async def stop(self, grace: float = 1.0) -> None:
         for task in self._tasks:
@@ -118,11 +188,9 @@ class ControlPlane:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
-        if self._server is not None:
-            await self._server.stop(grace)
+        for server in (self._xds_server, self._admin_server):
+            if server is not None:
+                await server.stop(grace)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         log.info("controlplane.stopped")
-
-    async def run_forever(self) -> None:
-        await self.start()
-        assert self._server is not None
-        await self._server.wait_for_termination()

@@ -35,6 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xds-port", type=int, help="port to serve xDS on (default 18000)")
     serve.add_argument("--label-prefix", help="Docker label prefix (default 'xds.')")
     serve.add_argument("--poll-interval", dest="poll_interval_seconds", type=float, help="seconds between ECS reads")
+    serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
+    serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
+    serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")
+    serve.add_argument("--admin-tls-cert", help="PEM certificate of the admin API")
+    serve.add_argument("--admin-tls-key", help="PEM key of the admin API")
+    serve.add_argument("--admin-tls-client-ca", help="PEM CA that admin clients' certificates must chain to (mTLS)")
+    serve.add_argument("--xds-tls-cert", help="PEM certificate of the xDS server")
+    serve.add_argument("--xds-tls-key", help="PEM key of the xDS server")
+    serve.add_argument("--xds-tls-client-ca", help="PEM CA that proxies' client certificates must chain to (mTLS)")
+    serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
+    serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
@@ -48,7 +59,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--admin-port", type=int, default=9901)
     boot.add_argument("--node-cluster", default="edge", help="Envoy node.cluster (for stats and grouping)")
 
+    from controlplane.admin.client import COMMANDS, add_client_arguments
+
+    helps = {
+        "status": "per ECS cluster: view age, last sync, API calls, errors",
+        "services": "services, their routes, endpoints and label problems",
+        "proxies": "connected proxies and what each ACKed or NACKed",
+        "config": "the exact Envoy resources a node receives",
+    }
+    for name in COMMANDS:
+        sub = commands.add_parser(name, help=helps[name])
+        add_client_arguments(sub)
+        if name == "config":
+            sub.add_argument("node_id", metavar="NODE_ID")
+        if name == "services":
+            sub.add_argument("--endpoints", action="store_true", help="also list every endpoint")
+
     parsed = parser.parse_args(args)
+    if parsed.command in COMMANDS:
+        from controlplane.admin.client import run as run_client
+
+        return run_client(parsed)
     try:
         if parsed.command == "serve":
             return _serve(parsed)
@@ -107,7 +138,11 @@ def _serve(parsed: argparse.Namespace) -> int:
         await stop.wait()
         await plane.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except ControlPlaneError as error:
+        print(f"controlplane serve: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.model.labels import DEFAULT_PREFIX
@@ -19,6 +21,17 @@ class Settings(BaseSettings):
     region: str | None = None
     xds_address: str = "0.0.0.0"
     xds_port: int = Field(default=18000, ge=0, le=65535)
+    xds_tls_cert: Path | None = None
+    xds_tls_key: Path | None = None
+    xds_tls_client_ca: Path | None = None
+    admin_address: str = "127.0.0.1"
+    admin_port: int = Field(default=18001, ge=0, le=65535)
+    admin_token: SecretStr | None = None
+    admin_tls_cert: Path | None = None
+    admin_tls_key: Path | None = None
+    admin_tls_client_ca: Path | None = None
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=18002, ge=0, le=65535)
     label_prefix: str = DEFAULT_PREFIX
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -86,6 +86,8 @@ class DemoStack:
         self.envoys: list[EdgeEnvoy] = []
         self.ecs_url = ""
         self.xds_port = 0
+        self.admin_port = 0
+        self.metrics_port = 0
         self.ecs: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -124,11 +126,15 @@ class DemoStack:
 
     def start_control_plane(self, *extra: str) -> None:
         self.xds_port = free_port()
+        self.admin_port = free_port()
+        self.metrics_port = free_port()
         self.control_plane = ChildProcess(
             "controlplane",
             [
                 sys.executable, "-m", "controlplane", "serve", "--cluster", self.cluster,
                 "--xds-address", "127.0.0.1", "--xds-port", str(self.xds_port),
+                "--admin-address", "127.0.0.1", "--admin-port", str(self.admin_port),
+                "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
                 "--poll-interval", str(self.poll_interval), "--log-format", "json", *extra,
             ],
             self.work_dir,
@@ -222,6 +228,10 @@ class DemoStack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task {task_arn} still {task['lastStatus']} after {timeout:.0f}s")
             time.sleep(0.1)
+
+    @property
+    def admin_target(self) -> str:
+        return f"127.0.0.1:{self.admin_port}"
 
     @staticmethod
     def addresses(tasks: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -66,12 +66,18 @@ class ClusterReader:
             raw_tasks.extend(response.get("tasks", ()))
         # A STOPPED task takes no traffic and needs no address: skip its task definition too.
         live = [task for task in raw_tasks if task.get("lastStatus") != "STOPPED"]
-        self._resolve_instances(ecs, cluster, live)
         task_definitions: dict[str, TaskDefinition] = {}
-        tasks: list[Task] = []
         for raw in live:
             task_definition = self.task_definitions.get(raw["taskDefinitionArn"])
             task_definitions[task_definition.arn] = task_definition
+        # awsvpc tasks (EC2 ones included) are reached on their own ENI: only bridge/host tasks
+        # need their container instance's address.
+        self._resolve_instances(
+            ecs, cluster, [raw for raw in live if self.task_definitions.get(raw["taskDefinitionArn"]).network_mode != "awsvpc"]
+        )
+        tasks: list[Task] = []
+        for raw in live:
+            task_definition = self.task_definitions.get(raw["taskDefinitionArn"])
             tasks.append(self._task(raw, cluster, task_definition))
         tasks.sort(key=lambda task: task.arn)
         state = ClusterState(cluster=cluster, tasks=tuple(tasks), task_definitions=task_definitions, synced_at=time.time())

@@ -49,7 +49,9 @@ class PollingDiscovery:
         ec2: Any,
         publish: Callable[[list[ClusterState]], None],
         interval: float = 5.0,
+        on_sync: Callable[[ClusterSyncStatus, Exception | None], None] | None = None,
     ) -> None:
+        self._on_sync = on_sync or (lambda status, error: None)
         self._clusters = list(dict.fromkeys(clusters))
         self._publish = publish
         self._interval = interval
@@ -59,6 +61,14 @@ class PollingDiscovery:
         self.status = {cluster: ClusterSyncStatus(cluster) for cluster in self._clusters}
         self._published: list[ClusterState] | None = None
         self.first_view = asyncio.Event()
+
+    def view(self, cluster: str) -> ClusterState | None:
+        """The last known-good view of `cluster` (None before its first successful read)."""
+        return self._views.get(cluster)
+
+    @property
+    def clusters(self) -> list[str]:
+        return list(self._clusters)
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -97,12 +107,14 @@ class PollingDiscovery:
                 view_age_seconds=round(status.staleness_seconds() or 0.0, 1) if status.last_success_at else None,
                 kept_last_view=cluster in self._views,
             )
+            self._on_sync(status, error)
             return
         status.last_duration_seconds = time.time() - started
         status.last_success_at = state.synced_at
         status.last_api_calls = calls
         status.last_error = None
         status.consecutive_failures = 0
+        self._on_sync(status, None)
         changed = not state.same_view(self._views.get(cluster))
         self._views[cluster] = state
         bound.log(

@@ -71,7 +71,7 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> 
                 endpoints=tuple(sorted(endpoints[name].values(), key=lambda e: (e.address, e.port))),
             )
         )
-    services = _without_route_conflicts(services, problems)
+    services = _without_route_conflicts(services, problems, prefix)
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
@@ -121,7 +121,9 @@ def _newest(candidates: list[tuple[TaskDefinition, ServiceDeclaration]]) -> tupl
     return max(candidates, key=lambda pair: (pair[0].revision, pair[0].family, pair[1].container))
 
 
-def _without_route_conflicts(services: list[Service], problems: list[ServiceProblem]) -> list[Service]:
+def _without_route_conflicts(
+    services: list[Service], problems: list[ServiceProblem], prefix: str = DEFAULT_PREFIX
+) -> list[Service]:
     """Two services cannot own the same host and path prefix: the first by name keeps it."""
     owners: dict[tuple[str, str], str] = {}
     kept: list[Service] = []
@@ -140,7 +142,7 @@ def _without_route_conflicts(services: list[Service], problems: list[ServiceProb
                     message=(
                         f"service {service.name!r}: route hosts={','.join(service.route.hosts)} "
                         f"prefix={service.route.path_prefix} is already served by {clashes[0]!r}; "
-                        f"give one of them a different xds.route.hosts or xds.route.prefix"
+                        f"give one of them a different {prefix}route.hosts or {prefix}route.prefix"
                     ),
                 )
             )

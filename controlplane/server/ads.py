@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError
 from controlplane.roles import ProxyRole, role_from_metadata
+from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
 
@@ -28,9 +29,10 @@ def node_role(node: object) -> ProxyRole:
 class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Serves every connected proxy from the shared SnapshotCache."""
 
-    def __init__(self, cache: SnapshotCache, registry: ProxyRegistry) -> None:
+    def __init__(self, cache: SnapshotCache, registry: ProxyRegistry, observer: StreamObserver | None = None) -> None:
         self._cache = cache
         self._registry = registry
+        self._observer: StreamObserver = observer or NoObserver()
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -68,7 +70,8 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
         )
-        stream = SotwStream(record, self._nonce_prefix)
+        stream = SotwStream(record, self._nonce_prefix, self._observer)
+        self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
         bound.info("xds.stream_opened", peer=record.peer)
         try:
@@ -102,4 +105,5 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         finally:
             reader.cancel()
             self._registry.close(record)
+            self._observer.disconnected(record)
             bound.info("xds.stream_closed")

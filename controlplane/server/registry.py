@@ -5,8 +5,12 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
 from controlplane.translate.resources import TypeUrl
+
+if TYPE_CHECKING:
+    from controlplane.cache.snapshot import PreparedResource
 
 
 @dataclass
@@ -30,6 +34,8 @@ class TypeStatus:
     nacks: int = 0
     last_nack: Nack | None = None
     resource_names: tuple[str, ...] = ()
+    # What the proxy was last sent, by name (shared PreparedResource objects, not copies).
+    resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 
 
 @dataclass

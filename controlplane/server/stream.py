@@ -21,6 +21,7 @@ import structlog
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.snapshot import PreparedResource, Snapshot, version_of
+from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import Nack, ProxyRecord
 from controlplane.translate.resources import ORDER, TypeUrl
 
@@ -39,6 +40,7 @@ class Subscription:
     nonce: str | None = None
     sent_version: str | None = None
     sent: Mapping[str, PreparedResource] = field(default_factory=dict)
+    acked: Mapping[str, PreparedResource] = field(default_factory=dict)  # what the proxy last accepted
     acked_version: str | None = None
     nacked_version: str | None = None
     resend: bool = False  # answer the next request even if nothing changed
@@ -47,8 +49,9 @@ class Subscription:
 class SotwStream:
     """One ADS state-of-the-world stream."""
 
-    def __init__(self, record: ProxyRecord, nonce_prefix: str = "") -> None:
+    def __init__(self, record: ProxyRecord, nonce_prefix: str = "", observer: StreamObserver | None = None) -> None:
         self.record = record
+        self._observer: StreamObserver = observer or NoObserver()
         self._nonce_prefix = nonce_prefix
         self._nonces = 0
         self._subs: dict[TypeUrl, Subscription] = {type_url: Subscription() for type_url in ORDER}
@@ -88,10 +91,15 @@ class SotwStream:
                 current_version=request.version_info,
                 error=request.error_detail.message,
             )
+            self._observer.nacked(self.record, type_url, sub.sent_version or "", request.error_detail.message)
         elif request.response_nonce:
+            newly_acked = sub.acked_version != request.version_info
             sub.acked_version = request.version_info
+            sub.acked = sub.sent
             status.acked_version = request.version_info
             status.acked_at = time.time()
+            if newly_acked:
+                self._observer.acked(self.record, type_url, request.version_info, status.sent_at)
             self._log.debug("xds.ack", type=type_url.short, version=request.version_info)
 
         names = frozenset(name for name in request.resource_names if name != "*")
@@ -144,9 +152,14 @@ class SotwStream:
         return desired
 
     def _retained_clusters(self, snapshot: Snapshot) -> frozenset[str]:
-        """Clusters gone from the snapshot that routes the proxy still has refer to."""
+        """Clusters gone from the snapshot that routes the proxy still has refer to.
+
+        Until the proxy ACKs new routes it routes with the ones it last accepted (and keeps them
+        after a NACK), so both the routes sent and the routes ACKed hold on to their clusters.
+        """
+        routes = self._subs[TypeUrl.ROUTE]
         referenced: set[str] = set()
-        for route in self._subs[TypeUrl.ROUTE].sent.values():
+        for route in (*routes.sent.values(), *routes.acked.values()):
             referenced |= route.references
         sent_clusters = self._subs[TypeUrl.CLUSTER].sent
         current = snapshot.of(TypeUrl.CLUSTER)
@@ -170,8 +183,10 @@ class SotwStream:
         sub.nonce, sub.sent_version, sub.sent, sub.resend = nonce, version, desired, False
         status = self.record.status(type_url)
         status.sent_version, status.sent_nonce, status.sent_at = version, nonce, time.time()
+        status.resources = desired
         status.responses_sent += 1
         self._log.info("xds.push", type=type_url.short, version=version, nonce=nonce, resources=len(desired))
+        self._observer.pushed(self.record, type_url, version, len(desired))
         response = discovery_pb2.DiscoveryResponse(version_info=version, type_url=type_url.value, nonce=nonce)
         response.resources.extend(resource.packed for resource in desired.values())
         return response

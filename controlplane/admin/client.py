@@ -1,0 +1,149 @@
+"""`controlplane status|services|proxies|config`: the admin API as readable tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import grpc
+from google.protobuf import json_format
+
+from controlplane.proto.admin.v1 import admin_pb2 as api
+from controlplane.proto.admin.v1 import admin_pb2_grpc
+
+DEFAULT_ADMIN = "127.0.0.1:18001"
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--admin", default=None, help=f"admin API HOST:PORT (default {DEFAULT_ADMIN}, or CONTROLPLANE_ADMIN)")
+    parser.add_argument("--token", default=None, help="bearer token (or CONTROLPLANE_ADMIN_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--timeout", type=float, default=10.0)
+
+
+def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tuple[str, str]], grpc.Channel]:
+    import os
+
+    target = args.admin or os.environ.get("CONTROLPLANE_ADMIN", DEFAULT_ADMIN)
+    token = args.token or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
+    channel = grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    return admin_pb2_grpc.AdminStub(channel), metadata, channel
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells)
+
+
+def _age(stamp: Any) -> str:
+    if not stamp.seconds:
+        return "-"
+    seconds = max(0.0, time.time() - stamp.ToNanoseconds() / 1e9)
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def show_status(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
+    status = stub.GetStatus(api.GetStatusRequest(), metadata=metadata, timeout=args.timeout)
+    if args.json:
+        return json.dumps(_as_dict(status), indent=2)
+    head = (
+        f"controlplane {status.version}  ready={str(status.ready).lower()}  mesh revision {status.mesh_revision}\n"
+        f"{status.services} services, {status.endpoints} endpoints, {status.proxies} proxies, {status.problems} label problems\n"
+    )
+    rows = [
+        (
+            c.cluster,
+            c.tasks,
+            f"{c.view_age_seconds:.1f}s",
+            f"{c.last_sync_seconds * 1000:.0f}ms",
+            sum(c.last_sync_api_calls.values()),
+            c.consecutive_failures,
+            c.last_error or "-",
+        )
+        for c in status.clusters
+    ]
+    return head + _table(["CLUSTER", "TASKS", "VIEW AGE", "LAST SYNC", "API CALLS", "FAILURES", "LAST ERROR"], rows)
+
+
+def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
+    response = stub.ListServices(api.ListServicesRequest(), metadata=metadata, timeout=args.timeout)
+    if args.json:
+        return json.dumps(_as_dict(response), indent=2)
+    rows = []
+    for s in response.services:
+        counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
+        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
+        rows.append((s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], len(s.problems)))
+    out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "PROBLEMS"], rows)
+    problems = [p for s in response.services for p in s.problems] + list(response.problems)
+    if problems:
+        out += "\n\n" + "\n".join(f"{p.severity.upper()}: {p.message}" for p in problems)
+    if args.endpoints:
+        for s in response.services:
+            if s.endpoints:
+                out += f"\n\n{s.name}:\n" + _table(
+                    ["ADDRESS", "HEALTH", "TASK", "TASK DEFINITION", "CLUSTER", "ZONE"],
+                    [(f"{e.address}:{e.port}", e.health, e.task_id, e.task_definition, e.cluster, e.availability_zone or "-") for e in s.endpoints],
+                )
+    return out
+
+
+def show_proxies(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
+    response = stub.ListProxies(api.ListProxiesRequest(), metadata=metadata, timeout=args.timeout)
+    if args.json:
+        return json.dumps(_as_dict(response), indent=2)
+    rows = []
+    nacks = []
+    for p in response.proxies:
+        for t in p.types:
+            in_sync = "yes" if t.version_sent and t.version_sent == t.version_acked else ("NACKED" if t.last_nack.error and t.last_nack.version == t.version_sent else "pending")
+            rows.append((p.node_id, p.role, p.peer, _age(p.connected_since), t.type, t.version_sent or "-", t.version_acked or "-", in_sync, t.nacks))
+            if t.last_nack.error:
+                nacks.append(f"{p.node_id} {t.type} rejected {t.last_nack.version}: {t.last_nack.error}")
+    out = _table(["NODE", "ROLE", "PEER", "UP", "TYPE", "SENT", "ACKED", "IN SYNC", "NACKS"], rows)
+    if nacks:
+        out += "\n\nLast NACKs:\n" + "\n".join(nacks)
+    return out
+
+
+def show_config(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
+    config = stub.GetProxyConfig(api.GetProxyConfigRequest(node_id=args.node_id), metadata=metadata, timeout=args.timeout)
+    resources = [
+        {"type": r.type, "name": r.name, "version": r.version, "resource": json.loads(r.json)} for r in config.resources
+    ]
+    if args.json:
+        return json.dumps({"node_id": config.node_id, "role": config.role, "resources": resources}, indent=2)
+    out = [f"# node {config.node_id} ({config.role}): {len(resources)} resources"]
+    for r in resources:
+        out.append(f"\n# {r['type']} {r['name']} version {r['version']}")
+        out.append(json.dumps(r["resource"], indent=2))
+    return "\n".join(out)
+
+
+COMMANDS: dict[str, Callable[[admin_pb2_grpc.AdminStub, list[tuple[str, str]], argparse.Namespace], str]] = {
+    "status": show_status,
+    "services": show_services,
+    "proxies": show_proxies,
+    "config": show_config,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    stub, metadata, channel = _stub(args)
+    try:
+        print(COMMANDS[args.command](stub, metadata, args))
+    except grpc.RpcError as error:
+        print(f"controlplane {args.command}: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    finally:
+        channel.close()
+    return 0

@@ -1,0 +1,75 @@
+"""The admin gRPC server: the Admin service, gRPC health checking and server reflection."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controlplane.admin.auth import BearerTokenInterceptor
+from controlplane.admin.service import AdminService
+from controlplane.errors import SettingsError
+from controlplane.proto.admin.v1 import admin_pb2, admin_pb2_grpc
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.ServerCredentials:
+    """TLS for a server; with a client CA, clients must present a certificate it signed (mTLS)."""
+    root = client_ca.read_bytes() if client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())], root_certificates=root, require_client_auth=root is not None
+    )
+
+
+def build_admin_server(
+    service: AdminService,
+    address: str,
+    port: int,
+    *,
+    token: str | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    tls_client_ca: Path | None = None,
+) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
+    """The server (not started), its bound port and its health servicer.
+
+    Off loopback the admin API must be authenticated, by a bearer token or by mTLS (client CA):
+    it shows every service, task address and proxy configuration.
+    """
+    mtls = tls_client_ca is not None
+    if not is_loopback(address) and not token and not mtls:
+        raise SettingsError(
+            f"admin address {address} is not loopback: set an admin token (--admin-token or CONTROLPLANE_ADMIN_TOKEN) "
+            "or mTLS (--admin-tls-cert, --admin-tls-key, --admin-tls-client-ca)"
+        )
+    interceptors = [BearerTokenInterceptor(token)] if token else []
+    server = grpc.aio.server(interceptors=interceptors)
+    admin_pb2_grpc.add_AdminServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    if tls_cert and tls_key:
+        bound = server.add_secure_port(f"{address}:{port}", server_credentials(tls_cert, tls_key, tls_client_ca))
+    elif mtls or tls_cert or tls_key:
+        raise SettingsError("admin TLS needs both --admin-tls-cert and --admin-tls-key")
+    else:
+        bound = server.add_insecure_port(f"{address}:{port}")
+    return server, bound, health_servicer

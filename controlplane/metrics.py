@@ -1,0 +1,55 @@
+"""Prometheus metrics of one control plane (its own registry: no global state)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric we export. Names follow Prometheus conventions: `controlplane_*`, `_total`, `_seconds`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connected_proxies = Gauge("controlplane_connected_proxies", "xDS streams open now", ["role"], registry=r)
+        self.pushes = Counter("controlplane_xds_pushes_total", "xDS responses sent", ["type"], registry=r)
+        self.acks = Counter("controlplane_xds_acks_total", "xDS responses ACKed", ["type"], registry=r)
+        self.nacks = Counter("controlplane_xds_nacks_total", "xDS responses rejected by a proxy", ["type"], registry=r)
+        self.ack_latency = Histogram(
+            "controlplane_xds_ack_latency_seconds", "From sending a response to its ACK", ["type"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.convergence = Histogram(
+            "controlplane_convergence_seconds",
+            "From a new view of ECS (mesh update) to a proxy ACKing the resulting push",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ecs_calls = Counter("controlplane_ecs_api_calls_total", "ECS/EC2 API calls", ["cluster", "operation"], registry=r)
+        self.ecs_errors = Counter("controlplane_ecs_sync_errors_total", "Failed syncs of a cluster", ["cluster", "error"], registry=r)
+        self.ecs_throttles = Counter("controlplane_ecs_throttles_total", "Syncs that failed on throttling", ["cluster"], registry=r)
+        self.view_age = Gauge("controlplane_ecs_view_age_seconds", "Age of the last good view of a cluster", ["cluster"], registry=r)
+        self.sync_duration = Histogram(
+            "controlplane_ecs_sync_duration_seconds", "Duration of one read of a cluster", ["cluster"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.services = Gauge("controlplane_services", "Services served", registry=r)
+        self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
+        self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
+        self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
+
+    def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
+        def age() -> float:
+            at = last_success()
+            return float("nan") if at is None else time.time() - at
+
+        self.view_age.labels(cluster=cluster).set_function(age)
+
+    def serve(self, address: str, port: int) -> tuple[object, int]:
+        """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""
+        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        return server, int(server.server_port)

@@ -1,0 +1,286 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ListServicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListServicesResponse(_message.Message):
+    __slots__ = ("services", "problems", "mesh_revision")
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    MESH_REVISION_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[Service]
+    problems: _containers.RepeatedCompositeFieldContainer[Problem]
+    mesh_revision: int
+    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., mesh_revision: _Optional[int] = ...) -> None: ...
+
+class GetServiceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class Service(_message.Message):
+    __slots__ = ("name", "state", "protocol", "route", "container_port", "declared_by", "endpoints", "problems", "policies")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_BY_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    protocol: str
+    route: Route
+    container_port: int
+    declared_by: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    problems: _containers.RepeatedCompositeFieldContainer[Problem]
+    policies: Policies
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., protocol: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., container_port: _Optional[int] = ..., declared_by: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., policies: _Optional[_Union[Policies, _Mapping]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("hosts", "path_prefix")
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    path_prefix: str
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ...) -> None: ...
+
+class Policies(_message.Message):
+    __slots__ = ("load_balancing", "retry_on", "num_retries")
+    LOAD_BALANCING_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
+    NUM_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    load_balancing: str
+    retry_on: str
+    num_retries: int
+    def __init__(self, load_balancing: _Optional[str] = ..., retry_on: _Optional[str] = ..., num_retries: _Optional[int] = ...) -> None: ...
+
+class Endpoint(_message.Message):
+    __slots__ = ("address", "port", "task_arn", "task_id", "cluster", "task_definition", "health", "lifecycle", "availability_zone")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    TASK_ARN_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TASK_DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    LIFECYCLE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    port: int
+    task_arn: str
+    task_id: str
+    cluster: str
+    task_definition: str
+    health: str
+    lifecycle: str
+    availability_zone: str
+    def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., task_arn: _Optional[str] = ..., task_id: _Optional[str] = ..., cluster: _Optional[str] = ..., task_definition: _Optional[str] = ..., health: _Optional[str] = ..., lifecycle: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...
+
+class Problem(_message.Message):
+    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TASK_DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    task_definition: str
+    container: str
+    label: str
+    value: str
+    severity: str
+    message: str
+    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListProxiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProxiesResponse(_message.Message):
+    __slots__ = ("proxies",)
+    PROXIES_FIELD_NUMBER: _ClassVar[int]
+    proxies: _containers.RepeatedCompositeFieldContainer[Proxy]
+    def __init__(self, proxies: _Optional[_Iterable[_Union[Proxy, _Mapping]]] = ...) -> None: ...
+
+class Proxy(_message.Message):
+    __slots__ = ("node_id", "node_cluster", "role", "peer", "connected_since", "user_agent", "types", "stream_id")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    node_cluster: str
+    role: str
+    peer: str
+    connected_since: _timestamp_pb2.Timestamp
+    user_agent: str
+    types: _containers.RepeatedCompositeFieldContainer[ResourceTypeStatus]
+    stream_id: int
+    def __init__(self, node_id: _Optional[str] = ..., node_cluster: _Optional[str] = ..., role: _Optional[str] = ..., peer: _Optional[str] = ..., connected_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_agent: _Optional[str] = ..., types: _Optional[_Iterable[_Union[ResourceTypeStatus, _Mapping]]] = ..., stream_id: _Optional[int] = ...) -> None: ...
+
+class ResourceTypeStatus(_message.Message):
+    __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_URL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_SENT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ACKED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_SENT_FIELD_NUMBER: _ClassVar[int]
+    NACKS_FIELD_NUMBER: _ClassVar[int]
+    LAST_NACK_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKED_AT_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    type_url: str
+    version_sent: str
+    version_acked: str
+    responses_sent: int
+    nacks: int
+    last_nack: Nack
+    resource_names: _containers.RepeatedScalarFieldContainer[str]
+    sent_at: _timestamp_pb2.Timestamp
+    acked_at: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., version_sent: _Optional[str] = ..., version_acked: _Optional[str] = ..., responses_sent: _Optional[int] = ..., nacks: _Optional[int] = ..., last_nack: _Optional[_Union[Nack, _Mapping]] = ..., resource_names: _Optional[_Iterable[str]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Nack(_message.Message):
+    __slots__ = ("version", "error", "at")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    error: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[str] = ..., error: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetProxyConfigRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class ProxyConfig(_message.Message):
+    __slots__ = ("node_id", "role", "resources")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    role: str
+    resources: _containers.RepeatedCompositeFieldContainer[Resource]
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ...) -> None: ...
+
+class Resource(_message.Message):
+    __slots__ = ("type", "type_url", "name", "version", "json")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_URL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    type_url: str
+    name: str
+    version: str
+    json: str
+    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Status(_message.Message):
+    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    MESH_REVISION_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    PROXIES_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    ready: bool
+    mesh_revision: int
+    services: int
+    endpoints: int
+    proxies: int
+    problems: int
+    clusters: _containers.RepeatedCompositeFieldContainer[ClusterStatus]
+    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ...) -> None: ...
+
+class ClusterStatus(_message.Message):
+    __slots__ = ("cluster", "view_age_seconds", "last_sync_seconds", "last_sync_api_calls", "last_error", "consecutive_failures", "last_success", "tasks")
+    class LastSyncApiCallsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    VIEW_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SYNC_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SYNC_API_CALLS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    view_age_seconds: float
+    last_sync_seconds: float
+    last_sync_api_calls: _containers.ScalarMap[str, int]
+    last_error: str
+    consecutive_failures: int
+    last_success: _timestamp_pb2.Timestamp
+    tasks: int
+    def __init__(self, cluster: _Optional[str] = ..., view_age_seconds: _Optional[float] = ..., last_sync_seconds: _Optional[float] = ..., last_sync_api_calls: _Optional[_Mapping[str, int]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("kinds",)
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("at", "kind", "node_id", "type", "version", "message", "details")
+    class DetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    kind: str
+    node_id: str
+    type: str
+    version: str
+    message: str
+    details: _containers.ScalarMap[str, str]
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., node_id: _Optional[str] = ..., type: _Optional[str] = ..., version: _Optional[str] = ..., message: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...

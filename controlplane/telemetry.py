@@ -1,0 +1,58 @@
+"""Where the server reports what happened on each stream: metrics and the event bus."""
+
+from __future__ import annotations
+
+import time
+
+from controlplane.events import Event, EventBus
+from controlplane.metrics import Metrics
+from controlplane.server.registry import ProxyRecord
+from controlplane.translate.resources import TypeUrl
+
+
+class Telemetry:
+    """Implements the server's StreamObserver: counts, times and publishes stream events."""
+
+    def __init__(self, metrics: Metrics, events: EventBus) -> None:
+        self.metrics = metrics
+        self.events = events
+        self.mesh_updated_at: float | None = None
+
+    def mesh_updated(self, revision: int, services: int, endpoints: int, problems: int) -> None:
+        self.mesh_updated_at = time.time()
+        self.metrics.mesh_updates.inc()
+        self.events.publish(
+            Event(
+                kind="mesh_updated",
+                version=str(revision),
+                message=f"{services} services, {endpoints} endpoints, {problems} problems",
+                details={"services": str(services), "endpoints": str(endpoints), "problems": str(problems)},
+            )
+        )
+
+    def connected(self, record: ProxyRecord) -> None:
+        self.metrics.connected_proxies.labels(role=record.role).inc()
+        self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
+
+    def disconnected(self, record: ProxyRecord) -> None:
+        self.metrics.connected_proxies.labels(role=record.role).dec()
+        self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
+
+    def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None:
+        self.metrics.pushes.labels(type=type_url.short).inc()
+        self.events.publish(
+            Event(kind="push", node_id=record.node_id, type=type_url.short, version=version, details={"resources": str(resources)})
+        )
+
+    def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
+        now = time.time()
+        self.metrics.acks.labels(type=type_url.short).inc()
+        if sent_at is not None:
+            self.metrics.ack_latency.labels(type=type_url.short).observe(max(0.0, now - sent_at))
+        if self.mesh_updated_at is not None and sent_at is not None and sent_at >= self.mesh_updated_at:
+            self.metrics.convergence.labels(type=type_url.short).observe(max(0.0, now - self.mesh_updated_at))
+        self.events.publish(Event(kind="ack", node_id=record.node_id, type=type_url.short, version=version))
+
+    def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
+        self.metrics.nacks.labels(type=type_url.short).inc()
+        self.events.publish(Event(kind="nack", node_id=record.node_id, type=type_url.short, version=version, message=message))
