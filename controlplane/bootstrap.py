@@ -6,12 +6,41 @@ import ipaddress
 from dataclasses import dataclass
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401 (registers the Any type)
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401 (registers the Any type)
 from google.protobuf import json_format
 
 from controlplane.errors import SettingsError
 
 XDS_CLUSTER = "xds_cluster"
+
+
+@dataclass(frozen=True)
+class XdsTls:
+    """TLS from Envoy to the control plane: the CA to verify it, optionally a client certificate (mTLS)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    sni: str | None = None
+
+    def transport_socket(self) -> dict[str, object]:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise SettingsError("--xds-tls-cert and --xds-tls-key go together (a client certificate for mTLS)")
+        context: dict[str, object] = {
+            "validation_context": {"trusted_ca": {"filename": self.ca_file}},
+        }
+        if self.cert_file and self.key_file:
+            context["tls_certificates"] = [
+                {"certificate_chain": {"filename": self.cert_file}, "private_key": {"filename": self.key_file}}
+            ]
+        upstream: dict[str, object] = {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": context,
+        }
+        if self.sni:
+            upstream["sni"] = self.sni
+        return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,7 @@ def edge_bootstrap(
     admin_address: str = "127.0.0.1",
     admin_port: int = 9901,
     node_cluster: str = "edge",
+    tls: XdsTls | None = None,
 ) -> dict[str, object]:
     """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
     if not xds:
@@ -84,6 +114,7 @@ def edge_bootstrap(
                             },
                         }
                     },
+                    **({"transport_socket": tls.transport_socket()} if tls else {}),
                     "load_assignment": {
                         "cluster_name": XDS_CLUSTER,
                         "endpoints": [

@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--admin-address", default="127.0.0.1")
     boot.add_argument("--admin-port", type=int, default=9901)
     boot.add_argument("--node-cluster", default="edge", help="Envoy node.cluster (for stats and grouping)")
+    boot.add_argument("--xds-tls-ca", help="PEM CA file that verifies the control plane (turns TLS on)")
+    boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
+    boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
+    boot.add_argument("--xds-tls-sni", help="server name to send and verify (default: none)")
 
     from controlplane.admin.client import COMMANDS, add_client_arguments
 
@@ -93,9 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.bootstrap import XdsAddress, edge_bootstrap
+    from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap
+    from controlplane.errors import SettingsError
 
+    tls = None
+    if parsed.xds_tls_ca:
+        tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni)
+    elif parsed.xds_tls_cert or parsed.xds_tls_key:
+        raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
     config = edge_bootstrap(
+        tls=tls,
         node_id=parsed.node_id,
         xds=[XdsAddress.parse(text) for text in parsed.xds],
         listen_port=parsed.listen_port,

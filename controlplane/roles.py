@@ -40,8 +40,11 @@ def role_from_metadata(node_id: str, metadata: dict[str, object]) -> ProxyRole:
     except ValueError:
         raise NodeError(f"node {node_id!r}: metadata listen_address={address!r} is not an IP address") from None
     raw_port = metadata.get("listen_port", 10000)
+    # Node metadata is a protobuf Struct: every number arrives as a float.
+    if isinstance(raw_port, float) and raw_port.is_integer():
+        raw_port = int(raw_port)
     try:
-        port = int(str(raw_port).split(".")[0]) if isinstance(raw_port, (int, float, str)) else -1
+        port = int(raw_port) if isinstance(raw_port, (int, str)) else -1
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:

@@ -84,9 +84,10 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
         route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
         rows.append((s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], len(s.problems)))
     out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "PROBLEMS"], rows)
-    problems = [p for s in response.services for p in s.problems] + list(response.problems)
-    if problems:
-        out += "\n\n" + "\n".join(f"{p.severity.upper()}: {p.message}" for p in problems)
+    messages = dict.fromkeys(f"{p.severity.upper()}: {p.message}" for s in response.services for p in s.problems)
+    messages.update(dict.fromkeys(f"{p.severity.upper()}: {p.message}" for p in response.problems))
+    if messages:
+        out += "\n\n" + "\n".join(messages)
     if args.endpoints:
         for s in response.services:
             if s.endpoints:

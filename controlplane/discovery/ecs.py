@@ -47,9 +47,13 @@ class ClusterReader:
         self._ec2 = ec2
         self._calls: Counter[str] = Counter()
         counting = CountingClient(ecs, self._calls)
-        self.task_definitions = task_definitions or TaskDefinitionCache(
-            lambda arn: counting.call("DescribeTaskDefinition", taskDefinition=arn)["taskDefinition"]
-        )
+        self._describe_task_definition = lambda arn: counting.call("DescribeTaskDefinition", taskDefinition=arn)[
+            "taskDefinition"
+        ]
+        # Shared across clusters: a revision is immutable, whoever described it first.
+        self.task_definitions = task_definitions or TaskDefinitionCache()
+        # Tasks seen STOPPED never run again; ListTasks(STOPPED) keeps naming them for an hour.
+        self._stopped: set[str] = set()
         # Container instance ARN -> EC2 instance id -> private address. Instances keep their
         # address for life, so both maps only grow; unknown ARNs are described when first seen.
         self._instance_ids: dict[str, str] = {}
@@ -60,24 +64,27 @@ class ClusterReader:
         self._calls.clear()
         ecs = CountingClient(self._ecs, self._calls)
         arns = self._list_tasks(ecs, cluster, "RUNNING") + self._list_tasks(ecs, cluster, "STOPPED")
+        listed = set(arns)
+        self._stopped &= listed  # forget tasks ECS no longer lists
         raw_tasks: list[dict[str, Any]] = []
-        for batch in batches(sorted(set(arns)), DESCRIBE_TASKS_BATCH):
+        for batch in batches(sorted(listed - self._stopped), DESCRIBE_TASKS_BATCH):
             response = ecs.call("DescribeTasks", cluster=cluster, tasks=batch)
             raw_tasks.extend(response.get("tasks", ()))
         # A STOPPED task takes no traffic and needs no address: skip its task definition too.
+        self._stopped |= {str(task["taskArn"]) for task in raw_tasks if task.get("lastStatus") == "STOPPED"}
         live = [task for task in raw_tasks if task.get("lastStatus") != "STOPPED"]
         task_definitions: dict[str, TaskDefinition] = {}
         for raw in live:
-            task_definition = self.task_definitions.get(raw["taskDefinitionArn"])
+            task_definition = self.task_definitions.get(raw["taskDefinitionArn"], self._describe_task_definition)
             task_definitions[task_definition.arn] = task_definition
         # awsvpc tasks (EC2 ones included) are reached on their own ENI: only bridge/host tasks
         # need their container instance's address.
         self._resolve_instances(
-            ecs, cluster, [raw for raw in live if self.task_definitions.get(raw["taskDefinitionArn"]).network_mode != "awsvpc"]
+            ecs, cluster, [raw for raw in live if self.task_definitions.get(raw["taskDefinitionArn"], self._describe_task_definition).network_mode != "awsvpc"]
         )
         tasks: list[Task] = []
         for raw in live:
-            task_definition = self.task_definitions.get(raw["taskDefinitionArn"])
+            task_definition = self.task_definitions.get(raw["taskDefinitionArn"], self._describe_task_definition)
             tasks.append(self._task(raw, cluster, task_definition))
         tasks.sort(key=lambda task: task.arn)
         state = ClusterState(cluster=cluster, tasks=tuple(tasks), task_definitions=task_definitions, synced_at=time.time())

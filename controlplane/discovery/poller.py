@@ -55,7 +55,7 @@ class PollingDiscovery:
         self._clusters = list(dict.fromkeys(clusters))
         self._publish = publish
         self._interval = interval
-        task_definitions = TaskDefinitionCache(lambda arn: ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"])
+        task_definitions = TaskDefinitionCache()
         self._readers = {cluster: ClusterReader(ecs, ec2, task_definitions) for cluster in self._clusters}
         self._views: dict[str, ClusterState] = {}
         self.status = {cluster: ClusterSyncStatus(cluster) for cluster in self._clusters}

@@ -39,17 +39,21 @@ def parse_task_definition(raw: Mapping[str, Any]) -> TaskDefinition:
 class TaskDefinitionCache:
     """Task definitions by ARN. A revision never changes, so an entry never expires."""
 
-    def __init__(self, describe: Callable[[str], Mapping[str, Any]]) -> None:
+    def __init__(self, describe: Callable[[str], Mapping[str, Any]] | None = None) -> None:
         self._describe = describe
         self._by_arn: dict[str, TaskDefinition] = {}
 
     def __len__(self) -> int:
         return len(self._by_arn)
 
-    def get(self, arn: str) -> TaskDefinition:
-        """The task definition, described through ECS only the first time its ARN is seen."""
+    def get(self, arn: str, describe: Callable[[str], Mapping[str, Any]] | None = None) -> TaskDefinition:
+        """The task definition, described through ECS (by `describe`, so that the caller can
+        count the call) only the first time its ARN is seen."""
         cached = self._by_arn.get(arn)
         if cached is None:
-            cached = parse_task_definition(self._describe(arn))
+            fetch = describe or self._describe
+            if fetch is None:
+                raise LookupError(f"task definition {arn} is not cached and no describe function was given")
+            cached = parse_task_definition(fetch(arn))
             self._by_arn[arn] = cached
         return cached

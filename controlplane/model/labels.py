@@ -13,7 +13,7 @@ from controlplane.model.mesh import Protocol, RouteMatch
 DEFAULT_PREFIX = "xds."
 
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)(:[0-9]{1,5})?$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)$")
 _PATH_PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 
@@ -41,7 +41,7 @@ LABELS: tuple[LabelSpec, ...] = (
     LabelSpec("service", "a service name: lowercase letters, digits and '-', 1-63 characters", None),
     LabelSpec("port", "an integer 1-65535 that is a containerPort of this container's portMappings", None),
     LabelSpec("protocol", "one of grpc, http2, http1", "grpc"),
-    LabelSpec("route.hosts", "a comma-separated list of host names, '*' or '*.domain' wildcards", "*"),
+    LabelSpec("route.hosts", "a comma-separated list of host names without a port, '*' or '*.domain' wildcards", "*"),
     LabelSpec("route.prefix", "a path prefix starting with '/', e.g. /routeguide.RouteGuide/", "/"),
 )
 _KNOWN = {spec.name for spec in LABELS}

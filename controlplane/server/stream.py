@@ -119,6 +119,9 @@ class SotwStream:
             sub = self._subs[type_url]
             if not sub.requested:
                 continue
+            if type_url not in WILDCARD_TYPES and not sub.names:
+                # EDS/RDS with no names: the proxy unsubscribed from everything; nothing to answer.
+                continue
             if type_url in (TypeUrl.LISTENER, TypeUrl.ROUTE) and not self._clusters_settled():
                 continue
             desired = self._desired(type_url, snapshot)

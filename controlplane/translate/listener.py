@@ -25,6 +25,8 @@ def edge_listener(role: EdgeRole, route_config_name: str) -> listener_pb2.Listen
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="edge",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        # Match virtual hosts on the host name alone: gRPC clients send :authority with a port.
+        strip_any_host_port=True,
         rds=hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=route_config_name),
         http_filters=[
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router())),

@@ -73,10 +73,9 @@ def edge_routes(mesh: Mesh, name: str) -> route_pb2.RouteConfiguration:
 
 
 def _domains(host: str) -> list[str]:
-    """Envoy matches the Host/:authority with its port, so a bare host also matches host:*."""
-    if host == "*" or ":" in host:
-        return [host]
-    return [host, f"{host}:*"]
+    """The edge listener strips any port from Host/:authority before matching (strip_any_host_port),
+    so `*.example.com` matches `a.example.com:8443` too; labels therefore name hosts without ports."""
+    return [host]
 
 
 def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:

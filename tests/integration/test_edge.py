@@ -141,7 +141,7 @@ def test_bridge_mode_tasks_are_reached_on_their_dynamic_host_ports(stack: DemoSt
     hosts = envoy.healthy_hosts("bridged")
     assert {int(h.rsplit(":", 1)[1]) for h in hosts} == host_ports
     answered: dict[str, int] = {}
-    with grpc.insecure_channel(envoy.target, options=[("grpc.default_authority", "bridged.local"), ("grpc.enable_http_proxy", 0)]) as channel:
+    with grpc.insecure_channel(envoy.target, options=[("grpc.default_authority", "bridged.local:8443"), ("grpc.enable_http_proxy", 0)]) as channel:
         stub = pb_grpc.RouteGuideStub(channel)
         for _ in range(40):
             feature = stub.GetFeature(pb.Point(latitude=1, longitude=2), timeout=5)
