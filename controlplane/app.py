@@ -9,7 +9,6 @@ import boto3
 import grpc
 import structlog
 from botocore.config import Config
-from envoy.service.discovery.v3 import ads_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.admin.server import build_admin_server, server_credentials
@@ -21,7 +20,7 @@ from controlplane.events import Event, EventBus
 from controlplane.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
-from controlplane.server.ads import AggregatedDiscoveryService
+from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 from controlplane.settings import Settings
 from controlplane.telemetry import Telemetry
@@ -133,9 +132,7 @@ class ControlPlane:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AggregatedDiscoveryService(self.cache, self.registry, self.telemetry), xds
-        )
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         if s.xds_tls_cert and s.xds_tls_key:
             self.xds_port = xds.add_secure_port(

@@ -9,6 +9,7 @@ from typing import Iterable, Mapping
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2
 
+from controlplane.server import wire
 from controlplane.translate.resources import ORDER, Resources, TypeUrl
 from controlplane.translate.route import referenced_clusters
 
@@ -21,6 +22,8 @@ class PreparedResource:
     packed: any_pb2.Any
     version: str  # content hash of the serialized resource
     references: frozenset[str] = frozenset()  # clusters a route configuration sends traffic to
+    sotw_entry: bytes = b""  # this resource as an entry of DiscoveryResponse.resources, encoded once
+    delta_entry: bytes = b""  # this resource as an entry of DeltaDiscoveryResponse.resources, encoded once
 
 
 def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
@@ -29,8 +32,17 @@ def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
     payload = message.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
     packed = any_pb2.Any(type_url=type_url.value, value=payload)
     references = referenced_clusters(message) if isinstance(message, route_pb2.RouteConfiguration) else frozenset()
+    version = hashlib.sha256(payload).hexdigest()[:16]
+    any_bytes = wire.field(1, type_url.value.encode()) + wire.field(2, payload)
+    # Resource{version=1, resource=2 (Any), name=3}
+    resource_bytes = wire.field(1, version.encode()) + wire.field(2, any_bytes) + wire.field(3, name.encode())
     return PreparedResource(
-        name=name, packed=packed, version=hashlib.sha256(payload).hexdigest()[:16], references=references
+        name=name,
+        packed=packed,
+        version=version,
+        references=references,
+        sotw_entry=wire.field(2, any_bytes),
+        delta_entry=wire.field(2, resource_bytes),
     )
 
 

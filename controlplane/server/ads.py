@@ -1,32 +1,44 @@
-"""The Aggregated Discovery Service (state-of-the-world) over grpc.aio."""
+"""The xDS services over grpc.aio: ADS (state of the world and Delta) and the per-type services
+(CDS, EDS, LDS, RDS, each SotW and Delta). Responses are pre-encoded bytes (see wire.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 import structlog
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError
 from controlplane.roles import ProxyRole, role_from_metadata
+from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
+from controlplane.server.wire import identity
 
 log = structlog.get_logger()
 
+# (gRPC service, SotW method, Delta method); None type = ADS (every type, ordered).
+SERVICES: tuple[tuple[str, str, str], ...] = (
+    ("envoy.service.discovery.v3.AggregatedDiscoveryService", "StreamAggregatedResources", "DeltaAggregatedResources"),
+    ("envoy.service.cluster.v3.ClusterDiscoveryService", "StreamClusters", "DeltaClusters"),
+    ("envoy.service.endpoint.v3.EndpointDiscoveryService", "StreamEndpoints", "DeltaEndpoints"),
+    ("envoy.service.listener.v3.ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
+    ("envoy.service.route.v3.RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
+)
 
-def node_role(node: object) -> ProxyRole:
-    metadata = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}  # type: ignore[attr-defined]
-    return role_from_metadata(node.id, metadata)  # type: ignore[attr-defined]
+
+def node_role(node: Any) -> ProxyRole:
+    metadata = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
+    return role_from_metadata(node.id, metadata)
 
 
-class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+class DiscoveryServer:
     """Serves every connected proxy from the shared SnapshotCache."""
 
     def __init__(self, cache: SnapshotCache, registry: ProxyRegistry, observer: StreamObserver | None = None) -> None:
@@ -36,19 +48,62 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
-    async def StreamAggregatedResources(  # noqa: N802 (gRPC method name)
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        handlers = []
+        for service, sotw, delta in SERVICES:
+            ordered = service.endswith("AggregatedDiscoveryService")
+            handlers.append(
+                grpc.method_handlers_generic_handler(
+                    service,
+                    {
+                        sotw: grpc.stream_stream_rpc_method_handler(
+                            self._sotw_behaviour(ordered),
+                            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                            response_serializer=identity,
+                        ),
+                        delta: grpc.stream_stream_rpc_method_handler(
+                            self._delta_behaviour(ordered),
+                            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                            response_serializer=identity,
+                        ),
+                    },
+                )
+            )
+        return handlers
+
+    def _sotw_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
+        # grpc.aio recognises streaming handlers by inspect.isasyncgenfunction: this must be one.
+        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+            make = lambda record: SotwStream(record, self._nonce_prefix, self._observer, ordered)  # noqa: E731
+            async for payload in self._serve(request_iterator, context, make):
+                yield payload
+
+        return behaviour
+
+    def _delta_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
+        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+            make = lambda record: DeltaStream(record, self._nonce_prefix, self._observer, ordered)  # noqa: E731
+            async for payload in self._serve(request_iterator, context, make):
+                yield payload
+
+        return behaviour
+
+    async def _serve(
         self,
-        request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        request_iterator: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        requests: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
+        make_stream: Callable[[Any], SotwStream | DeltaStream],
+    ) -> AsyncIterator[bytes]:
+        requests: asyncio.Queue[Any] = asyncio.Queue()
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
                     await requests.put(request)
+            except (asyncio.CancelledError, grpc.RpcError):
+                pass
             finally:
-                await requests.put(None)
+                requests.put_nowait(None)
 
         reader = asyncio.create_task(read())
         first = await requests.get()
@@ -70,39 +125,41 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
         )
-        stream = SotwStream(record, self._nonce_prefix, self._observer)
+        stream = make_stream(record)
         self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
-        bound.info("xds.stream_opened", peer=record.peer)
+        bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
+        get_request: asyncio.Future[Any] | None = None
+        changed: asyncio.Future[int] | None = None
         try:
             # Nothing is served before the first complete view of ECS.
             if self._cache.snapshot(role) is None:
                 bound.info("xds.waiting_for_first_view")
             seen = self._cache.revision
             for response in stream.on_request(first, self._cache.snapshot(role)):
-                yield response
+                yield response.to_bytes()
             get_request = asyncio.ensure_future(requests.get())
             changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-            try:
-                while True:
-                    await asyncio.wait({get_request, changed}, return_when=asyncio.FIRST_COMPLETED)
-                    responses = []
-                    if get_request.done():
-                        request = get_request.result()
-                        if request is None:
-                            return
-                        get_request = asyncio.ensure_future(requests.get())
-                        responses.extend(stream.on_request(request, self._cache.snapshot(role)))
-                    if changed.done():
-                        seen = changed.result()
-                        changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-                        responses.extend(stream.push(self._cache.snapshot(role)))
-                    for response in responses:
-                        yield response
-            finally:
-                get_request.cancel()
-                changed.cancel()
+            while True:
+                await asyncio.wait({get_request, changed}, return_when=asyncio.FIRST_COMPLETED)
+                responses: list[Any] = []
+                if get_request.done():
+                    request = get_request.result()
+                    if request is None:
+                        return
+                    get_request = asyncio.ensure_future(requests.get())
+                    responses.extend(stream.on_request(request, self._cache.snapshot(role)))
+                if changed.done():
+                    # A client that is behind gets the latest state, not every intermediate one.
+                    seen = changed.result()
+                    changed = asyncio.ensure_future(self._cache.wait_changed(seen))
+                    responses.extend(stream.push(self._cache.snapshot(role)))
+                for response in responses:
+                    yield response.to_bytes()
         finally:
+            for future in (get_request, changed):
+                if future is not None:
+                    future.cancel()
             reader.cancel()
             self._registry.close(record)
             self._observer.disconnected(record)

@@ -23,6 +23,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.cache.snapshot import PreparedResource, Snapshot, version_of
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import Nack, ProxyRecord
+from controlplane.server.wire import SotwResponse
 from controlplane.translate.resources import ORDER, TypeUrl
 
 log = structlog.get_logger()
@@ -49,8 +50,12 @@ class Subscription:
 class SotwStream:
     """One ADS state-of-the-world stream."""
 
-    def __init__(self, record: ProxyRecord, nonce_prefix: str = "", observer: StreamObserver | None = None) -> None:
+    def __init__(
+        self, record: ProxyRecord, nonce_prefix: str = "", observer: StreamObserver | None = None, ordered: bool = True
+    ) -> None:
         self.record = record
+        # On ADS we order types; a single-type stream (CDS, EDS, LDS or RDS service) cannot wait for others.
+        self._ordered = ordered
         self._observer: StreamObserver = observer or NoObserver()
         self._nonce_prefix = nonce_prefix
         self._nonces = 0
@@ -64,7 +69,7 @@ class SotwStream:
 
     def on_request(
         self, request: discovery_pb2.DiscoveryRequest, snapshot: Snapshot | None
-    ) -> list[discovery_pb2.DiscoveryResponse]:
+    ) -> list[SotwResponse]:
         try:
             type_url = TypeUrl(request.type_url)
         except ValueError:
@@ -110,7 +115,7 @@ class SotwStream:
         status.resource_names = tuple(sorted(names)) if not wildcard else ("*",)
         return self.push(snapshot)
 
-    def push(self, snapshot: Snapshot | None) -> list[discovery_pb2.DiscoveryResponse]:
+    def push(self, snapshot: Snapshot | None) -> list[SotwResponse]:
         """Every response the proxy needs to reach `snapshot`, in CDS, EDS, LDS, RDS order."""
         if snapshot is None:
             return []
@@ -122,7 +127,7 @@ class SotwStream:
             if type_url not in WILDCARD_TYPES and not sub.names:
                 # EDS/RDS with no names: the proxy unsubscribed from everything; nothing to answer.
                 continue
-            if type_url in (TypeUrl.LISTENER, TypeUrl.ROUTE) and not self._clusters_settled():
+            if self._ordered and type_url in (TypeUrl.LISTENER, TypeUrl.ROUTE) and not self._clusters_settled():
                 continue
             desired = self._desired(type_url, snapshot)
             version = version_of(desired.values())
@@ -180,7 +185,7 @@ class SotwStream:
 
     def _respond(
         self, type_url: TypeUrl, sub: Subscription, desired: dict[str, PreparedResource], version: str
-    ) -> discovery_pb2.DiscoveryResponse:
+    ) -> SotwResponse:
         self._nonces += 1
         nonce = f"{self._nonce_prefix}{self._nonces}"
         sub.nonce, sub.sent_version, sub.sent, sub.resend = nonce, version, desired, False
@@ -190,6 +195,10 @@ class SotwStream:
         status.responses_sent += 1
         self._log.info("xds.push", type=type_url.short, version=version, nonce=nonce, resources=len(desired))
         self._observer.pushed(self.record, type_url, version, len(desired))
-        response = discovery_pb2.DiscoveryResponse(version_info=version, type_url=type_url.value, nonce=nonce)
-        response.resources.extend(resource.packed for resource in desired.values())
-        return response
+        return SotwResponse(
+            version_info=version,
+            type_url=type_url.value,
+            nonce=nonce,
+            encoded_resources=[resource.sotw_entry for resource in desired.values()],
+            packed=[resource.packed for resource in desired.values()],
+        )

@@ -12,7 +12,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.roles import EdgeRole
-from controlplane.server.ads import AggregatedDiscoveryService
+from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 
 from .xds import CDS, EDS, LDS, RDS, addresses, decoded, mesh, names, request, routed_clusters, service, types
@@ -56,7 +56,7 @@ def edge_request(type_url, names=(), *, role: str = "edge", listen_port: float =
 @asynccontextmanager
 async def serving(cache: SnapshotCache, registry: ProxyRegistry) -> AsyncIterator[ads_pb2_grpc.AggregatedDiscoveryServiceStub]:
     server = grpc.aio.server()
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(AggregatedDiscoveryService(cache, registry), server)
+    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry).handlers())
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
