@@ -76,17 +76,90 @@ def edge_bootstrap(
     tls: XdsTls | None = None,
 ) -> dict[str, object]:
     """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
+    _check_port("--listen-port", listen_port)
+    metadata = {"role": "edge", "listen_address": listen_address, "listen_port": listen_port}
+    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls)
+
+
+def sidecar_bootstrap(
+    *,
+    node_id: str,
+    xds: list[XdsAddress],
+    service: str,
+    outbound_port: int = 15001,
+    outbound_address: str = "127.0.0.1",
+    inbound_port: int | None = None,
+    inbound_address: str = "0.0.0.0",
+    app_port: int | None = None,
+    app_address: str = "127.0.0.1",
+    admin_address: str = "127.0.0.1",
+    admin_port: int = 9901,
+    tls: XdsTls | None = None,
+) -> dict[str, object]:
+    """A bootstrap for the Envoy sidecar of one task of `service`."""
+    if not service:
+        raise SettingsError("--service is required for --role sidecar")
+    _check_port("--outbound-port", outbound_port)
+    metadata: dict[str, object] = {
+        "role": "sidecar",
+        "service": service,
+        "outbound_address": outbound_address,
+        "outbound_port": outbound_port,
+    }
+    if (inbound_port is None) != (app_port is None):
+        raise SettingsError("--inbound-port and --app-port go together: the inbound listener forwards to the app")
+    if inbound_port is not None and app_port is not None:
+        _check_port("--inbound-port", inbound_port)
+        _check_port("--app-port", app_port)
+        metadata.update(inbound_address=inbound_address, inbound_port=inbound_port, app_port=app_port, app_address=app_address)
+    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls)
+
+
+def grpc_client_bootstrap(*, node_id: str, xds: list[XdsAddress], service: str, tls: XdsTls | None = None) -> dict[str, object]:
+    """The JSON a gRPC library reads from GRPC_XDS_BOOTSTRAP to resolve `xds:///NAME` targets."""
+    if not service:
+        raise SettingsError("--service is required for --role grpc-client")
     if not xds:
         raise SettingsError("at least one --xds HOST:PORT is required")
-    for name, value in (("--listen-port", listen_port), ("--admin-port", admin_port)):
-        if not 0 <= value <= 65535:
-            raise SettingsError(f"{name} {value}: expected an integer 0-65535")
+    creds: list[dict[str, object]] = [{"type": "insecure"}]
+    if tls is not None:
+        config: dict[str, object] = {"ca_certificate_file": tls.ca_file}
+        if tls.cert_file and tls.key_file:
+            config.update(certificate_file=tls.cert_file, private_key_file=tls.key_file)
+        creds = [{"type": "tls", "config": config}]
+    return {
+        "xds_servers": [
+            {"server_uri": f"{address.host}:{address.port}", "channel_creds": creds, "server_features": ["xds_v3"]}
+            for address in xds
+        ],
+        "node": {"id": node_id, "cluster": service, "metadata": {"role": "grpc-client", "service": service}},
+    }
+
+
+def _check_port(name: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{name} {value}: expected an integer 0-65535")
+
+
+def envoy_bootstrap(
+    node_id: str,
+    xds: list[XdsAddress],
+    metadata: dict[str, object],
+    node_cluster: str,
+    admin_address: str,
+    admin_port: int,
+    tls: XdsTls | None,
+) -> dict[str, object]:
+    """An Envoy bootstrap whose only static part is the way to the control plane."""
+    if not xds:
+        raise SettingsError("at least one --xds HOST:PORT is required")
+    _check_port("--admin-port", admin_port)
     resolver_type = "STATIC" if all(address.is_ip for address in xds) else "STRICT_DNS"
     config: dict[str, object] = {
         "node": {
             "id": node_id,
             "cluster": node_cluster,
-            "metadata": {"role": "edge", "listen_address": listen_address, "listen_port": listen_port},
+            "metadata": metadata,
         },
         "dynamic_resources": {
             "ads_config": {

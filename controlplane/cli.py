@@ -35,6 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xds-port", type=int, help="port to serve xDS on (default 18000)")
     serve.add_argument("--label-prefix", help="Docker label prefix (default 'xds.')")
     serve.add_argument("--poll-interval", dest="poll_interval_seconds", type=float, help="seconds between ECS reads")
+    serve.add_argument("--events-queue-url", help="SQS queue receiving ECS events from EventBridge (turns event mode on)")
+    serve.add_argument("--resync-interval", dest="resync_interval_seconds", type=float, help="seconds between full reads in event mode (default 300)")
+    serve.add_argument("--no-trust-event-details", dest="events_trust_details", action="store_const", const=False, help="describe every task an event names instead of using the event's detail")
+    serve.add_argument("--discover-clusters", action="store_const", const=True, help="watch every cluster ListClusters returns")
+    serve.add_argument("--service-filter", help="regex: only tasks of ECS services whose name matches")
+    serve.add_argument("--family-filter", help="regex: only tasks whose task definition family matches")
+    serve.add_argument("--discovery-concurrency", type=int, help="clusters read at once (default 4)")
     serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
     serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")
@@ -50,14 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
-    boot.add_argument("--role", choices=["edge"], default="edge")
+    boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
     boot.add_argument("--node-id", required=True)
     boot.add_argument("--xds", action="append", required=True, help="control plane HOST:PORT (repeatable)")
-    boot.add_argument("--listen-port", type=int, required=True, help="port of the edge listener")
-    boot.add_argument("--listen-address", default="0.0.0.0", help="address of the edge listener")
+    boot.add_argument("--service", help="sidecar, grpc-client: the ECS service (xds.service) this proxy or client belongs to")
+    boot.add_argument("--listen-port", type=int, help="edge: port of the edge listener")
+    boot.add_argument("--listen-address", default="0.0.0.0", help="edge: address of the edge listener")
+    boot.add_argument("--outbound-port", type=int, default=15001, help="sidecar: port the app calls its upstreams on")
+    boot.add_argument("--outbound-address", default="127.0.0.1", help="sidecar: address of the outbound listener")
+    boot.add_argument("--inbound-port", type=int, help="sidecar: port of an inbound listener in front of the app")
+    boot.add_argument("--inbound-address", default="0.0.0.0", help="sidecar: address of the inbound listener")
+    boot.add_argument("--app-port", type=int, help="sidecar: the app's port, behind the inbound listener")
+    boot.add_argument("--app-address", default="127.0.0.1", help="sidecar: the app's address")
     boot.add_argument("--admin-address", default="127.0.0.1")
     boot.add_argument("--admin-port", type=int, default=9901)
-    boot.add_argument("--node-cluster", default="edge", help="Envoy node.cluster (for stats and grouping)")
+    boot.add_argument("--node-cluster", default="edge", help="edge: Envoy node.cluster (for stats and grouping)")
     boot.add_argument("--xds-tls-ca", help="PEM CA file that verifies the control plane (turns TLS on)")
     boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
     boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
@@ -97,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap
+    from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
     from controlplane.errors import SettingsError
 
     tls = None
@@ -105,16 +119,38 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
         tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni)
     elif parsed.xds_tls_cert or parsed.xds_tls_key:
         raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
-    config = edge_bootstrap(
-        tls=tls,
-        node_id=parsed.node_id,
-        xds=[XdsAddress.parse(text) for text in parsed.xds],
-        listen_port=parsed.listen_port,
-        listen_address=parsed.listen_address,
-        admin_address=parsed.admin_address,
-        admin_port=parsed.admin_port,
-        node_cluster=parsed.node_cluster,
-    )
+    xds = [XdsAddress.parse(text) for text in parsed.xds]
+    config: dict[str, object]
+    if parsed.role == "edge":
+        if parsed.listen_port is None:
+            raise SettingsError("--listen-port is required for --role edge")
+        config = edge_bootstrap(
+            tls=tls,
+            node_id=parsed.node_id,
+            xds=xds,
+            listen_port=parsed.listen_port,
+            listen_address=parsed.listen_address,
+            admin_address=parsed.admin_address,
+            admin_port=parsed.admin_port,
+            node_cluster=parsed.node_cluster,
+        )
+    elif parsed.role == "sidecar":
+        config = sidecar_bootstrap(
+            tls=tls,
+            node_id=parsed.node_id,
+            xds=xds,
+            service=parsed.service or "",
+            outbound_port=parsed.outbound_port,
+            outbound_address=parsed.outbound_address,
+            inbound_port=parsed.inbound_port,
+            inbound_address=parsed.inbound_address,
+            app_port=parsed.app_port,
+            app_address=parsed.app_address,
+            admin_address=parsed.admin_address,
+            admin_port=parsed.admin_port,
+        )
+    else:
+        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2
 
@@ -21,7 +22,8 @@ class PreparedResource:
     name: str
     packed: any_pb2.Any
     version: str  # content hash of the serialized resource
-    references: frozenset[str] = frozenset()  # clusters a route configuration sends traffic to
+    # Route configuration: the clusters it sends traffic to. Cluster: the EDS resource it needs.
+    references: frozenset[str] = frozenset()
     sotw_entry: bytes = b""  # this resource as an entry of DiscoveryResponse.resources, encoded once
     delta_entry: bytes = b""  # this resource as an entry of DeltaDiscoveryResponse.resources, encoded once
 
@@ -31,7 +33,12 @@ def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
     # survive restarts and agree across replicas.
     payload = message.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
     packed = any_pb2.Any(type_url=type_url.value, value=payload)
-    references = referenced_clusters(message) if isinstance(message, route_pb2.RouteConfiguration) else frozenset()
+    references: frozenset[str] = frozenset()
+    if isinstance(message, route_pb2.RouteConfiguration):
+        references = referenced_clusters(message)
+    elif isinstance(message, cluster_pb2.Cluster) and message.type == cluster_pb2.Cluster.EDS:
+        # An EDS cluster needs its ClusterLoadAssignment before it is warm.
+        references = frozenset({message.eds_cluster_config.service_name or message.name})
     version = hashlib.sha256(payload).hexdigest()[:16]
     any_bytes = wire.field(1, type_url.value.encode()) + wire.field(2, payload)
     # Resource{version=1, resource=2 (Any), name=3}

@@ -25,21 +25,32 @@ def envoy_binary() -> str:
 
 
 class EdgeEnvoy:
-    """An edge Envoy on loopback, with helpers to read its admin endpoints."""
+    """A real Envoy on loopback (an edge proxy unless `config` says otherwise), with helpers to read its admin endpoints."""
 
-    def __init__(self, node_id: str, xds_port: int, log_dir: Path, listen_port: int | None = None, listen_address: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        node_id: str,
+        xds_port: int,
+        log_dir: Path,
+        listen_port: int | None = None,
+        listen_address: str = "127.0.0.1",
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.node_id = node_id
         self.listen_address = listen_address
         self.listen_port = listen_port or free_port()
         self.admin_port = free_port()
-        config = edge_bootstrap(
-            node_id=node_id,
-            xds=[XdsAddress("127.0.0.1", xds_port)],
-            listen_address=listen_address,
-            listen_port=self.listen_port,
-            admin_address="127.0.0.1",
-            admin_port=self.admin_port,
-        )
+        if config is None:
+            config = edge_bootstrap(
+                node_id=node_id,
+                xds=[XdsAddress("127.0.0.1", xds_port)],
+                listen_address=listen_address,
+                listen_port=self.listen_port,
+                admin_address="127.0.0.1",
+                admin_port=self.admin_port,
+            )
+        else:
+            config["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
         self.bootstrap_path = log_dir / f"envoy-{node_id}.json"
         self.bootstrap_path.write_text(json.dumps(config, indent=2))
         self.process = ChildProcess(

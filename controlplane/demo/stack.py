@@ -148,6 +148,27 @@ class DemoStack:
         envoy.start()
         return envoy
 
+    def start_sidecar(self, node_id: str, service: str, **options: Any) -> EdgeEnvoy:
+        """An Envoy sidecar of `service`; its outbound listener is on 127.0.0.1 at `envoy.listen_port`."""
+        from controlplane.bootstrap import XdsAddress, sidecar_bootstrap
+
+        outbound_port = free_port()
+        config = sidecar_bootstrap(
+            node_id=node_id, xds=[XdsAddress("127.0.0.1", self.xds_port)], service=service, outbound_port=outbound_port, **options
+        )
+        envoy = EdgeEnvoy(node_id, self.xds_port, self.work_dir, listen_port=outbound_port, config=config)
+        self.envoys.append(envoy)
+        envoy.start()
+        return envoy
+
+    def grpc_client_bootstrap(self, node_id: str, service: str) -> Path:
+        """A GRPC_XDS_BOOTSTRAP file for a proxyless gRPC client of `service`."""
+        from controlplane.bootstrap import XdsAddress, grpc_client_bootstrap
+
+        path = self.work_dir / f"grpc-xds-{node_id}.json"
+        path.write_text(json.dumps(grpc_client_bootstrap(node_id=node_id, xds=[XdsAddress("127.0.0.1", self.xds_port)], service=service)))
+        return path
+
     def close(self) -> None:
         for envoy in self.envoys:
             envoy.stop()

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError
-from controlplane.roles import ProxyRole, role_from_metadata
+from controlplane.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
@@ -31,6 +31,12 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("envoy.service.listener.v3.ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
     ("envoy.service.route.v3.RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
 )
+
+
+def orders(role: ProxyRole) -> bool:
+    """Whether we hold LDS/RDS until clusters are warm. gRPC's xDS client asks LDS, RDS, CDS, EDS
+    in that order and resolves each step before the next: holding LDS back would deadlock it."""
+    return not isinstance(role, GrpcClientRole)
 
 
 def node_role(node: Any) -> ProxyRole:
@@ -74,7 +80,7 @@ class DiscoveryServer:
     def _sotw_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         # grpc.aio recognises streaming handlers by inspect.isasyncgenfunction: this must be one.
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record: SotwStream(record, self._nonce_prefix, self._observer, ordered)  # noqa: E731
+            make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -82,7 +88,7 @@ class DiscoveryServer:
 
     def _delta_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record: DeltaStream(record, self._nonce_prefix, self._observer, ordered)  # noqa: E731
+            make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -92,7 +98,7 @@ class DiscoveryServer:
         self,
         request_iterator: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
-        make_stream: Callable[[Any], SotwStream | DeltaStream],
+        make_stream: Callable[[Any, ProxyRole], SotwStream | DeltaStream],
     ) -> AsyncIterator[bytes]:
         requests: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -125,7 +131,7 @@ class DiscoveryServer:
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
         )
-        stream = make_stream(record)
+        stream = make_stream(record, role)
         self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)

@@ -170,4 +170,5 @@ class DeltaStream:
         if not cds.responded or cds.pending:
             return False
         eds = self._subs[TypeUrl.ENDPOINT]
-        return set(cds.sent) <= (eds.names | (set(cds.sent) if eds.wildcard else set())) and (not cds.sent or eds.responded)
+        needed = set().union(*(cluster.references for cluster in cds.sent.values()))
+        return (eds.wildcard or needed <= eds.names) and (not needed or eds.responded)

@@ -181,7 +181,8 @@ class SotwStream:
         if cds.sent_version not in (cds.acked_version, cds.nacked_version):
             return False
         eds = self._subs[TypeUrl.ENDPOINT]
-        return set(cds.sent) <= eds.names and (not cds.sent or eds.sent_version is not None)
+        needed = set().union(*(cluster.references for cluster in cds.sent.values()))
+        return needed <= eds.names and (not needed or eds.sent_version is not None)
 
     def _respond(
         self, type_url: TypeUrl, sub: Subscription, desired: dict[str, PreparedResource], version: str

@@ -8,7 +8,7 @@ from enum import StrEnum
 from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh
-from controlplane.roles import EdgeRole, ProxyRole
+from controlplane.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
 
 
 class TypeUrl(StrEnum):
@@ -51,6 +51,19 @@ def translate(mesh: Mesh, role: ProxyRole) -> Resources:
                 TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
                 TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name)},
                 TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
+            }
+        )
+    if isinstance(role, (SidecarRole, GrpcClientRole)):
+        from controlplane.translate.grpc_client import grpc_client_resources
+        from controlplane.translate.sidecar import sidecar_resources
+
+        parts = sidecar_resources(mesh, role) if isinstance(role, SidecarRole) else grpc_client_resources(mesh, role)
+        return Resources(
+            by_type={
+                TypeUrl.CLUSTER: parts["clusters"],
+                TypeUrl.ENDPOINT: parts["endpoints"],
+                TypeUrl.LISTENER: parts["listeners"],
+                TypeUrl.ROUTE: parts["routes"],
             }
         )
     raise TypeError(f"no translation for role {role!r}")

@@ -130,7 +130,7 @@ def test_an_unknown_role_is_refused_with_invalid_argument_naming_it() -> None:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await asyncio.wait_for(call.read(), READ_TIMEOUT)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert caught.value.details() == "node 'edge-x': metadata role='nonsense' is not supported; expected one of edge"
+            assert caught.value.details() == "node 'edge-x': metadata role='nonsense' is not supported; expected one of edge, sidecar, grpc-client"
             assert registry.proxies() == []
 
     asyncio.run(scenario())

@@ -1,0 +1,137 @@
+"""Envoy resources for the sidecar of one service: an outbound listener for exactly the services it
+declares it calls (`xds.upstreams`), and an optional inbound listener in front of the local app."""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf.message import Message
+
+from controlplane.model.mesh import Mesh, Protocol, Service
+from controlplane.roles import SidecarRole
+from controlplane.translate import cluster, endpoint, route
+from controlplane.translate.cluster import ads_config_source
+
+OUTBOUND = "outbound"
+INBOUND = "inbound"
+LOCAL_APP = "local_app"
+
+
+def _pack(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def upstreams_of(mesh: Mesh, service_name: str) -> list[Service]:
+    """The services `service_name` declares it calls that exist in the mesh, by name."""
+    own = mesh.service(service_name)
+    wanted = set(getattr(own, "upstreams", ()) or ()) if own else set()
+    return [s for s in mesh.services if s.name in wanted]
+
+
+def http_listener(
+    name: str, address: str, port: int, *, rds_name: str | None = None, route_config: route_pb2.RouteConfiguration | None = None
+) -> listener_pb2.Listener:
+    manager = hcm_pb2.HttpConnectionManager(
+        stat_prefix=name,
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        strip_any_host_port=True,
+        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router()))],
+    )
+    if rds_name is not None:
+        manager.rds.CopyFrom(hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=rds_name))
+    elif route_config is not None:
+        manager.route_config.CopyFrom(route_config)
+    return listener_pb2.Listener(
+        name=name,
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port)),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[listener_components_pb2.Filter(name="envoy.filters.network.http_connection_manager", typed_config=_pack(manager))]
+            )
+        ],
+    )
+
+
+def _to_cluster(service: Service) -> rc.Route:
+    """A catch-all route to `service` with the service's own retry policy and timeouts."""
+    built = route.service_route(service)
+    routed = rc.Route()
+    routed.CopyFrom(built)
+    routed.match.CopyFrom(rc.RouteMatch(prefix="/"))
+    return routed
+
+
+def outbound_routes(upstreams: list[Service]) -> route_pb2.RouteConfiguration:
+    """The app calls an upstream by its service name as authority (`grpc.default_authority`), or
+    through the catch-all host by the path prefix the upstream declares."""
+    virtual_hosts = [rc.VirtualHost(name=s.name, domains=[s.name], routes=[_to_cluster(s)]) for s in upstreams]
+    by_prefix = sorted((s for s in upstreams if s.route.path_prefix != "/"), key=lambda s: (-len(s.route.path_prefix), s.name))
+    catch_all = [route.service_route(s) for s in by_prefix]
+    if len(upstreams) == 1 and not by_prefix:
+        catch_all.append(_to_cluster(upstreams[0]))
+    if catch_all:
+        virtual_hosts.append(rc.VirtualHost(name="_any_", domains=["*"], routes=catch_all))
+    return route_pb2.RouteConfiguration(name=OUTBOUND, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False))
+
+
+def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
+    """The app next to the sidecar, on loopback."""
+    protocol_source = own if own is not None else None
+    template = cluster.service_cluster(protocol_source) if protocol_source else None
+    local = cluster_pb2.Cluster(
+        name=LOCAL_APP,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration_pb2.Duration(seconds=1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=LOCAL_APP,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port))
+                            )
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    if template is not None and (own is None or own.protocol is not Protocol.HTTP1):
+        for key, value in template.typed_extension_protocol_options.items():
+            local.typed_extension_protocol_options[key].CopyFrom(value)
+    return local
+
+
+def sidecar_resources(mesh: Mesh, role: SidecarRole) -> dict[str, dict[str, Message]]:
+    upstreams = upstreams_of(mesh, role.service)
+    clusters: dict[str, Message] = {s.name: cluster.service_cluster(s) for s in upstreams}
+    listeners: dict[str, Message] = {OUTBOUND: http_listener(OUTBOUND, role.outbound_address, role.outbound_port, rds_name=OUTBOUND)}
+    if role.inbound_port is not None and role.app_port is not None:
+        clusters[LOCAL_APP] = local_app_cluster(mesh.service(role.service), role.app_address, role.app_port)
+        inbound_routes = route_pb2.RouteConfiguration(
+            name=INBOUND,
+            virtual_hosts=[
+                rc.VirtualHost(
+                    name="local",
+                    domains=["*"],
+                    routes=[rc.Route(match=rc.RouteMatch(prefix="/"), route=rc.RouteAction(cluster=LOCAL_APP, timeout=duration_pb2.Duration()))],
+                )
+            ],
+        )
+        listeners[INBOUND] = http_listener(INBOUND, role.inbound_address, role.inbound_port, route_config=inbound_routes)
+    return {
+        "clusters": clusters,
+        "endpoints": {s.name: endpoint.load_assignment(s) for s in upstreams},
+        "listeners": listeners,
+        "routes": {OUTBOUND: outbound_routes(upstreams)},
+    }

@@ -1,0 +1,46 @@
+"""A proxyless gRPC client: `python xds_client.py TARGET N` makes N calls to an `xds:///` target
+(GRPC_XDS_BOOTSTRAP names the control plane) over one channel and prints who answered as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+
+import grpc
+
+from controlplane.proto import routeguide_pb2 as pb
+from controlplane.proto import routeguide_pb2_grpc as pb_grpc
+
+
+def main() -> int:
+    target, calls = sys.argv[1], int(sys.argv[2])
+    wait_for = set(sys.argv[3].split(",")) if len(sys.argv) > 3 and sys.argv[3] else set()
+    answered: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.RouteGuideStub(channel)
+        # First wait until the client has resolved the target (and, if asked, sees every address).
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            try:
+                seen.add(stub.GetFeature(pb.Point(latitude=1, longitude=1), timeout=5, wait_for_ready=True).served_by.address)
+            except grpc.RpcError as error:
+                failures["warmup:" + error.code().name] += 1
+                time.sleep(0.1)
+                continue
+            if wait_for <= seen:
+                break
+        for _ in range(calls):
+            try:
+                answered[stub.GetFeature(pb.Point(latitude=1, longitude=2), timeout=5).served_by.address] += 1
+            except grpc.RpcError as error:
+                failures[error.code().name] += 1
+    print(json.dumps({"answered": answered, "failures": failures, "seen_during_warmup": sorted(seen)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
