@@ -14,6 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
+from controlplane.discovery.ecs import TaskFilter
+from controlplane.discovery.events import SqsEventSource
 from controlplane.discovery.poller import ClusterSyncStatus, PollingDiscovery
 from controlplane.discovery.state import ClusterState
 from controlplane.events import Event, EventBus
@@ -30,18 +32,35 @@ log = structlog.get_logger()
 
 def aws_clients(settings: Settings) -> tuple[Any, Any]:
     """boto3 clients; AWS_ENDPOINT_URL_ECS / _EC2 point them at a local ECS with no special code."""
-    config = Config(retries={"mode": "adaptive", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+    # Adaptive mode rate-limits the client itself after throttles. A failed read is retried at the
+    # next sync anyway (the last good view keeps serving), so attempts stay few.
+    config = Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=20)
     session = boto3.session.Session(region_name=settings.region)
     return session.client("ecs", config=config), session.client("ec2", config=config)
+
+
+def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
+    """SQS (long polls: the read timeout outlasts the 20 s wait) and SSM (ECS Anywhere addresses)."""
+    session = boto3.session.Session(region_name=settings.region)
+    sqs = session.client(
+        "sqs", config=Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=30)
+    )
+    ssm = session.client("ssm", config=Config(retries={"mode": "adaptive", "max_attempts": 5}, connect_timeout=5, read_timeout=20))
+    return sqs, ssm
 
 
 class ControlPlane:
     """Wires the stages together; start() and stop() make it usable in-process by tests."""
 
-    def __init__(self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None, sqs: Any | None = None, ssm: Any | None = None
+    ) -> None:
         self.settings = settings
         if ecs is None or ec2 is None:
             ecs, ec2 = aws_clients(settings)
+        if sqs is None or ssm is None:
+            default_sqs, default_ssm = aws_discovery_clients(settings)
+            sqs, ssm = sqs or default_sqs, ssm or default_ssm
         self.cache = SnapshotCache()
         self.registry = ProxyRegistry()
         self.events = EventBus()
@@ -54,9 +73,16 @@ class ControlPlane:
             self.publish,
             interval=settings.poll_interval_seconds,
             on_sync=self._on_sync,
+            events=SqsEventSource(sqs, settings.events_queue_url) if settings.events_queue_url else None,
+            resync_interval=settings.resync_interval_seconds,
+            discover_clusters=settings.discover_clusters,
+            task_filter=TaskFilter(services=settings.service_filter, families=settings.family_filter),
+            max_concurrency=settings.discovery_concurrency,
+            ssm=ssm,
+            trust_event_details=settings.events_trust_details,
         )
         for cluster in self.discovery.clusters:
-            self.metrics.track_view_age(cluster, lambda c=cluster: self.discovery.status[c].last_success_at)
+            self.metrics.track_view_age(cluster, lambda c=cluster: getattr(self.discovery.status.get(c), "last_success_at", None))
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
@@ -163,6 +189,7 @@ class ControlPlane:
             admin=f"{s.admin_address}:{self.admin_port}",
             metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
             clusters=s.clusters,
+            discovery=self.discovery.mode,
         )
         self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))

@@ -24,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from controlplane.demo.run import main as demo_main
 
         return demo_main(args[1:])
+    if args and args[0] == "render":
+        from controlplane.render import main as render_main
+
+        return render_main(args[1:])
 
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xds-tls-client-ca", help="PEM CA that proxies' client certificates must chain to (mTLS)")
     serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
+    serve.add_argument("--aws-max-attempts", type=int, help="attempts per AWS call, retries included (default 5, adaptive mode)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 

@@ -32,8 +32,17 @@ class Settings(BaseSettings):
     admin_tls_client_ca: Path | None = None
     metrics_address: str = "127.0.0.1"
     metrics_port: int | None = Field(default=18002, ge=0, le=65535)
+    aws_max_attempts: int = Field(default=5, ge=1, le=20)
     label_prefix: str = DEFAULT_PREFIX
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
+    events_queue_url: str | None = None
+    resync_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    events_trust_details: bool = True
+    discover_clusters: bool = False
+    service_filter: str | None = None
+    family_filter: str | None = None
+    discovery_concurrency: int = Field(default=4, ge=1, le=64)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -42,6 +51,18 @@ class Settings(BaseSettings):
     def _split_clusters(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("service_filter", "family_filter")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"expected a regular expression (matched against the whole name): {exc}") from exc
         return value
 
     @field_validator("label_prefix")

@@ -12,7 +12,6 @@ from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, Ser
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.server.registry import ProxyRecord
 from controlplane.translate.resources import ORDER
-from controlplane.translate.route import DEFAULT_NUM_RETRIES, DEFAULT_RETRY_ON
 
 # The translate modules register every message type that can sit inside an Any we send.
 import controlplane.translate.cluster  # noqa: F401,E402
@@ -63,7 +62,57 @@ def service(s: Service, problems: Iterable[ServiceProblem]) -> api.Service:
         declared_by=s.declared_by,
         endpoints=[endpoint(e) for e in s.endpoints],
         problems=[problem(p) for p in problems if p.service == s.name],
-        policies=api.Policies(load_balancing="round_robin", retry_on=DEFAULT_RETRY_ON, num_retries=DEFAULT_NUM_RETRIES),
+        policies=policies(s),
+    )
+
+
+def policies(s: Service) -> api.Policies:
+    """The traffic policy Envoy gets for this service, as the labels set it (durations in ms)."""
+    p = s.policy
+    lb, check, outlier, limits, retry, timeouts = (
+        p.load_balancing, p.health_check, p.outlier_detection, p.circuit_breakers, p.retry, p.timeouts
+    )
+    grpc_max = timeouts.grpc_timeout_header_max_ms
+    return api.Policies(
+        load_balancing=lb.policy.value,
+        retry_on=",".join(retry.retry_on),
+        num_retries=retry.num_retries,
+        hash_header=lb.hash_header or "",
+        slow_start_ms=lb.slow_start_ms,
+        locality=lb.locality.value,
+        health_check=check.kind.value,
+        health_check_target=(check.grpc_service if check.kind.value == "grpc" else check.path) if check.enabled else "",
+        health_check_interval_ms=check.interval_ms if check.enabled else 0,
+        health_check_timeout_ms=check.timeout_ms if check.enabled else 0,
+        healthy_threshold=check.healthy_threshold if check.enabled else 0,
+        unhealthy_threshold=check.unhealthy_threshold if check.enabled else 0,
+        outlier_detection=outlier.enabled,
+        outlier_consecutive_5xx=outlier.consecutive_5xx or 0,
+        outlier_consecutive_gateway_errors=outlier.consecutive_gateway_errors or 0,
+        outlier_consecutive_local_origin_failures=outlier.consecutive_local_origin_failures or 0,
+        outlier_ejection_time_ms=outlier.base_ejection_ms if outlier.enabled else 0,
+        outlier_max_ejection_percent=outlier.max_ejection_percent if outlier.enabled else 0,
+        max_connections=limits.max_connections,
+        max_pending_requests=limits.max_pending_requests,
+        max_requests=limits.max_requests,
+        max_retries=limits.max_retries,
+        per_try_timeout_ms=retry.per_try_timeout_ms,
+        retry_budget_percent=retry.budget_percent or 0.0,
+        route_timeout_ms=timeouts.route_ms,
+        idle_timeout_ms=timeouts.idle_ms or 0,
+        max_stream_duration_ms=timeouts.max_stream_duration_ms or 0,
+        grpc_timeout="ignored" if grpc_max is None else "unlimited" if grpc_max == 0 else f"{grpc_max}ms",
+        rate_limit_average=p.rate_limit.average if p.rate_limit else 0,
+        rate_limit_period_ms=p.rate_limit.period_ms if p.rate_limit else 0,
+        rate_limit_burst=p.rate_limit.max_tokens if p.rate_limit else 0,
+        upstream_tls=p.tls is not None,
+        tls_sni=p.tls.sni if p.tls else "",
+        weights=[f"{t.service}:{t.weight}" for t in s.split.targets] if s.split else [],
+        upstreams=list(s.upstreams),
+        route_method=s.route.method or "",
+        route_priority=s.route.priority,
+        route_enabled=s.route.enabled and s.subset_of is None,
+        route_headers=[h.name if h.value is None else f"{h.name}={h.value}" for h in s.route.headers],
     )
 
 

@@ -77,14 +77,35 @@ class Snapshot:
         return version_of(self.of(type_url).values())
 
 
-def build_snapshot(resources: Resources, previous: Snapshot | None = None) -> Snapshot:
+class Interner:
+    """Prepared resources by message identity, shared by every role's snapshot of one revision: a
+    message object translated once (see translate.resources) is serialized once."""
+
+    def __init__(self) -> None:
+        # id() is only unique while the object lives: keep the message alongside.
+        self._by_id: dict[int, tuple[object, TypeUrl, str, PreparedResource]] = {}
+
+    def prepare(self, name: str, type_url: TypeUrl, message: object) -> PreparedResource:
+        found = self._by_id.get(id(message))
+        if found is not None and found[0] is message and found[1] is type_url and found[2] == name:
+            return found[3]
+        prepared = prepare(name, type_url, message)
+        self._by_id[id(message)] = (message, type_url, name, prepared)
+        return prepared
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+def build_snapshot(resources: Resources, previous: Snapshot | None = None, interner: Interner | None = None) -> Snapshot:
     """Pack every resource, reusing the previous snapshot's object when the content is unchanged."""
     prepared: dict[TypeUrl, dict[str, PreparedResource]] = {}
+    pack = interner.prepare if interner is not None else prepare
     for type_url in ORDER:
         by_name: dict[str, PreparedResource] = {}
         old = previous.of(type_url) if previous else {}
         for name, message in sorted(resources.of(type_url).items()):
-            fresh = prepare(name, type_url, message)
+            fresh = pack(name, type_url, message)
             kept = old.get(name)
             by_name[name] = kept if kept is not None and kept.version == fresh.version else fresh
         prepared[type_url] = by_name

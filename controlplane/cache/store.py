@@ -7,12 +7,17 @@ import time
 
 import structlog
 
-from controlplane.cache.snapshot import Snapshot, build_snapshot
+from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
 from controlplane.model.mesh import Mesh
 from controlplane.roles import ProxyRole
 from controlplane.translate import translate
 
 log = structlog.get_logger()
+
+
+# Memoised translations (translate.*) return the same message objects across revisions while their
+# input is unchanged; the interner keeps their serialized form for as long as it holds them.
+INTERNER_LIMIT = 200_000
 
 
 class SnapshotCache:
@@ -28,6 +33,7 @@ class SnapshotCache:
         self._revision = 0
         self._changed = asyncio.Event()
         self._snapshots: dict[ProxyRole, tuple[int, Snapshot]] = {}
+        self._interner = Interner()
         self.updated_at: float | None = None
 
     @property
@@ -44,6 +50,8 @@ class SnapshotCache:
             return False
         self._mesh = mesh
         self._revision += 1
+        if len(self._interner) > INTERNER_LIMIT:
+            self._interner = Interner()
         self.updated_at = time.time()
         # Rebuild eagerly for roles already in use, so the first stream to wake does not pay for all.
         for role in list(self._snapshots):
@@ -60,7 +68,7 @@ class SnapshotCache:
         if cached is not None and cached[0] == self._revision:
             return cached[1]
         started = time.perf_counter()
-        snapshot = build_snapshot(translate(self._mesh, role), cached[1] if cached else None)
+        snapshot = build_snapshot(translate(self._mesh, role), cached[1] if cached else None, self._interner)
         self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))
         return snapshot

@@ -51,7 +51,7 @@ def _table(title: str, counts: dict[str, int], names: dict[str, str]) -> str:
 def run(narrator: Narrator) -> dict[str, Any]:
     say = narrator.say
     checks: list[Check] = []
-    with DemoStack() as stack:
+    with DemoStack(address_octets=(10, 20)) as stack:
         say("1. Starting the local ECS API and a route-guide service of 2 tasks ...")
         stack.start_local_ecs()
         task_definition = stack.register()

@@ -74,8 +74,32 @@ def task_address(task: Mapping[str, Any]) -> str | None:
 class DemoStack:
     """Local ECS + control plane + one edge Envoy, as child processes in a temporary directory."""
 
-    def __init__(self, cluster: str = "demo", *, poll_interval: float = 0.5, deactivating_seconds: float = 2.0, work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        cluster: str = "demo",
+        *,
+        poll_interval: float = 0.5,
+        deactivating_seconds: float = 2.0,
+        work_dir: Path | None = None,
+        events_queue: str | None = None,
+        resync_interval: float | None = None,
+        local_ecs_args: Iterable[str] = (),
+        address_octets: tuple[int, int] | None = None,
+    ) -> None:
         self.cluster = cluster
+        # Task and instance addresses are 127.<task octet>.x.y and 127.<instance octet>.x.1. Two local
+        # ECSs on one machine must not share them, so by default each stack draws its own.
+        import random
+
+        task_octet, instance_octet = address_octets or (random.randint(100, 174), random.randint(175, 249))
+        # Event mode: the local ECS routes task state changes to this SQS queue and the control
+        # plane long-polls it.
+        self.events_queue = events_queue
+        self.events_queue_url = ""
+        self.resync_interval = resync_interval
+        self.local_ecs_args = list(local_ecs_args)
+        if "--task-address-octet" not in self.local_ecs_args:
+            self.local_ecs_args += ["--task-address-octet", str(task_octet), "--instance-address-octet", str(instance_octet)]
         self.poll_interval = poll_interval
         self.deactivating_seconds = deactivating_seconds
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="controlplane-demo-")
@@ -99,11 +123,15 @@ class DemoStack:
                 sys.executable, "-m", "controlplane", "local-ecs", "--port", "0",
                 "--deactivating-seconds", str(self.deactivating_seconds),
                 "--log-dir", str(self.work_dir / "tasks"),
+                *(["--events-queue", self.events_queue] if self.events_queue else []),
+                *self.local_ecs_args,
             ],
             self.work_dir,
         ).start()
         ready = self.local_ecs.wait_for_stdout_json("local_ecs.ready", timeout=20)
         self.ecs_url = str(ready["url"])
+        if self.events_queue:
+            self.events_queue_url = str(ready["queues"][self.events_queue])
         self.ecs = boto3.client(
             "ecs", endpoint_url=self.ecs_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
         )
@@ -117,6 +145,8 @@ class DemoStack:
         env.update(
             AWS_ENDPOINT_URL_ECS=self.ecs_url,
             AWS_ENDPOINT_URL_EC2=self.ecs_url,
+            AWS_ENDPOINT_URL_SQS=self.ecs_url,
+            AWS_ENDPOINT_URL_SSM=self.ecs_url,
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",
             AWS_DEFAULT_REGION=REGION,
@@ -135,7 +165,10 @@ class DemoStack:
                 "--xds-address", "127.0.0.1", "--xds-port", str(self.xds_port),
                 "--admin-address", "127.0.0.1", "--admin-port", str(self.admin_port),
                 "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
-                "--poll-interval", str(self.poll_interval), "--log-format", "json", *extra,
+                "--poll-interval", str(self.poll_interval), "--log-format", "json",
+                *(["--events-queue-url", self.events_queue_url] if self.events_queue_url else []),
+                *(["--resync-interval", str(self.resync_interval)] if self.resync_interval else []),
+                *extra,
             ],
             self.work_dir,
             env=self.aws_env(),
@@ -249,6 +282,23 @@ class DemoStack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task {task_arn} still {task['lastStatus']} after {timeout:.0f}s")
             time.sleep(0.1)
+
+    def local_ecs_hook(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call the local ECS test hooks (`/_local/faults`, `/_local/throttle`, `/_local/events`)."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.ecs_url + path, data=json.dumps(body or {}).encode() if method == "POST" else None, method=method
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+            return json.loads(response.read())
+
+    def inject_faults(self, **fault: Any) -> int:
+        """Make the local ECS fail/delay calls: operation, error, rate, latency, duration, service."""
+        return int(self.local_ecs_hook("POST", "/_local/faults", fault)["id"])
+
+    def clear_faults(self) -> None:
+        self.local_ecs_hook("DELETE", "/_local/faults")
 
     @property
     def admin_target(self) -> str:

@@ -79,7 +79,8 @@ def describe_instances(ecs: LocalEcs, params: Mapping[str, Sequence[str]]) -> st
     """The DescribeInstances XML for the requested instance ids (all instances if none)."""
     wanted = _indexed(params, "InstanceId")
     filters = _filters(params)
-    instances = ecs.all_instances()
+    # External (ECS Anywhere) instances are SSM managed instances, unknown to EC2.
+    instances = [i for i in ecs.all_instances() if not i.external]
     by_id = {i.ec2_instance_id: i for i in instances}
     missing = [i for i in wanted if i not in by_id]
     if missing:

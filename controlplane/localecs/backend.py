@@ -39,7 +39,10 @@ from controlplane.localecs.model import (
     Task,
     TaskDefinition,
 )
+from controlplane.localecs.events import EventStream, task_state_change
+from controlplane.localecs.faults import FaultInjector
 from controlplane.localecs.scheduler import plan_service
+from controlplane.localecs.sqs import LocalSqs, Queue
 
 TASK_SUBNET_OCTET = 10
 INSTANCE_SUBNET_OCTET = 20
@@ -48,6 +51,18 @@ MAX_SERVICE_EVENTS = 100
 # A task that ran this long before failing does not count towards the restart backoff.
 RESTART_BACKOFF_RESET_SECONDS = 10.0
 RESTART_BACKOFF_MAX_SECONDS = 10.0
+
+
+ADDRESS_ONLY_LABEL = "local-ecs.address-only"
+
+
+def _address_only(definition: TaskDefinition) -> bool:
+    """A task definition whose containers all carry the label ``local-ecs.address-only=true``
+    runs without processes (scale runs): it still gets an address and goes through the lifecycle."""
+    containers = definition.container_definitions
+    return bool(containers) and all(
+        str((c.get("dockerLabels") or {}).get(ADDRESS_ONLY_LABEL, "")).lower() == "true" for c in containers
+    )
 
 
 def _name_from_ref(ref: str, kind: str) -> str:
@@ -78,8 +93,27 @@ class LocalEcs:
         scheduler_interval_seconds: float = 0.05,
         task_address_octet: int = TASK_SUBNET_OCTET,
         instance_address_octet: int = INSTANCE_SUBNET_OCTET,
+        external_instances_per_cluster: int = 0,
+        processes: bool = True,
+        event_queues: tuple[str, ...] | list[str] = (),
+        event_duplicate_rate: float = 0.0,
+        event_reorder_rate: float = 0.0,
+        throttle_rate: float | None = None,
+        throttle_burst: float | None = None,
+        seed: int | None = None,
     ) -> None:
         self.region = region
+        self.account_id = account_id
+        self.external_instances_per_cluster = external_instances_per_cluster
+        # False: every task is address-only (lifecycle and address, no processes): scale runs.
+        self.processes = processes
+        self.sqs = LocalSqs(region)
+        self.event_stream = EventStream(self.sqs, seed)
+        self.faults = FaultInjector(seed)
+        if throttle_rate:
+            self.faults.throttle(throttle_rate, throttle_burst)
+        for name in event_queues:
+            self.route_events(name, duplicate_rate=event_duplicate_rate, reorder_rate=event_reorder_rate)
         self.arns = Arns(region=region, account=account_id)
         self.timing = Timing(
             provisioning_seconds=provisioning_seconds,
@@ -106,6 +140,8 @@ class LocalEcs:
         self._host_ports = HostPortAllocator()
         self._deployment_ids = itertools.count(int(time.time() * 1000) % 10**12 * 10**6)
         self._closed = threading.Event()
+        # Public: long polls end early when the local ECS shuts down.
+        self.closing = self._closed
         self._scheduler_interval = scheduler_interval_seconds
         self._log = structlog.get_logger()
         self._thread = threading.Thread(target=self._scheduler_loop, name="local-ecs-scheduler", daemon=True)
@@ -120,16 +156,20 @@ class LocalEcs:
             if existing is not None:
                 return existing
             cluster = Cluster(name=name, arn=self.arns.cluster(name), tags=list(tags or []))
-            for index in range(self.instances_per_cluster):
+            # EC2 instances first, then ECS Anywhere (EXTERNAL) ones, whose id is an SSM managed instance id.
+            kinds = [(False, index) for index in range(self.instances_per_cluster)]
+            kinds += [(True, index) for index in range(self.external_instances_per_cluster)]
+            for external, index in kinds:
                 instance_id = model.new_task_id()
                 cluster.instances.append(
                     ContainerInstance(
                         arn=self.arns.container_instance(name, instance_id),
                         id=instance_id,
                         cluster=name,
-                        ec2_instance_id=model.new_instance_id(),
+                        ec2_instance_id=model.new_managed_instance_id() if external else model.new_instance_id(),
                         address=self._instance_addresses.acquire(),
                         availability_zone=self._zone(index),
+                        external=external,
                     )
                 )
             self._clusters[name] = cluster
@@ -285,6 +325,8 @@ class LocalEcs:
 
     def _default_launch_type(self, definition: TaskDefinition) -> str:
         requires = definition.body.get("requiresCompatibilities") or []
+        if requires == ["EXTERNAL"]:
+            return "EXTERNAL"
         return "FARGATE" if requires == ["FARGATE"] else "EC2"
 
     def _launch(
@@ -313,9 +355,11 @@ class LocalEcs:
         task_id = model.new_task_id()
         instance: ContainerInstance | None = None
         if launch_type != "FARGATE":
-            if not cluster.instances:
+            # EXTERNAL (ECS Anywhere) tasks go to external instances, EC2 tasks to EC2 ones.
+            candidates = [i for i in cluster.instances if i.external == (launch_type == "EXTERNAL")]
+            if not candidates:
                 raise InvalidParameterException("No Container Instances were found in your cluster.")
-            instance = cluster.instances[cluster.next_instance % len(cluster.instances)]
+            instance = candidates[cluster.next_instance % len(candidates)]
             cluster.next_instance += 1
         if network_mode == "awsvpc":
             host_address = self._task_addresses.acquire()
@@ -351,7 +395,10 @@ class LocalEcs:
             task.mac_address = "0a:" + ":".join(f"{b:02x}" for b in mac)
             task.attachment_id = model.new_uuid()
         task.containers = [self._container(task, c, overrides) for c in definition.container_definitions]
+        task.address_only = not self.processes or _address_only(definition)
+        task.on_change = self._task_changed
         self._tasks[task.arn] = task
+        self._task_changed(task)
         runner = TaskRunner(task, self._lock, self.timing, self.log_dir, self._on_task_finished)
         self._runners[task.arn] = runner
         runner.start()
@@ -364,6 +411,43 @@ class LocalEcs:
             group=group,
         )
         return task
+
+    # --- events, queues and faults ------------------------------------------------------------
+
+    def _task_changed(self, task: Task) -> None:
+        """Emit the task's state change event (called under the lock, after every change)."""
+        if not self.event_stream.active:
+            return
+        from controlplane.localecs.api_ecs import render_task  # the API layer imports us
+
+        self.event_stream.emit(task_state_change(render_task(task), self.region, self.account_id, task.updated_at))
+
+    def route_events(self, queue_name: str, *, duplicate_rate: float = 0.0, reorder_rate: float = 0.0) -> Queue:
+        """Deliver every ECS task state change to SQS queue ``queue_name`` (created if missing),
+        as an EventBridge rule on ``source: aws.ecs`` with that queue as target would."""
+        queue = self.sqs.create_queue(queue_name)
+        self.event_stream.route(queue, duplicate_rate=duplicate_rate, reorder_rate=reorder_rate)
+        return queue
+
+    def inject_faults(
+        self,
+        operation: str = "*",
+        error: str | None = "ServerException",
+        rate: float = 1.0,
+        latency: float = 0.0,
+        duration: float | None = None,
+        service: str = "ecs",
+    ) -> int:
+        """Fail (``error`` with probability ``rate``) and/or delay (``latency`` s) calls to
+        ``service``'s ``operation`` ("*" = all) for ``duration`` seconds or until cleared."""
+        return self.faults.inject(operation=operation, error=error, rate=rate, latency=latency, duration=duration, service=service)
+
+    def clear_faults(self, fault_id: int | None = None) -> None:
+        self.faults.clear(fault_id)
+
+    def throttle(self, rate: float | None, burst: float | None = None, operation: str = "*", service: str = "ecs") -> None:
+        """ThrottlingException above ``rate`` calls/s per operation (None lifts the limit)."""
+        self.faults.throttle(rate, burst, operation=operation, service=service)
 
     def _container(self, task: Task, definition: dict[str, Any], overrides: dict[str, Any]) -> Container:
         name = definition["name"]
@@ -603,6 +687,7 @@ class LocalEcs:
             try:
                 self._reconcile()
                 self._expire_stopped()
+                self.event_stream.flush(older_than=0.2)
             except Exception:  # keep scheduling whatever one tick hit
                 self._log.exception("local_ecs.scheduler_tick_failed")
 
@@ -696,6 +781,7 @@ class LocalEcs:
         with self._lock:
             # Under the lock: no request can launch a task after this point.
             self._closed.set()
+        self.sqs.stop_waiters()
         self._thread.join(timeout=5)
         with self._lock:
             runners = list(self._runners.values())

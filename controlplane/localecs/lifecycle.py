@@ -147,6 +147,11 @@ class TaskRunner:
             return False
         with self._lock:
             task.pull_stopped_at = time.time()
+        if task.address_only:
+            with self._lock:
+                for container in task.containers:
+                    container.runtime_id = f"local-address-only-{task.id[:12]}"
+            return self._started()
         for container in task.containers:
             if not container.command:
                 self._fail(
@@ -183,6 +188,10 @@ class TaskRunner:
             if not task.stop_requested.is_set():
                 self._fail("TaskFailedToStart", reason + self._log_hint())
             return False
+        return self._started()
+
+    def _started(self) -> bool:
+        task = self.task
         with self._lock:
             task.started_at = time.time()
             task.last_status = model.RUNNING
@@ -190,6 +199,8 @@ class TaskRunner:
                 container.last_status = model.RUNNING
             task.touch()
         self._log.info("local_ecs.task_started", address=task.host_address)
+        if task.address_only:
+            return True
         for container in task.containers:
             if container.health_check:
                 checker = HealthChecker(
@@ -232,6 +243,10 @@ class TaskRunner:
     def _watch(self) -> None:
         """Wait while RUNNING: until a stop is requested or an essential container exits."""
         task = self.task
+        if task.address_only:
+            # Nothing to watch: no busy polling, so that thousands of these stay cheap.
+            task.stop_requested.wait()
+            return
         while not task.stop_requested.wait(0.05):
             for container in task.containers:
                 process = self._processes.get(container.name)
@@ -271,6 +286,9 @@ class TaskRunner:
     def _stop_processes(self) -> None:
         for checker in self._checkers:
             checker.stop()
+        if self.task.address_only and self.task.started_at is not None:
+            self._set_status(model.STOPPING)
+            return
         if not self._processes:
             return
         self._set_status(model.STOPPING)

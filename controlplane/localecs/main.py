@@ -25,6 +25,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--deactivating-seconds", type=float, default=1.0, help="drain delay before SIGTERM")
     parser.add_argument("--log-dir", default=None, help="directory for task stdout/stderr (default: a temp dir)")
     parser.add_argument("--stopped-retention-seconds", type=float, default=600.0, help="how long STOPPED tasks stay listable")
+    parser.add_argument("--instances", type=int, default=2, help="EC2 container instances per cluster")
+    parser.add_argument("--external-instances", type=int, default=0, help="ECS Anywhere (EXTERNAL) instances per cluster, addressed through SSM")
+    parser.add_argument("--no-processes", action="store_true", help="address-only tasks: lifecycle and addresses, no processes (scale runs)")
+    parser.add_argument("--events-queue", action="append", default=[], metavar="NAME", help="SQS queue that receives every ECS task state change event (repeatable)")
+    parser.add_argument("--event-duplicate-rate", type=float, default=0.0, help="probability an event is delivered twice")
+    parser.add_argument("--event-reorder-rate", type=float, default=0.0, help="probability an event is delivered after the next one")
+    parser.add_argument("--throttle-rate", type=float, default=None, help="ThrottlingException above this many calls/s per ECS operation")
+    parser.add_argument("--throttle-burst", type=float, default=None, help="burst allowed above --throttle-rate")
+    parser.add_argument("--task-address-octet", type=int, default=10, help="awsvpc tasks get 127.N.x.y (another octet keeps two local ECSs apart)")
+    parser.add_argument("--instance-address-octet", type=int, default=20, help="container instances get 127.N.x.y")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the injected randomness (duplicates, reordering, fault rates)")
     return parser
 
 
@@ -44,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
             deactivating_seconds=args.deactivating_seconds,
             log_dir=args.log_dir,
             stopped_retention_seconds=args.stopped_retention_seconds,
+            instances_per_cluster=args.instances,
+            external_instances_per_cluster=args.external_instances,
+            processes=not args.no_processes,
+            event_queues=args.events_queue,
+            event_duplicate_rate=args.event_duplicate_rate,
+            event_reorder_rate=args.event_reorder_rate,
+            throttle_rate=args.throttle_rate,
+            throttle_burst=args.throttle_burst,
+            seed=args.seed,
+            task_address_octet=args.task_address_octet,
+            instance_address_octet=args.instance_address_octet,
         )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
@@ -56,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.start()
-        print(json.dumps({"event": "local_ecs.ready", "url": server.url, "log_dir": server.ecs.log_dir}), flush=True)
+        queues = {q.name: q.url for q in server.ecs.sqs.queues()}
+        print(json.dumps({"event": "local_ecs.ready", "url": server.url, "log_dir": server.ecs.log_dir, "queues": queues}), flush=True)
         while not stop.wait(0.5):
             pass
     finally:

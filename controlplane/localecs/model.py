@@ -36,6 +36,11 @@ def new_instance_id() -> str:
     return "i-" + secrets.token_hex(9)[:17]
 
 
+def new_managed_instance_id() -> str:
+    """An SSM managed instance id (ECS Anywhere): ``mi-`` and 17 hex digits."""
+    return "mi-" + secrets.token_hex(9)[:17]
+
+
 @dataclass(frozen=True)
 class Arns:
     """Builds ARNs for one region and account."""
@@ -86,6 +91,9 @@ class ContainerInstance:
     address: str
     availability_zone: str
     registered_at: float = field(default_factory=time.time)
+    # ECS Anywhere: an on-premises server registered through SSM. Its "ec2InstanceId" is its
+    # managed instance id (mi-...), EC2 does not know it, SSM reports its address.
+    external: bool = False
 
 
 @dataclass
@@ -193,8 +201,13 @@ class Task:
     stop_code: str | None = None
     stopped_reason: str | None = None
     version: int = 1
+    updated_at: float = field(default_factory=time.time)
     # Set by whoever asks the task to stop; the task runner thread waits on it.
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    # Address-only task (scale runs): goes through the lifecycle without processes.
+    address_only: bool = False
+    # Called (under the LocalEcs lock) after every state change: the event stream.
+    on_change: Any = field(default=None, repr=False, compare=False)
 
     @property
     def health_status(self) -> str:
@@ -212,8 +225,11 @@ class Task:
         return self.host_address if self.network_mode == "awsvpc" else None
 
     def touch(self) -> None:
-        """Bump ``version`` as AWS does on every state change."""
+        """Bump ``version`` as AWS does on every state change, and emit the change event."""
         self.version += 1
+        self.updated_at = time.time()
+        if self.on_change is not None:
+            self.on_change(self)
 
 
 @dataclass

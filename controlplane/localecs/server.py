@@ -11,7 +11,9 @@ from typing import Any
 
 import structlog
 
-from controlplane.localecs import api_ec2, api_ecs
+import time
+
+from controlplane.localecs import api_ec2, api_ecs, api_ssm, sqs
 from controlplane.localecs.addresses import is_loopback
 from controlplane.localecs.backend import LocalEcs
 from controlplane.localecs.errors import EcsError
@@ -25,8 +27,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Every request is already logged by the operation that ran; no stderr access log.
         return
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", secrets.token_hex(16))
@@ -34,28 +38,116 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self.path.startswith("/_local/"):
+            self._local("GET", b"")
+            return
         # A liveness probe for scripts waiting on the server.
         self._reply(200, b'{"status": "ok"}', "application/json")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+        self._local("DELETE", b"")
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_local/"):
+            self._local("POST", raw)
+            return
         target = self.headers.get("X-Amz-Target")
-        if target:
+        if target and target.startswith(sqs.TARGET_PREFIX):
+            self._sqs(target, raw)
+        elif target and target.startswith(api_ssm.TARGET_PREFIX):
+            self._ecs(target, raw, service="ssm")
+        elif target:
             self._ecs(target, raw)
         else:
             self._ec2(raw)
 
-    def _ecs(self, target: str, raw: bytes) -> None:
+    def _fault(self, service: str, operation: str) -> EcsError | None:
+        """Injected latency (slept here, outside every lock) and injected or throttling errors."""
+        outcome = self.server.ecs.faults.check(service, operation)
+        if outcome.latency:
+            time.sleep(outcome.latency)
+        if outcome.error is None:
+            return None
+        error = EcsError(outcome.message)
+        error.code = outcome.error
+        error.status = outcome.status
+        return error
+
+    def _local(self, method: str, raw: bytes) -> None:
+        """Test hooks for subprocess-based tests: faults, throttling, event routes."""
+        ecs = self.server.ecs
+        try:
+            body = json.loads(raw or b"{}")
+            path = self.path.split("?", 1)[0].rstrip("/")
+            result: Any
+            if path == "/_local/faults" and method == "POST":
+                result = {"id": ecs.inject_faults(**body)}
+            elif path == "/_local/faults" and method == "DELETE":
+                ecs.clear_faults()
+                result = {"cleared": True}
+            elif path == "/_local/faults":
+                result = {"faults": ecs.faults.faults(), "limits": ecs.faults.limits(), "throttled": ecs.faults.throttled}
+            elif path == "/_local/throttle" and method == "POST":
+                ecs.throttle(body.get("rate"), body.get("burst"), body.get("operation", "*"), body.get("service", "ecs"))
+                result = {"limits": ecs.faults.limits()}
+            elif path == "/_local/events" and method == "POST":
+                queue = ecs.route_events(
+                    str(body["queue"]),
+                    duplicate_rate=float(body.get("duplicate_rate", 0.0)),
+                    reorder_rate=float(body.get("reorder_rate", 0.0)),
+                )
+                result = {"QueueUrl": queue.url}
+            else:
+                self._reply(404, json.dumps({"error": f"no {method} {path}"}).encode(), "application/json")
+                return
+        except (TypeError, KeyError, ValueError) as exc:
+            self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
+            return
+        self._reply(200, json.dumps(result).encode(), "application/json")
+
+    def _sqs(self, target: str, raw: bytes) -> None:
+        content_type = "application/x-amz-json-1.0"
+        try:
+            params = json.loads(raw or b"{}")
+            if not isinstance(params, dict):
+                raise sqs.InvalidParameterValue("request body must be a JSON object")
+            fault = self._fault("sqs", target[len(sqs.TARGET_PREFIX):])
+            if fault is not None:
+                raise fault
+            # No ECS lock: a long poll waits here.
+            response = sqs.handle(self.server.ecs.sqs, target, params, self.server.ecs.closing)
+        except EcsError as exc:
+            headers = exc.headers if isinstance(exc, sqs.SqsError) else {}
+            body = json.dumps({"__type": exc.code, "message": exc.message}).encode()
+            self._reply(exc.status, body, content_type, headers)
+            return
+        except json.JSONDecodeError as exc:
+            self._reply(400, json.dumps({"__type": "SerializationException", "message": str(exc)}).encode(), content_type)
+            return
+        except Exception as exc:  # a bug here must reach the client as a 500, not a hang
+            structlog.get_logger().exception("local_sqs.request_crashed", target=target)
+            self._reply(500, json.dumps({"__type": "InternalFailure", "message": str(exc)}).encode(), content_type)
+            return
+        self._reply(200, json.dumps(response).encode(), content_type)
+
+    def _ecs(self, target: str, raw: bytes, service: str = "ecs") -> None:
         log = structlog.get_logger()
         content_type = "application/x-amz-json-1.1"
         try:
             params = json.loads(raw or b"{}")
             if not isinstance(params, dict):
                 raise EcsError("request body must be a JSON object")
+            fault = self._fault(service, target.rsplit(".", 1)[-1])
+            if fault is not None:
+                raise fault
             # One lock for the whole operation: a response never mixes two task states.
             with self.server.ecs.lock:
-                response = api_ecs.handle(self.server.ecs, target, params)
+                if service == "ssm":
+                    response = api_ssm.handle(self.server.ecs, target, params)
+                else:
+                    response = api_ecs.handle(self.server.ecs, target, params)
         except EcsError as exc:
             log.info("local_ecs.request_failed", target=target, code=exc.code, message=exc.message)
             body = json.dumps({"__type": exc.code, "message": exc.message}).encode()
@@ -76,6 +168,10 @@ class _Handler(BaseHTTPRequestHandler):
         params = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
         if "Action" not in params:
             self._reply(400, api_ec2.error_xml("MissingAction", "No X-Amz-Target header and no Action parameter").encode(), "text/xml")
+            return
+        fault = self._fault("ec2", params["Action"][0])
+        if fault is not None:
+            self._reply(fault.status, api_ec2.error_xml(fault.code, fault.message).encode(), "text/xml")
             return
         try:
             with self.server.ecs.lock:
@@ -114,6 +210,9 @@ class LocalEcsServer:
                 self.ecs.close()
             raise
         self._thread: threading.Thread | None = None
+        self.ecs.sqs.base_url = self.url
+        for queue in self.ecs.sqs.queues():
+            queue.url = f"{self.url}/{sqs.ACCOUNT}/{queue.name}"
 
     @property
     def url(self) -> str:

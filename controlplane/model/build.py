@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable, Mapping
 
 from controlplane.discovery.state import ClusterState, TaskDefinition
 from controlplane.errors import LabelError
-from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container, unknown_labels
+from controlplane.model.labels import (
+    DEFAULT_PREFIX,
+    ServiceDeclaration,
+    parse_declarations,
+    unknown_labels,
+)
 from controlplane.model.lifecycle import endpoint_health
-from controlplane.model.mesh import Endpoint, Mesh, Service, ServiceProblem
+from controlplane.model.mesh import (
+    Endpoint,
+    Mesh,
+    RouteMatch,
+    Service,
+    ServiceProblem,
+    Split,
+    WeightedTarget,
+)
 
 
 def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> Mesh:
@@ -48,7 +61,7 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> 
     for name in sorted(declarations):
         task_definition, winner = _newest(declarations[name])
         for other_td, other in declarations[name]:
-            if (other.protocol, other.route, other.container_port) != (winner.protocol, winner.route, winner.container_port):
+            if other.settings() != winner.settings():
                 problems.append(
                     ServiceProblem(
                         service=name,
@@ -61,17 +74,23 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> 
                         ),
                     )
                 )
-        services.append(
-            Service(
-                name=name,
-                protocol=winner.protocol,
-                route=winner.route,
-                container_port=winner.container_port,
-                declared_by=task_definition.display_name,
-                endpoints=tuple(sorted(endpoints[name].values(), key=lambda e: (e.address, e.port))),
-            )
+        service = Service(
+            name=name,
+            protocol=winner.protocol,
+            route=winner.route,
+            container_port=winner.container_port,
+            declared_by=task_definition.display_name,
+            endpoints=tuple(sorted(endpoints[name].values(), key=lambda e: (e.address, e.port))),
+            policy=winner.policy,
+            split=winner.split,
+            newest_revision_weight=winner.newest_revision_weight,
+            upstreams=winner.upstreams,
         )
+        services.extend(_with_revision_subsets(service, {td.display_name: td.revision for td, _ in declarations[name]}))
     services = _without_route_conflicts(services, problems, prefix)
+    kept_names = {s.name for s in services}
+    services = [s for s in services if s.subset_of is None or s.subset_of in kept_names]
+    services = sorted(_with_resolved_splits(services, problems, prefix), key=lambda s: s.name)
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
@@ -81,26 +100,28 @@ def _declarations(
 ) -> list[ServiceDeclaration]:
     found: list[ServiceDeclaration] = []
     for container in task_definition.containers:
-        try:
-            declaration = parse_container(container, prefix)
-        except LabelError as error:
-            problems.append(
-                ServiceProblem(
-                    service=container.labels.get(prefix + "service"),
-                    task_definition=task_definition.display_name,
-                    container=container.name,
-                    label=error.label,
-                    value=error.value,
-                    message=f"task definition {task_definition.display_name}, container {container.name!r}: {error}",
+        parsed = parse_declarations(container, prefix)
+        for result in parsed:
+            if isinstance(result, LabelError):
+                problems.append(
+                    ServiceProblem(
+                        service=_declared_name(container.labels, result, prefix),
+                        task_definition=task_definition.display_name,
+                        container=container.name,
+                        label=result.label,
+                        value=result.value,
+                        message=f"task definition {task_definition.display_name}, container {container.name!r}: {result}",
+                    )
                 )
-            )
+            else:
+                found.append(result)
+        if not parsed:
             continue
-        if declaration is None:
-            continue
+        first = next((d.name for d in found if d.container == container.name), None)
         for label in unknown_labels(container.labels, prefix):
             problems.append(
                 ServiceProblem(
-                    service=declaration.name,
+                    service=first or container.labels.get(prefix + "service"),
                     task_definition=task_definition.display_name,
                     container=container.name,
                     label=label,
@@ -112,8 +133,17 @@ def _declarations(
                     ),
                 )
             )
-        found.append(declaration)
     return found
+
+
+def _declared_name(labels: Mapping[str, str], error: LabelError, prefix: str) -> str | None:
+    """The service name of the (possibly indexed) declaration whose label is malformed."""
+    label = error.label or ""
+    rest = label[len(prefix) :] if label.startswith(prefix) else ""
+    index, dot, _ = rest.partition(".")
+    if index.isdigit() and dot:
+        return labels.get(f"{prefix}{index}.service")
+    return labels.get(prefix + "service")
 
 
 def _newest(candidates: list[tuple[TaskDefinition, ServiceDeclaration]]) -> tuple[TaskDefinition, ServiceDeclaration]:
@@ -124,15 +154,15 @@ def _newest(candidates: list[tuple[TaskDefinition, ServiceDeclaration]]) -> tupl
 def _without_route_conflicts(
     services: list[Service], problems: list[ServiceProblem], prefix: str = DEFAULT_PREFIX
 ) -> list[Service]:
-    """Two services cannot own the same host and path prefix: the first by name keeps it."""
-    owners: dict[tuple[str, str], str] = {}
+    """Two services cannot own the same host and match (path and headers): the first by name keeps it."""
+    owners: dict[tuple[str, str, tuple[object, ...]], str] = {}
     kept: list[Service] = []
     for service in services:
-        clashes = [
-            owners[(host, service.route.path_prefix)]
-            for host in service.route.hosts
-            if (host, service.route.path_prefix) in owners
-        ]
+        if not service.route.enabled:
+            kept.append(service)
+            continue
+        keys = [(host, service.route.path_key, service.route.headers) for host in service.route.hosts]
+        clashes = [owners[key] for key in keys if key in owners]
         if clashes:
             problems.append(
                 ServiceProblem(
@@ -141,13 +171,95 @@ def _without_route_conflicts(
                     container="",
                     message=(
                         f"service {service.name!r}: route hosts={','.join(service.route.hosts)} "
-                        f"prefix={service.route.path_prefix} is already served by {clashes[0]!r}; "
+                        f"{service.route.path_key}{_headers_text(service.route)} is already served by {clashes[0]!r}; "
                         f"give one of them a different {prefix}route.hosts or {prefix}route.prefix"
                     ),
                 )
             )
             continue
-        for host in service.route.hosts:
-            owners[(host, service.route.path_prefix)] = service.name
+        for key in keys:
+            owners[key] = service.name
         kept.append(service)
     return kept
+
+
+def _headers_text(route: RouteMatch) -> str:
+    if not route.headers:
+        return ""
+    return " headers=" + ",".join(h.name if h.value is None else f"{h.name}={h.value}" for h in route.headers)
+
+
+def subset_name(service: str, task_definition: str) -> str:
+    """The per-revision subset of a service: `orders@orders:7` (service names never contain '@')."""
+    return f"{service}@{task_definition}"
+
+
+def _with_revision_subsets(service: Service, revisions: dict[str, int]) -> list[Service]:
+    """A service split by revision: the newest revision gets its percent, the older ones share the rest
+    in proportion to their endpoints. Each revision is a subset service (its own cluster, no route)."""
+    weight = service.newest_revision_weight
+    if weight is None or service.split is not None:
+        return [service]
+    by_revision: dict[str, list[Endpoint]] = defaultdict(list)
+    for endpoint in service.endpoints:
+        by_revision[endpoint.task_definition].append(endpoint)
+    older = {td: eps for td, eps in by_revision.items() if td != service.declared_by}
+    if not older:
+        return [service]
+    older_total = sum(len(eps) for eps in older.values())
+    targets = [WeightedTarget(subset_name(service.name, service.declared_by), weight * older_total)]
+    targets += [WeightedTarget(subset_name(service.name, td), (100 - weight) * len(eps)) for td, eps in older.items()]
+    subsets = [
+        Service(
+            name=target.service,
+            protocol=service.protocol,
+            route=RouteMatch(enabled=False),
+            container_port=service.container_port,
+            declared_by=service.declared_by,
+            endpoints=tuple(by_revision[target.service.split("@", 1)[1]]),
+            policy=service.policy,
+            subset_of=service.name,
+        )
+        for target in targets
+    ]
+    split = Split(tuple(sorted(targets, key=lambda t: (-revisions.get(t.service.split("@", 1)[1], 0), t.service))))
+    return [_replace(service, split=split), *subsets]
+
+
+def _replace(service: Service, **changes: object) -> Service:
+    import dataclasses
+
+    return dataclasses.replace(service, **changes)  # type: ignore[arg-type]
+
+
+def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem], prefix: str) -> list[Service]:
+    """Weights naming services we do not serve are dropped with a warning; the route is never dropped
+    (with no target left it goes to the service itself)."""
+    served = {service.name for service in services}
+    resolved: list[Service] = []
+    for service in services:
+        if service.split is None or service.subset_of is not None:
+            resolved.append(service)
+            continue
+        missing = [t.service for t in service.split.targets if t.service not in served]
+        kept = tuple(t for t in service.split.targets if t.service in served)
+        if missing:
+            problems.append(
+                ServiceProblem(
+                    service=service.name,
+                    task_definition=service.declared_by,
+                    container="",
+                    label=prefix + "route.weights",
+                    value=",".join(f"{t.service}:{t.weight}" for t in service.split.targets),
+                    severity="warning",
+                    message=(
+                        f"service {service.name!r}: label {prefix}route.weights names {', '.join(repr(m) for m in missing)}, "
+                        f"which no running task serves; {'the remaining weights are used' if kept and sum(t.weight for t in kept) else 'calls go to ' + repr(service.name)}"
+                    ),
+                )
+            )
+        if not kept or sum(t.weight for t in kept) == 0:
+            resolved.append(_replace(service, split=None))
+        else:
+            resolved.append(_replace(service, split=Split(kept)))
+    return resolved

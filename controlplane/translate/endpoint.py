@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from envoy.config.core.v3 import address_pb2, base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, wrappers_pb2
 
-from controlplane.model.mesh import EndpointHealth, Service
+from controlplane.model.mesh import EndpointHealth, LocalityMode, Service
 
 HEALTH = {
     EndpointHealth.HEALTHY: health_check_pb2.HEALTHY,
@@ -16,6 +18,7 @@ HEALTH = {
 METADATA_NAMESPACE = "ecs"
 
 
+@functools.lru_cache(maxsize=65536)
 def load_assignment(service: Service) -> endpoint_pb2.ClusterLoadAssignment:
     """The endpoints of a service, grouped by availability zone (one locality per zone)."""
     by_zone: dict[str, list[endpoint_components_pb2.LbEndpoint]] = {}
@@ -33,11 +36,15 @@ def load_assignment(service: Service) -> endpoint_pb2.ClusterLoadAssignment:
             metadata=base_pb2.Metadata(filter_metadata={METADATA_NAMESPACE: metadata}),
         )
         by_zone.setdefault(endpoint.availability_zone, []).append(lb_endpoint)
+    # Locality-weighted balancing needs a weight per locality: equal, so each zone gets an equal share.
+    equal_zones = service.policy.load_balancing.locality is LocalityMode.EQUAL_ZONES
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=service.name,
         endpoints=[
             endpoint_components_pb2.LocalityLbEndpoints(
-                locality=base_pb2.Locality(zone=zone), lb_endpoints=lb_endpoints
+                locality=base_pb2.Locality(zone=zone),
+                lb_endpoints=lb_endpoints,
+                load_balancing_weight=wrappers_pb2.UInt32Value(value=1) if equal_zones else None,
             )
             for zone, lb_endpoints in sorted(by_zone.items())
         ],

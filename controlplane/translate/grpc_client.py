@@ -30,7 +30,8 @@ def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
     """The services the client declares it calls; every service when it declares none."""
     own = mesh.service(role.service)
     declared = set(getattr(own, "upstreams", ()) or ()) if own else set()
-    return [s for s in mesh.services if not declared or s.name in declared]
+    # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
+    return [s for s in mesh.services if (not declared or s.name in declared) and getattr(s, "subset_of", None) is None]
 
 
 def api_listener(service: Service) -> listener_pb2.Listener:
@@ -67,7 +68,8 @@ def client_cluster(service: Service) -> cluster_pb2.Cluster:
 
 def client_load_assignment(service: Service) -> endpoint_pb2.ClusterLoadAssignment:
     """gRPC ignores localities without a weight: weigh each zone by its endpoints."""
-    assignment = endpoint.load_assignment(service)
+    assignment = endpoint_pb2.ClusterLoadAssignment()
+    assignment.CopyFrom(endpoint.load_assignment(service))  # the shared message must not change
     for locality in assignment.endpoints:
         locality.load_balancing_weight.value = max(1, len(locality.lb_endpoints))
     return assignment

@@ -5,11 +5,14 @@ from __future__ import annotations
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from google.protobuf import any_pb2
 
 from controlplane.roles import EdgeRole
 from controlplane.translate.cluster import ads_config_source
+from controlplane.translate.rate_limit import LOCAL_RATELIMIT, listener_filter_config
 
 EDGE_LISTENER = "edge"
 
@@ -29,6 +32,8 @@ def edge_listener(role: EdgeRole, route_config_name: str) -> listener_pb2.Listen
         strip_any_host_port=True,
         rds=hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=route_config_name),
         http_filters=[
+            # Acts only on routes that carry a bucket (typed_per_filter_config), see rate_limit.py.
+            hcm_pb2.HttpFilter(name=LOCAL_RATELIMIT, typed_config=_pack(listener_filter_config())),
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router())),
         ],
     )

@@ -11,6 +11,12 @@ from controlplane.model.mesh import Mesh
 from controlplane.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
 
 
+# Translation of one service (its Cluster, its ClusterLoadAssignment) does not depend on the proxy
+# role: cluster.service_cluster and endpoint.load_assignment are memoised on the (immutable,
+# hashable) Service, so every role's snapshot holds the very same message objects, and the cache
+# serializes each of them once. Callers must never mutate what they return (copy first).
+
+
 class TypeUrl(StrEnum):
     """xDS resource types, in the order ADS sends them (CDS, EDS, LDS, RDS)."""
 

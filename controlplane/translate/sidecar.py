@@ -3,6 +3,8 @@ declares it calls (`xds.upstreams`), and an optional inbound listener in front o
 
 from __future__ import annotations
 
+import functools
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -18,6 +20,7 @@ from controlplane.model.mesh import Mesh, Protocol, Service
 from controlplane.roles import SidecarRole
 from controlplane.translate import cluster, endpoint, route
 from controlplane.translate.cluster import ads_config_source
+from controlplane.translate.rate_limit import LOCAL_RATELIMIT, listener_filter_config
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"
@@ -30,11 +33,25 @@ def _pack(message: Message) -> any_pb2.Any:
     return packed
 
 
+_last_index: list[tuple[Mesh, dict[str, Service]]] = []
+
+
+def services_by_name(mesh: Mesh) -> dict[str, Service]:
+    """Name -> service, built once per mesh: a fleet has a sidecar role per service, and scanning
+    the whole mesh for each of them would make a rebuild quadratic."""
+    if _last_index and _last_index[0][0] is mesh:
+        return _last_index[0][1]
+    index = {s.name: s for s in mesh.services}
+    _last_index[:] = [(mesh, index)]
+    return index
+
+
 def upstreams_of(mesh: Mesh, service_name: str) -> list[Service]:
     """The services `service_name` declares it calls that exist in the mesh, by name."""
-    own = mesh.service(service_name)
-    wanted = set(getattr(own, "upstreams", ()) or ()) if own else set()
-    return [s for s in mesh.services if s.name in wanted]
+    index = services_by_name(mesh)
+    own = index.get(service_name)
+    wanted = sorted(set(getattr(own, "upstreams", ()) or ()) if own else set())
+    return [index[name] for name in wanted if name in index and getattr(index[name], "subset_of", None) is None]
 
 
 def http_listener(
@@ -44,7 +61,11 @@ def http_listener(
         stat_prefix=name,
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         strip_any_host_port=True,
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router()))],
+        http_filters=[
+            # The same chain as the edge: upstream routes may carry a local rate-limit bucket.
+            hcm_pb2.HttpFilter(name=LOCAL_RATELIMIT, typed_config=_pack(listener_filter_config())),
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router())),
+        ],
     )
     if rds_name is not None:
         manager.rds.CopyFrom(hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=rds_name))
@@ -61,6 +82,11 @@ def http_listener(
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
+    return http_listener(OUTBOUND, address, port, rds_name=OUTBOUND)
+
+
 def _to_cluster(service: Service) -> rc.Route:
     """A catch-all route to `service` with the service's own retry policy and timeouts."""
     built = route.service_route(service)
@@ -70,7 +96,8 @@ def _to_cluster(service: Service) -> rc.Route:
     return routed
 
 
-def outbound_routes(upstreams: list[Service]) -> route_pb2.RouteConfiguration:
+@functools.lru_cache(maxsize=16384)
+def outbound_routes(upstreams: tuple[Service, ...]) -> route_pb2.RouteConfiguration:
     """The app calls an upstream by its service name as authority (`grpc.default_authority`), or
     through the catch-all host by the path prefix the upstream declares."""
     virtual_hosts = [rc.VirtualHost(name=s.name, domains=[s.name], routes=[_to_cluster(s)]) for s in upstreams]
@@ -114,10 +141,16 @@ def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_p
 
 def sidecar_resources(mesh: Mesh, role: SidecarRole) -> dict[str, dict[str, Message]]:
     upstreams = upstreams_of(mesh, role.service)
-    clusters: dict[str, Message] = {s.name: cluster.service_cluster(s) for s in upstreams}
-    listeners: dict[str, Message] = {OUTBOUND: http_listener(OUTBOUND, role.outbound_address, role.outbound_port, rds_name=OUTBOUND)}
+    routes = outbound_routes(tuple(upstreams))
+    # A route may split traffic (canary weights, per-revision subsets) to clusters beyond the
+    # upstreams themselves: the sidecar needs every cluster its routes name.
+    needed = route.referenced_clusters(routes) | {s.name for s in upstreams}
+    index = services_by_name(mesh)
+    targets = [index[name] for name in sorted(needed) if name in index]
+    clusters: dict[str, Message] = {s.name: cluster.service_cluster(s) for s in targets}
+    listeners: dict[str, Message] = {OUTBOUND: outbound_listener(role.outbound_address, role.outbound_port)}
     if role.inbound_port is not None and role.app_port is not None:
-        clusters[LOCAL_APP] = local_app_cluster(mesh.service(role.service), role.app_address, role.app_port)
+        clusters[LOCAL_APP] = local_app_cluster(index.get(role.service), role.app_address, role.app_port)
         inbound_routes = route_pb2.RouteConfiguration(
             name=INBOUND,
             virtual_hosts=[
@@ -131,7 +164,7 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole) -> dict[str, dict[str, Mess
         listeners[INBOUND] = http_listener(INBOUND, role.inbound_address, role.inbound_port, route_config=inbound_routes)
     return {
         "clusters": clusters,
-        "endpoints": {s.name: endpoint.load_assignment(s) for s in upstreams},
+        "endpoints": {s.name: endpoint.load_assignment(s) for s in targets},
         "listeners": listeners,
-        "routes": {OUTBOUND: outbound_routes(upstreams)},
+        "routes": {OUTBOUND: routes},
     }

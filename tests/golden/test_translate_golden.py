@@ -20,6 +20,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from google.protobuf import json_format
 
 from controlplane.cache.snapshot import build_snapshot
+from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import Mesh
 from controlplane.roles import EdgeRole
@@ -71,11 +72,115 @@ def empty() -> Mesh:
     return build_mesh([cluster_state([], [])])
 
 
+def _state(*services: tuple[str, int, dict[str, str]], cluster: str = "prod") -> ClusterState:
+    """One task definition per (family, revision, labels), two tasks each in two zones."""
+    tds, tasks = [], []
+    for number, (family, revision, labels) in enumerate(services):
+        td = task_definition(family, revision, labels)
+        tds.append(td)
+        tasks.append(task(td, f"{family}-{revision}-a", f"10.{number}.{revision}.11", zone="eu-west-1a", cluster=cluster))
+        tasks.append(task(td, f"{family}-{revision}-b", f"10.{number}.{revision}.12", zone="eu-west-1b", cluster=cluster))
+    return cluster_state(tasks, tds, cluster=cluster)
+
+
+def _mesh(*services: tuple[str, int, dict[str, str]]) -> Mesh:
+    return build_mesh([_state(*services)])
+
+
+ROUTING = (
+    ("features", 1, {"xds.service": "features", "xds.route.method": "/routeguide.RouteGuide/GetFeature"}),
+    ("lister", 1, {"xds.service": "lister", "xds.route.method": "/routeguide.RouteGuide/ListFeatures", "xds.route.priority": "10"}),
+    ("beta", 1, {"xds.service": "beta", "xds.route.prefix": "/routeguide.RouteGuide/", "xds.route.headers": "x-beta=1,x-tenant"}),
+    ("guide", 1, {"xds.service": "guide", "xds.route.prefix": "/routeguide.RouteGuide/"}),
+)
+SPLIT = (
+    ("orders", 7, {"xds.service": "orders", "xds.route.hosts": "orders.example.com", "xds.route.weights": "orders:90,orders-next:10"}),
+    ("orders-next", 1, {"xds.service": "orders-next", "xds.route.enabled": "false"}),
+)
+BALANCING = (
+    ("least", 1, {"xds.service": "least", "xds.route.hosts": "least.example.com", "xds.lb.policy": "least_request", "xds.lb.slow-start": "30s"}),
+    ("rr", 1, {"xds.service": "rr", "xds.route.hosts": "rr.example.com", "xds.lb.slow-start": "1m", "xds.lb.locality": "equal-zones"}),
+    ("random", 1, {"xds.service": "random", "xds.route.hosts": "random.example.com", "xds.lb.policy": "random", "xds.lb.locality": "zone-aware"}),
+    ("ring", 1, {"xds.service": "ring", "xds.route.hosts": "ring.example.com", "xds.lb.policy": "ring_hash", "xds.lb.hash-header": "x-session"}),
+    ("maglev", 1, {"xds.service": "maglev", "xds.route.hosts": "maglev.example.com", "xds.lb.policy": "maglev", "xds.lb.hash-header": "X-User"}),
+)
+HEALTH = (
+    ("grpc-checked", 1, {"xds.service": "grpc-checked", "xds.route.hosts": "grpc.example.com", "xds.health.check": "grpc", "xds.health.grpc-service": "routeguide.RouteGuide", "xds.health.interval": "1s", "xds.health.timeout": "500ms", "xds.health.unhealthy-threshold": "3", "xds.health.healthy-threshold": "1"}),
+    ("http-checked", 1, {"xds.service": "http-checked", "xds.protocol": "http1", "xds.route.hosts": "http.example.com", "xds.health.check": "http", "xds.health.path": "/ready"}),
+)
+OUTLIER = (
+    ("ejecting", 1, {"xds.service": "ejecting", "xds.route.hosts": "ejecting.example.com", "xds.outlier.consecutive-5xx": "3", "xds.outlier.consecutive-local-origin-failures": "2", "xds.outlier.interval": "1s", "xds.outlier.ejection-time": "1m", "xds.outlier.max-ejection-percent": "100"}),
+    ("gateway", 1, {"xds.service": "gateway", "xds.route.hosts": "gateway.example.com", "xds.outlier.consecutive-gateway-errors": "4"}),
+)
+CIRCUIT_BREAKERS = (
+    ("limited", 1, {"xds.service": "limited", "xds.route.hosts": "limited.example.com", "xds.circuit-breaker.max-connections": "10", "xds.circuit-breaker.max-pending-requests": "5", "xds.circuit-breaker.max-requests": "20", "xds.circuit-breaker.max-retries": "2"}),
+    ("budgeted", 1, {"xds.service": "budgeted", "xds.route.hosts": "budgeted.example.com", "xds.retry.budget": "20"}),
+)
+RETRIES_TIMEOUTS = (
+    ("retrying", 1, {"xds.service": "retrying", "xds.route.hosts": "retrying.example.com", "xds.retry.on": "unavailable,resource-exhausted,cancelled,deadline-exceeded,internal,connect-failure", "xds.retry.attempts": "3", "xds.retry.per-try-timeout": "250ms", "xds.timeout.route": "5s", "xds.timeout.idle": "5m", "xds.timeout.max-stream-duration": "1h", "xds.timeout.grpc-max": "30s"}),
+    ("deadline-free", 1, {"xds.service": "deadline-free", "xds.route.hosts": "free.example.com", "xds.timeout.grpc-max": "off"}),
+)
+RATE_LIMIT = (
+    ("throttled", 1, {"xds.service": "throttled", "xds.route.hosts": "throttled.example.com", "xds.ratelimit.average": "100", "xds.ratelimit.period": "1s", "xds.ratelimit.burst": "150"}),
+)
+UPSTREAM_TLS = (
+    ("secure", 1, {"xds.service": "secure", "xds.route.hosts": "secure.example.com", "xds.scheme": "tls", "xds.tls.sni": "secure.internal"}),
+    ("secure-web", 1, {"xds.service": "secure-web", "xds.protocol": "http1", "xds.route.hosts": "web.example.com", "xds.scheme": "tls"}),
+)
+
+
+def revision_split_state() -> ClusterState:
+    old = task_definition("pay", 6, {"xds.service": "pay", "xds.route.hosts": "pay.example.com"})
+    new = task_definition("pay", 7, {"xds.service": "pay", "xds.route.hosts": "pay.example.com", "xds.route.newest-revision-weight": "10"})
+    tasks = [task(old, "pay-6-a", "10.6.0.1"), task(old, "pay-6-b", "10.6.0.2"), task(new, "pay-7-a", "10.7.0.1")]
+    return cluster_state(tasks, [old, new], cluster="pay")
+
+
+def revision_split() -> Mesh:
+    return build_mesh([revision_split_state()])
+
+
+def several_ports_state() -> ClusterState:
+    td = task_definition(
+        "multi", 3,
+        {"xds.service": "multi-grpc", "xds.port": "50051", "xds.route.prefix": "/multi.Grpc/",
+         "xds.1.service": "multi-web", "xds.1.port": "8080", "xds.1.protocol": "http1", "xds.1.route.hosts": "multi.example.com"},
+        ports=(50051, 8080),
+    )
+    return cluster_state([task(td, "multi-a", "10.9.0.1", cluster="multi")], [td], cluster="multi")
+
+
+def several_ports() -> Mesh:
+    return build_mesh([several_ports_state()])
+
+
+FEATURES: dict[str, tuple[tuple[str, int, dict[str, str]], ...]] = {
+    "policy_routing": ROUTING,
+    "policy_weighted_split": SPLIT,
+    "policy_balancing": BALANCING,
+    "policy_health_checks": HEALTH,
+    "policy_outlier_detection": OUTLIER,
+    "policy_circuit_breakers": CIRCUIT_BREAKERS,
+    "policy_retries_timeouts": RETRIES_TIMEOUTS,
+    "policy_rate_limit": RATE_LIMIT,
+    "policy_upstream_tls": UPSTREAM_TLS,
+}
+
+
+def all_policies() -> Mesh:
+    """Every feature in one mesh, for Envoy's validation."""
+    features = _state(*(s for group in FEATURES.values() for s in group))
+    return build_mesh([features, revision_split_state(), several_ports_state()])
+
+
 SCENARIOS: dict[str, Callable[[], Mesh]] = {
     "single_grpc": single_grpc,
     "grpc_and_http1": grpc_and_http1,
     "draining_two_zones": draining_two_zones,
     "empty": empty,
+    "policy_revision_split": revision_split,
+    "policy_several_ports": several_ports,
+    **{name: (lambda services=services: _mesh(*services)) for name, services in FEATURES.items()},
 }
 
 
@@ -182,6 +287,20 @@ def test_envoy_accepts_the_generated_resources(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "configuration" in result.stdout + result.stderr and "OK" in result.stdout + result.stderr
+
+
+def test_envoy_accepts_every_policy_together(tmp_path: Path) -> None:
+    mesh = all_policies()
+    assert [p for p in mesh.problems if p.severity == "error"] == [], mesh.problems
+    config = static_bootstrap(translate(mesh, ROLE))
+    names = {c["name"] for c in config["static_resources"]["clusters"]}
+    assert {"orders", "orders-next", "pay@pay:6", "pay@pay:7", "multi-grpc", "multi-web", "secure", "throttled"} <= names
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps(config, indent=1))
+
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_wildcard_hosts_match_with_a_port() -> None:

@@ -60,14 +60,86 @@ class Route(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ...) -> None: ...
 
 class Policies(_message.Message):
-    __slots__ = ("load_balancing", "retry_on", "num_retries")
+    __slots__ = ("load_balancing", "retry_on", "num_retries", "hash_header", "slow_start_ms", "locality", "health_check", "health_check_target", "health_check_interval_ms", "health_check_timeout_ms", "healthy_threshold", "unhealthy_threshold", "outlier_detection", "outlier_consecutive_5xx", "outlier_consecutive_gateway_errors", "outlier_consecutive_local_origin_failures", "outlier_ejection_time_ms", "outlier_max_ejection_percent", "max_connections", "max_pending_requests", "max_requests", "max_retries", "per_try_timeout_ms", "retry_budget_percent", "route_timeout_ms", "idle_timeout_ms", "max_stream_duration_ms", "grpc_timeout", "rate_limit_average", "rate_limit_period_ms", "rate_limit_burst", "upstream_tls", "tls_sni", "weights", "upstreams", "route_method", "route_priority", "route_enabled", "route_headers")
     LOAD_BALANCING_FIELD_NUMBER: _ClassVar[int]
     RETRY_ON_FIELD_NUMBER: _ClassVar[int]
     NUM_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    HASH_HEADER_FIELD_NUMBER: _ClassVar[int]
+    SLOW_START_MS_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_TARGET_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CHECK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_CONSECUTIVE_5XX_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_CONSECUTIVE_GATEWAY_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_CONSECUTIVE_LOCAL_ORIGIN_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_EJECTION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_MAX_EJECTION_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PENDING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    PER_TRY_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_BUDGET_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAM_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_PERIOD_MS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_BURST_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_TLS_FIELD_NUMBER: _ClassVar[int]
+    TLS_SNI_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAMS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_HEADERS_FIELD_NUMBER: _ClassVar[int]
     load_balancing: str
     retry_on: str
     num_retries: int
-    def __init__(self, load_balancing: _Optional[str] = ..., retry_on: _Optional[str] = ..., num_retries: _Optional[int] = ...) -> None: ...
+    hash_header: str
+    slow_start_ms: int
+    locality: str
+    health_check: str
+    health_check_target: str
+    health_check_interval_ms: int
+    health_check_timeout_ms: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+    outlier_detection: bool
+    outlier_consecutive_5xx: int
+    outlier_consecutive_gateway_errors: int
+    outlier_consecutive_local_origin_failures: int
+    outlier_ejection_time_ms: int
+    outlier_max_ejection_percent: int
+    max_connections: int
+    max_pending_requests: int
+    max_requests: int
+    max_retries: int
+    per_try_timeout_ms: int
+    retry_budget_percent: float
+    route_timeout_ms: int
+    idle_timeout_ms: int
+    max_stream_duration_ms: int
+    grpc_timeout: str
+    rate_limit_average: int
+    rate_limit_period_ms: int
+    rate_limit_burst: int
+    upstream_tls: bool
+    tls_sni: str
+    weights: _containers.RepeatedScalarFieldContainer[str]
+    upstreams: _containers.RepeatedScalarFieldContainer[str]
+    route_method: str
+    route_priority: int
+    route_enabled: bool
+    route_headers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, load_balancing: _Optional[str] = ..., retry_on: _Optional[str] = ..., num_retries: _Optional[int] = ..., hash_header: _Optional[str] = ..., slow_start_ms: _Optional[int] = ..., locality: _Optional[str] = ..., health_check: _Optional[str] = ..., health_check_target: _Optional[str] = ..., health_check_interval_ms: _Optional[int] = ..., health_check_timeout_ms: _Optional[int] = ..., healthy_threshold: _Optional[int] = ..., unhealthy_threshold: _Optional[int] = ..., outlier_detection: _Optional[bool] = ..., outlier_consecutive_5xx: _Optional[int] = ..., outlier_consecutive_gateway_errors: _Optional[int] = ..., outlier_consecutive_local_origin_failures: _Optional[int] = ..., outlier_ejection_time_ms: _Optional[int] = ..., outlier_max_ejection_percent: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_pending_requests: _Optional[int] = ..., max_requests: _Optional[int] = ..., max_retries: _Optional[int] = ..., per_try_timeout_ms: _Optional[int] = ..., retry_budget_percent: _Optional[float] = ..., route_timeout_ms: _Optional[int] = ..., idle_timeout_ms: _Optional[int] = ..., max_stream_duration_ms: _Optional[int] = ..., grpc_timeout: _Optional[str] = ..., rate_limit_average: _Optional[int] = ..., rate_limit_period_ms: _Optional[int] = ..., rate_limit_burst: _Optional[int] = ..., upstream_tls: _Optional[bool] = ..., tls_sni: _Optional[str] = ..., weights: _Optional[_Iterable[str]] = ..., upstreams: _Optional[_Iterable[str]] = ..., route_method: _Optional[str] = ..., route_priority: _Optional[int] = ..., route_enabled: _Optional[bool] = ..., route_headers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
     __slots__ = ("address", "port", "task_arn", "task_id", "cluster", "task_definition", "health", "lifecycle", "availability_zone")

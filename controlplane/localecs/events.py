@@ -1,0 +1,114 @@
+"""The ECS event stream: every task state change becomes an EventBridge "ECS Task State Change"
+event, delivered to the SQS queues routed to receive them (as an EventBridge rule with an SQS
+target would), optionally with duplicates and reordering as EventBridge may deliver them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from controlplane.localecs.sqs import LocalSqs, Queue
+
+
+def iso(timestamp: float) -> str:
+    """EventBridge's timestamp format: ``2020-01-23T17:57:58.025Z``."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(timestamp * 1000) % 1000:03d}Z"
+
+
+def _isoify(value: Any) -> Any:
+    """DescribeTasks timestamps are epoch seconds on the wire; in events they are ISO strings."""
+    if isinstance(value, dict):
+        return {k: iso(v) if k.endswith("At") and isinstance(v, (int, float)) else _isoify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_isoify(v) for v in value]
+    return value
+
+
+def task_state_change(rendered_task: dict[str, Any], region: str, account: str, updated_at: float) -> dict[str, Any]:
+    """The EventBridge event for a task as DescribeTasks renders it."""
+    detail = _isoify(dict(rendered_task))
+    detail["updatedAt"] = iso(updated_at)
+    detail.pop("tags", None)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECS Task State Change",
+        "source": "aws.ecs",
+        "account": account,
+        "time": iso(updated_at),
+        "region": region,
+        "resources": [rendered_task["taskArn"]],
+        "detail": detail,
+    }
+
+
+@dataclass
+class Route:
+    """Events to one queue, with EventBridge's at-least-once, unordered delivery modelled."""
+
+    queue: Queue
+    duplicate_rate: float = 0.0
+    reorder_rate: float = 0.0
+
+
+class EventStream:
+    """Routes events to queues. ``emit`` is called under the ECS lock: it only enqueues."""
+
+    def __init__(self, sqs: LocalSqs, seed: int | None = None) -> None:
+        self._sqs = sqs
+        self._routes: list[Route] = []
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        # A held-back event per route, sent after the next one (reordering) or by flush().
+        self._held: dict[int, tuple[str, float]] = {}
+        self.emitted = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self._routes)
+
+    def route(self, queue: Queue, *, duplicate_rate: float = 0.0, reorder_rate: float = 0.0) -> Route:
+        with self._lock:
+            for route in self._routes:
+                if route.queue is queue:
+                    route.duplicate_rate, route.reorder_rate = duplicate_rate, reorder_rate
+                    return route
+            route = Route(queue, duplicate_rate, reorder_rate)
+            self._routes.append(route)
+            return route
+
+    def unroute(self, queue: Queue) -> None:
+        with self._lock:
+            self._routes = [r for r in self._routes if r.queue is not queue]
+
+    def emit(self, event: dict[str, Any]) -> None:
+        body = json.dumps(event, separators=(",", ":"))
+        with self._lock:
+            self.emitted += 1
+            for index, route in enumerate(self._routes):
+                held = self._held.pop(id(route), None)
+                if held is None and route.reorder_rate and self._random.random() < route.reorder_rate:
+                    self._held[id(route)] = (body, time.monotonic())  # goes out after the next event
+                    continue
+                self._sqs.send(route.queue, body)
+                if held is not None:
+                    self._sqs.send(route.queue, held[0])
+                if route.duplicate_rate and self._random.random() < route.duplicate_rate:
+                    self._sqs.send(route.queue, body)
+
+    def flush(self, older_than: float = 0.0) -> None:
+        """Send held-back events that waited ``older_than`` seconds for a successor."""
+        now = time.monotonic()
+        with self._lock:
+            for route in self._routes:
+                held = self._held.get(id(route))
+                if held is not None and now - held[1] >= older_than:
+                    del self._held[id(route)]
+                    self._sqs.send(route.queue, held[0])

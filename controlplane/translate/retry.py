@@ -1,0 +1,38 @@
+"""Route retry policy: the default retries only calls that never reached a task; labels add gRPC statuses."""
+
+from __future__ import annotations
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
+from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+
+from controlplane.model.mesh import DEFAULT_RETRY_ON, RetryPolicy
+from controlplane.translate.durations import duration
+
+# Kept for the admin API and docs: calls that never reached a task are safe to send to another one.
+DEFAULT_NUM_RETRIES = RetryPolicy().num_retries
+PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+
+
+def _previous_hosts() -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(previous_hosts_pb2.PreviousHostsPredicate())
+    return packed
+
+
+def retry_policy(policy: RetryPolicy = RetryPolicy()) -> rc.RetryPolicy:
+    """Retries go to another task (previous_hosts) after a 25 ms base back-off. gRPC statuses in
+    retry_on (unavailable, cancelled, ...) are read from grpc-status, as x-envoy-retry-grpc-on does."""
+    message = rc.RetryPolicy(
+        retry_on=",".join(policy.retry_on),
+        num_retries=wrappers_pb2.UInt32Value(value=policy.num_retries),
+        retry_host_predicate=[rc.RetryPolicy.RetryHostPredicate(name=PREVIOUS_HOSTS, typed_config=_previous_hosts())],
+        host_selection_retry_max_attempts=3,
+        retry_back_off=rc.RetryPolicy.RetryBackOff(base_interval=duration_pb2.Duration(nanos=25_000_000)),
+    )
+    if policy.per_try_timeout_ms:
+        message.per_try_timeout.CopyFrom(duration(policy.per_try_timeout_ms))
+    return message
+
+
+DEFAULT_RETRY_ON_TEXT = ",".join(DEFAULT_RETRY_ON)
