@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ class EdgeEnvoy:
         try:
             self.admin("/ready")
             return True
+        except urllib.error.HTTPError:
+            return True  # admin answers; the server is still initialising (503), which is fine here
         except OSError:
             return False
 
