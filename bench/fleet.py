@@ -38,14 +38,16 @@ def upstreams_of(i: int, services: int) -> list[str]:
 class SimulatedSidecar:
     """A SotW ADS client that walks CDS, EDS, LDS, RDS with ACKs, as Envoy does, and then ACKs pushes."""
 
-    def __init__(self, channel: grpc.aio.Channel, index: int, services: int) -> None:
+    def __init__(self, channel: grpc.aio.Channel, index: int, services: int, roles: int | None = None) -> None:
         self.index = index
-        # s0000 is the service whose endpoint changes; every other service calls it.
-        number = 1 + index % (services - 1)
+        # s0000 is the service whose endpoint changes; every other service calls it. With `roles`,
+        # clients are sidecars of only that many services (several proxies per role).
+        number = 1 + index % min(services - 1, roles or services)
         self.service = f"s{number:04}"
         self.upstreams = upstreams_of(number, services)
         self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
         self.synced = asyncio.Event()
+        self.error: str | None = None
         self.eds_updates: list[float] = []
 
     def _request(self, type_url: TypeUrl, names: list[str], ack: discovery_pb2.DiscoveryResponse | None = None) -> discovery_pb2.DiscoveryRequest:
@@ -59,8 +61,11 @@ class SimulatedSidecar:
     async def run(self) -> None:
         try:
             await self._walk()
-        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             pass  # the benchmark ends by cancelling every stream
+        except grpc.aio.AioRpcError as error:
+            if not self.synced.is_set():
+                self.error = f"{error.code().name}: {error.details()}"
 
     async def _walk(self) -> None:
         await self.call.write(self._request(TypeUrl.CLUSTER, []))
@@ -81,7 +86,7 @@ class SimulatedSidecar:
                     self.synced.set()
 
 
-async def measure(clients: int, envoys: int, services: int, endpoints: int) -> dict[str, object]:
+async def measure(clients: int, envoys: int, services: int, endpoints: int, roles: int | None = None) -> dict[str, object]:
     server = subprocess.Popen(
         [sys.executable, str(HERE / "fleet_server.py"), "--services", str(services), "--endpoints", str(endpoints)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -101,10 +106,16 @@ async def measure(clients: int, envoys: int, services: int, endpoints: int) -> d
         port = int(ready["port"])
         idle = ask("stats")
         channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(max(1, clients // 50))]
-        sims = [SimulatedSidecar(channels[i % len(channels)], i, services) for i in range(clients)]
+        sims = [SimulatedSidecar(channels[i % len(channels)], i, services, roles) for i in range(clients)]
         tasks = [asyncio.create_task(sim.run()) for sim in sims]
         connect_started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(sim.synced.wait() for sim in sims)), timeout=300)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(sim.synced.wait() for sim in sims)), timeout=120)
+        except asyncio.TimeoutError:
+            from collections import Counter
+
+            errors = Counter(sim.error for sim in sims if not sim.synced.is_set())
+            raise RuntimeError(f"{sum(errors.values())} of {clients} clients never synced: {errors.most_common(3)}") from None
         sync_seconds = time.perf_counter() - connect_started
         for i in range(envoys):
             config = sidecar_bootstrap(node_id=f"envoy-{i}", xds=[XdsAddress("127.0.0.1", port)], service=f"s{i + 1:04}", outbound_port=free_port(), admin_port=free_port())
@@ -123,6 +134,7 @@ async def measure(clients: int, envoys: int, services: int, endpoints: int) -> d
         delays = sorted(sim.eds_updates[0] - at for sim in sims if sim.eds_updates)
         result = {
             "clients": clients,
+            "roles": min(services - 1, roles or services),
             "real_envoys": envoys,
             "services": services,
             "endpoints": services * endpoints,
@@ -176,11 +188,12 @@ def main() -> int:
     parser.add_argument("--envoys", type=int, default=2)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10, help="per service")
+    parser.add_argument("--roles", type=int, default=None, help="clients are sidecars of this many services (default: one per service)")
     args = parser.parse_args()
     print(json.dumps(snapshot_build(args.services, args.endpoints)), flush=True)
     rows = []
     for clients in args.clients:
-        result = asyncio.run(measure(clients, args.envoys, args.services, args.endpoints))
+        result = asyncio.run(measure(clients, args.envoys, args.services, args.endpoints, args.roles))
         print(json.dumps(result), flush=True)
         rows.append(result)
     print("\n| clients | + Envoys | received p50 / p99 / max (ms) | all ACKed (ms) | push CPU (ms) | server RSS (MiB) | RSS per stream (KiB) | initial sync (s) |")

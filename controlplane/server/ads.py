@@ -106,8 +106,10 @@ class DiscoveryServer:
             try:
                 async for request in request_iterator:
                     await requests.put(request)
-            except (asyncio.CancelledError, grpc.RpcError):
+            except asyncio.CancelledError:
                 pass
+            except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
+                log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
             finally:
                 requests.put_nowait(None)
 
