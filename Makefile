@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup protos clean
+.PHONY: demo test lint setup protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/controlplane demo
 
-test: $(STAMP)
+test: lint
 	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy controlplane
 
 # Regenerate the Python modules of our own .proto files (committed, so users need no protoc).
 protos: $(STAMP)

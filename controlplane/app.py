@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 import grpc
@@ -82,7 +82,7 @@ class ControlPlane:
             trust_event_details=settings.events_trust_details,
         )
         for cluster in self.discovery.clusters:
-            self.metrics.track_view_age(cluster, lambda c=cluster: getattr(self.discovery.status.get(c), "last_success_at", None))
+            self.metrics.track_view_age(cluster, self._last_success_of(cluster))
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
@@ -93,6 +93,13 @@ class ControlPlane:
         self.admin_port: int | None = None
         self.metrics_port: int | None = None
         self._problems_logged: set[str] = set()
+
+    def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
+        def last_success() -> float | None:
+            status = self.discovery.status.get(cluster)
+            return status.last_success_at if status is not None else None
+
+        return last_success
 
     # -- discovery -> model -> cache ----------------------------------------------------------
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from controlplane.demo.nlb import run_in_thread
 from controlplane.demo.stack import DemoStack, task_address

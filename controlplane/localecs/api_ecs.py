@@ -8,7 +8,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from controlplane.localecs import model
 from controlplane.localecs.backend import LocalEcs
 from controlplane.localecs.errors import (
     ClusterNotFoundException,

@@ -451,7 +451,7 @@ class LocalEcs:
 
     def _container(self, task: Task, definition: dict[str, Any], overrides: dict[str, Any]) -> Container:
         name = definition["name"]
-        override = next(
+        override: dict[str, Any] = next(
             (o for o in overrides.get("containerOverrides", []) if o.get("name") == name), {}
         )
         bindings: list[PortBinding] = []

@@ -218,7 +218,7 @@ class LocalEcsServer:
     def url(self) -> str:
         """``http://HOST:PORT`` to use as boto3's ``endpoint_url``."""
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     def start(self) -> LocalEcsServer:
         """Serve in a daemon thread and return at once."""

@@ -22,7 +22,7 @@ from controlplane.model.mesh import Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 
-from .xds import CDS, EDS, LDS, RDS, request, service
+from .xds import CDS, EDS, LDS, request, service
 
 pytestmark = pytest.mark.timeout(30)
 
