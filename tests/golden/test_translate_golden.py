@@ -35,7 +35,7 @@ ROLE = EdgeRole(listen_address="127.0.0.1", listen_port=10000)
 
 def single_grpc() -> Mesh:
     td = task_definition("routeguide", 3, {"xds.service": "routeguide", "xds.route.prefix": "/routeguide.RouteGuide/"})
-    return build_mesh([cluster_state([task(td, "task-a", "10.0.0.11"), task(td, "task-b", "10.0.0.12")], [td])])
+    return build_mesh([cluster_state([task(td, "task-a", "127.0.0.11"), task(td, "task-b", "127.0.0.12")], [td])])
 
 
 def grpc_and_http1() -> Mesh:
@@ -49,9 +49,9 @@ def grpc_and_http1() -> Mesh:
         "status", 1, {"xds.service": "status", "xds.protocol": "http1", "xds.route.prefix": "/status/"}, ports=(8081,)
     )
     tasks = [
-        task(orders, "orders-1", "10.0.1.10"),
-        task(web, "web-1", "10.0.2.10", port=32768),
-        task(status, "status-1", "10.0.3.10"),
+        task(orders, "orders-1", "127.0.1.10"),
+        task(web, "web-1", "127.0.2.10", port=32768),
+        task(status, "status-1", "127.0.3.10"),
     ]
     return build_mesh([cluster_state(tasks, [orders, web, status])])
 
@@ -59,11 +59,11 @@ def grpc_and_http1() -> Mesh:
 def draining_two_zones() -> Mesh:
     td = task_definition("payments", 12, {"xds.service": "payments", "xds.protocol": "http2"})
     tasks = [
-        task(td, "pay-a1", "10.0.1.21", zone="eu-west-1a"),
-        task(td, "pay-a2", "10.0.1.22", zone="eu-west-1a", desired_status="STOPPED"),
-        task(td, "pay-b1", "10.0.2.21", zone="eu-west-1b", container_health="UNHEALTHY"),
-        task(td, "pay-b2", "10.0.2.22", zone="eu-west-1b", last_status="DEACTIVATING", desired_status="STOPPED"),
-        task(td, "pay-b3", "10.0.2.23", zone="eu-west-1b", last_status="PENDING"),
+        task(td, "pay-a1", "127.0.1.21", zone="eu-west-1a"),
+        task(td, "pay-a2", "127.0.1.22", zone="eu-west-1a", desired_status="STOPPED"),
+        task(td, "pay-b1", "127.0.2.21", zone="eu-west-1b", container_health="UNHEALTHY"),
+        task(td, "pay-b2", "127.0.2.22", zone="eu-west-1b", last_status="DEACTIVATING", desired_status="STOPPED"),
+        task(td, "pay-b3", "127.0.2.23", zone="eu-west-1b", last_status="PENDING"),
     ]
     return build_mesh([cluster_state(tasks, [td])])
 
@@ -78,8 +78,8 @@ def _state(*services: tuple[str, int, dict[str, str]], cluster: str = "prod") ->
     for number, (family, revision, labels) in enumerate(services):
         td = task_definition(family, revision, labels)
         tds.append(td)
-        tasks.append(task(td, f"{family}-{revision}-a", f"10.{number}.{revision}.11", zone="eu-west-1a", cluster=cluster))
-        tasks.append(task(td, f"{family}-{revision}-b", f"10.{number}.{revision}.12", zone="eu-west-1b", cluster=cluster))
+        tasks.append(task(td, f"{family}-{revision}-a", f"127.{number}.{revision}.11", zone="eu-west-1a", cluster=cluster))
+        tasks.append(task(td, f"{family}-{revision}-b", f"127.{number}.{revision}.12", zone="eu-west-1b", cluster=cluster))
     return cluster_state(tasks, tds, cluster=cluster)
 
 
@@ -132,7 +132,7 @@ UPSTREAM_TLS = (
 def revision_split_state() -> ClusterState:
     old = task_definition("pay", 6, {"xds.service": "pay", "xds.route.hosts": "pay.example.com"})
     new = task_definition("pay", 7, {"xds.service": "pay", "xds.route.hosts": "pay.example.com", "xds.route.newest-revision-weight": "10"})
-    tasks = [task(old, "pay-6-a", "10.6.0.1"), task(old, "pay-6-b", "10.6.0.2"), task(new, "pay-7-a", "10.7.0.1")]
+    tasks = [task(old, "pay-6-a", "127.6.0.1"), task(old, "pay-6-b", "127.6.0.2"), task(new, "pay-7-a", "127.7.0.1")]
     return cluster_state(tasks, [old, new], cluster="pay")
 
 
@@ -147,7 +147,7 @@ def several_ports_state() -> ClusterState:
          "xds.1.service": "multi-web", "xds.1.port": "8080", "xds.1.protocol": "http1", "xds.1.route.hosts": "multi.example.com"},
         ports=(50051, 8080),
     )
-    return cluster_state([task(td, "multi-a", "10.9.0.1", cluster="multi")], [td], cluster="multi")
+    return cluster_state([task(td, "multi-a", "127.9.0.1", cluster="multi")], [td], cluster="multi")
 
 
 def several_ports() -> Mesh:
@@ -229,8 +229,8 @@ def test_the_golden_files_show_what_users_rely_on() -> None:
         [(e["endpoint"]["address"]["socket_address"]["address"], e["health_status"]) for e in z["lb_endpoints"]]
         for z in zones
     ] == [
-        [("10.0.1.21", "HEALTHY"), ("10.0.1.22", "DRAINING")],
-        [("10.0.2.21", "UNHEALTHY"), ("10.0.2.22", "DRAINING")],
+        [("127.0.1.21", "HEALTHY"), ("127.0.1.22", "DRAINING")],
+        [("127.0.2.21", "UNHEALTHY"), ("127.0.2.22", "DRAINING")],
     ]
     mixed = yaml.safe_load((GOLDEN / "grpc_and_http1.yaml").read_text())
     options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -305,7 +305,7 @@ def test_envoy_accepts_every_policy_together(tmp_path: Path) -> None:
 
 def test_wildcard_hosts_match_with_a_port() -> None:
     td = task_definition("shop", 1, {"xds.service": "shop", "xds.route.hosts": "*.example.com"})
-    resources = translate(build_mesh([cluster_state([task(td, "s1", "10.0.0.1")], [td])]), ROLE)
+    resources = translate(build_mesh([cluster_state([task(td, "s1", "127.0.0.1")], [td])]), ROLE)
     (config,) = resources.of(TypeUrl.ROUTE).values()
     domains = [d for vh in config.virtual_hosts for d in vh.domains]  # type: ignore[attr-defined]
     assert domains == ["*.example.com"], domains

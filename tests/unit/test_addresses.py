@@ -35,17 +35,17 @@ def _eni(address: str) -> dict:
 
 def test_awsvpc_uses_the_eni_private_address_and_the_container_port() -> None:
     td = _td("awsvpc", ("app", (50051, 8080)))
-    raw = {"attachments": [_eni("10.0.1.23")], "containers": [{"name": "app", "networkBindings": []}]}
+    raw = {"attachments": [_eni("127.0.1.23")], "containers": [{"name": "app", "networkBindings": []}]}
 
     assert container_endpoints(raw, td, instance_address="192.168.9.9") == (
-        ContainerEndpoint("app", 50051, "10.0.1.23", 50051),
-        ContainerEndpoint("app", 8080, "10.0.1.23", 8080),
+        ContainerEndpoint("app", 50051, "127.0.1.23", 50051),
+        ContainerEndpoint("app", 8080, "127.0.1.23", 8080),
     )
 
 
 def test_awsvpc_ignores_attachments_that_are_not_an_eni() -> None:
-    other = {"type": "Service Connect", "details": [{"name": "privateIPv4Address", "value": "10.9.9.9"}]}
-    assert eni_address({"attachments": [other, _eni("10.0.1.24")]}) == "10.0.1.24"
+    other = {"type": "Service Connect", "details": [{"name": "privateIPv4Address", "value": "127.9.9.9"}]}
+    assert eni_address({"attachments": [other, _eni("127.0.1.24")]}) == "127.0.1.24"
 
 
 def test_fargate_falls_back_to_the_container_network_interface() -> None:
@@ -53,11 +53,11 @@ def test_fargate_falls_back_to_the_container_network_interface() -> None:
     raw = {
         "attachments": [{"type": "ElasticNetworkInterface", "status": "PRECREATED", "details": []}],
         "containers": [
-            {"name": "app", "networkInterfaces": [{"attachmentId": "a1b2", "privateIpv4Address": "10.0.2.5"}]}
+            {"name": "app", "networkInterfaces": [{"attachmentId": "a1b2", "privateIpv4Address": "127.0.2.5"}]}
         ],
     }
 
-    assert container_endpoints(raw, td, None) == (ContainerEndpoint("app", 50051, "10.0.2.5", 50051),)
+    assert container_endpoints(raw, td, None) == (ContainerEndpoint("app", 50051, "127.0.2.5", 50051),)
 
 
 def test_awsvpc_without_an_address_yet_has_no_endpoints() -> None:
@@ -86,10 +86,10 @@ def test_bridge_uses_the_instance_address_and_each_dynamic_host_port() -> None:
         ]
     }
 
-    assert container_endpoints(raw, td, "10.0.0.7") == (
-        ContainerEndpoint("app", 50051, "10.0.0.7", 32768),
-        ContainerEndpoint("app", 9090, "10.0.0.7", 32769),
-        ContainerEndpoint("sidecar", 50051, "10.0.0.7", 32801),
+    assert container_endpoints(raw, td, "127.0.0.7") == (
+        ContainerEndpoint("app", 50051, "127.0.0.7", 32768),
+        ContainerEndpoint("app", 9090, "127.0.0.7", 32769),
+        ContainerEndpoint("sidecar", 50051, "127.0.0.7", 32801),
     )
 
 
@@ -97,7 +97,7 @@ def test_bridge_leaves_out_a_port_without_a_binding() -> None:
     td = _td("bridge", ("app", (50051, 9090)))
     raw = {"containers": [{"name": "app", "networkBindings": [{"containerPort": 9090, "hostPort": 32769}]}]}
 
-    assert container_endpoints(raw, td, "10.0.0.7") == (ContainerEndpoint("app", 9090, "10.0.0.7", 32769),)
+    assert container_endpoints(raw, td, "127.0.0.7") == (ContainerEndpoint("app", 9090, "127.0.0.7", 32769),)
 
 
 def test_bridge_without_an_instance_address_has_no_endpoints() -> None:
@@ -109,8 +109,8 @@ def test_bridge_without_an_instance_address_has_no_endpoints() -> None:
 def test_host_mode_uses_the_instance_address_and_the_container_port() -> None:
     td = _td("host", ("app", (50051,)))
     # ECS may report no networkBindings for host mode: the host port is the container port.
-    assert container_endpoints({"containers": [{"name": "app"}]}, td, "10.0.0.8") == (
-        ContainerEndpoint("app", 50051, "10.0.0.8", 50051),
+    assert container_endpoints({"containers": [{"name": "app"}]}, td, "127.0.0.8") == (
+        ContainerEndpoint("app", 50051, "127.0.0.8", 50051),
     )
     with_bindings = {"containers": [{"name": "app", "networkBindings": [{"containerPort": 50051, "hostPort": 50051}]}]}
-    assert container_endpoints(with_bindings, td, "10.0.0.8") == (ContainerEndpoint("app", 50051, "10.0.0.8", 50051),)
+    assert container_endpoints(with_bindings, td, "127.0.0.8") == (ContainerEndpoint("app", 50051, "127.0.0.8", 50051),)

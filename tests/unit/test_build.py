@@ -22,7 +22,7 @@ def _endpoints(mesh, name: str) -> list[tuple[str, int, str, EndpointHealth]]:
 
 def test_a_service_with_its_endpoints() -> None:
     td = task_definition("orders", 7, {"xds.service": "orders", "xds.route.prefix": "/orders.Orders/"})
-    state = cluster_state([task(td, "t2", "10.0.0.2"), task(td, "t1", "10.0.0.1")], [td])
+    state = cluster_state([task(td, "t2", "127.0.0.2"), task(td, "t1", "127.0.0.1")], [td])
 
     mesh = build_mesh([state])
 
@@ -31,8 +31,8 @@ def test_a_service_with_its_endpoints() -> None:
     assert (service.protocol, service.container_port, service.declared_by) == (Protocol.GRPC, 50051, "orders:7")
     assert service.route == RouteMatch(("*",), "/orders.Orders/")
     assert _endpoints(mesh, "orders") == [
-        ("10.0.0.1", 50051, "t1", EndpointHealth.HEALTHY),
-        ("10.0.0.2", 50051, "t2", EndpointHealth.HEALTHY),
+        ("127.0.0.1", 50051, "t1", EndpointHealth.HEALTHY),
+        ("127.0.0.2", 50051, "t2", EndpointHealth.HEALTHY),
     ]
     assert service.endpoints[0].task_definition == "orders:7"
     assert service.endpoints[0].cluster == "prod"
@@ -41,22 +41,22 @@ def test_a_service_with_its_endpoints() -> None:
 
 def test_endpoints_use_the_address_and_port_discovery_found() -> None:
     td = task_definition("legacy", 1, {"xds.service": "legacy"}, network_mode="bridge")
-    state = cluster_state([task(td, "t1", "10.1.0.10", port=32768), task(td, "t2", "10.1.0.10", port=32771)], [td])
+    state = cluster_state([task(td, "t1", "127.1.0.10", port=32768), task(td, "t2", "127.1.0.10", port=32771)], [td])
 
-    assert [(a, p) for a, p, _, _ in _endpoints(build_mesh([state]), "legacy")] == [("10.1.0.10", 32768), ("10.1.0.10", 32771)]
+    assert [(a, p) for a, p, _, _ in _endpoints(build_mesh([state]), "legacy")] == [("127.1.0.10", 32768), ("127.1.0.10", 32771)]
 
 
 def test_a_task_without_a_reachable_port_has_no_endpoint() -> None:
     td = task_definition("orders", 1, {"xds.service": "orders"})
-    unreachable = dataclasses.replace(task(td, "t2", "10.0.0.2"), endpoints=())
-    mesh = build_mesh([cluster_state([task(td, "t1", "10.0.0.1"), unreachable], [td])])
+    unreachable = dataclasses.replace(task(td, "t2", "127.0.0.2"), endpoints=())
+    mesh = build_mesh([cluster_state([task(td, "t1", "127.0.0.1"), unreachable], [td])])
     assert [tid for _, _, tid, _ in _endpoints(mesh, "orders")] == ["t1"]
 
 
 def test_port_defaults_to_the_only_mapping_and_errors_when_several() -> None:
     one = task_definition("one", 1, {"xds.service": "one"}, ports=(8443,))
     several = task_definition("several", 4, {"xds.service": "several"}, ports=(50051, 9090))
-    mesh = build_mesh([cluster_state([task(one, "a", "10.0.0.1"), task(several, "b", "10.0.0.2")], [one, several])])
+    mesh = build_mesh([cluster_state([task(one, "a", "127.0.0.1"), task(several, "b", "127.0.0.2")], [one, several])])
 
     assert [s.name for s in mesh.services] == ["one"]
     assert mesh.service("one").container_port == 8443  # type: ignore[union-attr]
@@ -79,10 +79,10 @@ def test_port_defaults_to_the_only_mapping_and_errors_when_several() -> None:
 def test_a_malformed_service_does_not_affect_another_in_the_same_cluster() -> None:
     bad = task_definition("payments", 3, {"xds.service": "payments", "xds.protocol": "thrift"})
     good = task_definition("orders", 1, {"xds.service": "orders"})
-    mesh = build_mesh([cluster_state([task(bad, "b1", "10.0.0.9"), task(good, "g1", "10.0.0.1")], [bad, good])])
+    mesh = build_mesh([cluster_state([task(bad, "b1", "127.0.0.9"), task(good, "g1", "127.0.0.1")], [bad, good])])
 
     assert [s.name for s in mesh.services] == ["orders"]
-    assert _endpoints(mesh, "orders") == [("10.0.0.1", 50051, "g1", EndpointHealth.HEALTHY)]
+    assert _endpoints(mesh, "orders") == [("127.0.0.1", 50051, "g1", EndpointHealth.HEALTHY)]
     assert [(p.service, p.task_definition, p.label, p.value, p.severity, p.message) for p in mesh.problems] == [
         (
             "payments",
@@ -98,7 +98,7 @@ def test_a_malformed_service_does_not_affect_another_in_the_same_cluster() -> No
 def test_a_malformed_container_does_not_affect_another_container_of_the_task() -> None:
     sidecar = ContainerDefinition("admin", {"xds.service": "orders-admin", "xds.port": "99999"}, (PortMapping(9901),))
     td = task_definition("orders", 2, {"xds.service": "orders"}, extra_containers=(sidecar,))
-    mesh = build_mesh([cluster_state([task(td, "t1", "10.0.0.1")], [td])])
+    mesh = build_mesh([cluster_state([task(td, "t1", "127.0.0.1")], [td])])
 
     assert [s.name for s in mesh.services] == ["orders"]
     assert [p.message for p in mesh.problems] == [
@@ -109,9 +109,9 @@ def test_a_malformed_container_does_not_affect_another_container_of_the_task() -
 
 def test_an_unknown_label_is_a_warning_and_the_service_is_still_served() -> None:
     td = task_definition("orders", 5, {"xds.service": "orders", "xds.retries": "3"})
-    mesh = build_mesh([cluster_state([task(td, "t1", "10.0.0.1")], [td])])
+    mesh = build_mesh([cluster_state([task(td, "t1", "127.0.0.1")], [td])])
 
-    assert _endpoints(mesh, "orders") == [("10.0.0.1", 50051, "t1", EndpointHealth.HEALTHY)]
+    assert _endpoints(mesh, "orders") == [("127.0.0.1", 50051, "t1", EndpointHealth.HEALTHY)]
     assert mesh.problems == (
         ServiceProblem(
             service="orders",
@@ -127,7 +127,7 @@ def test_an_unknown_label_is_a_warning_and_the_service_is_still_served() -> None
 
 def test_a_custom_prefix() -> None:
     td = task_definition("orders", 1, {"mesh/service": "orders", "mesh/protocol": "http1", "xds.service": "ignored"})
-    mesh = build_mesh([cluster_state([task(td, "t1", "10.0.0.1")], [td])], prefix="mesh/")
+    mesh = build_mesh([cluster_state([task(td, "t1", "127.0.0.1")], [td])], prefix="mesh/")
 
     assert [(s.name, s.protocol) for s in mesh.services] == [("orders", Protocol.HTTP1)]
     assert mesh.problems == ()
@@ -136,7 +136,7 @@ def test_a_custom_prefix() -> None:
 def test_during_a_rollout_the_newest_revision_wins_and_both_serve() -> None:
     old = task_definition("orders", 6, {"xds.service": "orders", "xds.route.prefix": "/v1/"})
     new = task_definition("orders", 7, {"xds.service": "orders", "xds.route.prefix": "/v2/"})
-    state = cluster_state([task(new, "new1", "10.0.0.2"), task(old, "old1", "10.0.0.1")], [old, new])
+    state = cluster_state([task(new, "new1", "127.0.0.2"), task(old, "old1", "127.0.0.1")], [old, new])
 
     mesh = build_mesh([state])
 
@@ -160,14 +160,14 @@ def test_during_a_rollout_the_newest_revision_wins_and_both_serve() -> None:
 def test_a_rollout_with_equal_settings_is_silent() -> None:
     old = task_definition("orders", 6, {"xds.service": "orders"})
     new = task_definition("orders", 7, {"xds.service": "orders"})
-    mesh = build_mesh([cluster_state([task(old, "a", "10.0.0.1"), task(new, "b", "10.0.0.2")], [old, new])])
+    mesh = build_mesh([cluster_state([task(old, "a", "127.0.0.1"), task(new, "b", "127.0.0.2")], [old, new])])
     assert mesh.problems == () and len(mesh.services[0].endpoints) == 2
 
 
 def test_a_route_conflict_keeps_the_first_service_by_name() -> None:
     beta = task_definition("beta", 2, {"xds.service": "beta", "xds.route.hosts": "shop.example.com,*"})
     alpha = task_definition("alpha", 1, {"xds.service": "alpha"})
-    mesh = build_mesh([cluster_state([task(beta, "b", "10.0.0.2"), task(alpha, "a", "10.0.0.1")], [beta, alpha])])
+    mesh = build_mesh([cluster_state([task(beta, "b", "127.0.0.2"), task(alpha, "a", "127.0.0.1")], [beta, alpha])])
 
     assert [s.name for s in mesh.services] == ["alpha"]
     assert mesh.problems == (
@@ -186,14 +186,14 @@ def test_a_route_conflict_keeps_the_first_service_by_name() -> None:
 def test_a_route_conflict_names_the_custom_prefix_labels() -> None:
     a = task_definition("a", 1, {"mesh/service": "a"})
     b = task_definition("b", 1, {"mesh/service": "b"})
-    mesh = build_mesh([cluster_state([task(a, "a", "10.0.0.1"), task(b, "b", "10.0.0.2")], [a, b])], prefix="mesh/")
+    mesh = build_mesh([cluster_state([task(a, "a", "127.0.0.1"), task(b, "b", "127.0.0.2")], [a, b])], prefix="mesh/")
     assert mesh.problems[0].message.endswith("give one of them a different mesh/route.hosts or mesh/route.prefix")
 
 
 def test_the_same_prefix_on_different_hosts_is_no_conflict() -> None:
     a = task_definition("a", 1, {"xds.service": "a", "xds.route.hosts": "a.example.com"})
     b = task_definition("b", 1, {"xds.service": "b", "xds.route.hosts": "b.example.com"})
-    mesh = build_mesh([cluster_state([task(a, "a", "10.0.0.1"), task(b, "b", "10.0.0.2")], [a, b])])
+    mesh = build_mesh([cluster_state([task(a, "a", "127.0.0.1"), task(b, "b", "127.0.0.2")], [a, b])])
     assert [s.name for s in mesh.services] == ["a", "b"] and mesh.problems == ()
 
 
@@ -201,18 +201,18 @@ def test_services_across_clusters_merge() -> None:
     td = task_definition("orders", 1, {"xds.service": "orders"})
     mesh = build_mesh(
         [
-            cluster_state([task(td, "p1", "10.0.0.1", cluster="prod")], [td], cluster="prod"),
-            cluster_state([task(td, "s1", "10.0.1.1", cluster="prod-b")], [td], cluster="prod-b"),
+            cluster_state([task(td, "p1", "127.0.0.1", cluster="prod")], [td], cluster="prod"),
+            cluster_state([task(td, "s1", "127.0.1.1", cluster="prod-b")], [td], cluster="prod-b"),
         ]
     )
-    assert [(e.cluster, e.address) for e in mesh.services[0].endpoints] == [("prod", "10.0.0.1"), ("prod-b", "10.0.1.1")]
+    assert [(e.cluster, e.address) for e in mesh.services[0].endpoints] == [("prod", "127.0.0.1"), ("prod-b", "127.0.1.1")]
 
 
 def test_equal_views_build_equal_meshes() -> None:
     def views():
         a = task_definition("a", 1, {"xds.service": "a", "xds.bogus": "1"})
         b = task_definition("b", 1, {"xds.service": "b", "xds.route.prefix": "/b/"})
-        return [cluster_state([task(b, "b", "10.0.0.2"), task(a, "a", "10.0.0.1")], [b, a])]
+        return [cluster_state([task(b, "b", "127.0.0.2"), task(a, "a", "127.0.0.1")], [b, a])]
 
     assert build_mesh(views()) == build_mesh(list(reversed(views())))
 
@@ -237,8 +237,8 @@ def test_equal_views_build_equal_meshes() -> None:
 )
 def test_lifecycle(last: str, desired: str, container_health: str, expected: EndpointHealth | None) -> None:
     td = task_definition("orders", 1, {"xds.service": "orders"})
-    ecs_task = task(td, "t1", "10.0.0.1", last_status=last, desired_status=desired, container_health=container_health)
+    ecs_task = task(td, "t1", "127.0.0.1", last_status=last, desired_status=desired, container_health=container_health)
 
     assert endpoint_health(ecs_task, "app") is expected
     mesh = build_mesh([cluster_state([ecs_task], [td])])
-    assert _endpoints(mesh, "orders") == ([] if expected is None else [("10.0.0.1", 50051, "t1", expected)])
+    assert _endpoints(mesh, "orders") == ([] if expected is None else [("127.0.0.1", 50051, "t1", expected)])

@@ -73,7 +73,7 @@ def _awsvpc_task(i: int, td: str, *, last: str = "RUNNING", desired: str = "RUNN
                 "status": "ATTACHED",
                 "details": [
                     {"name": "networkInterfaceId", "value": f"eni-{i:08x}"},
-                    {"name": "privateIPv4Address", "value": f"10.0.{i // 250}.{i % 250 + 1}"},
+                    {"name": "privateIPv4Address", "value": f"127.0.{i // 250}.{i % 250 + 1}"},
                 ],
             }
         ],
@@ -191,7 +191,7 @@ def test_250_tasks_are_described_in_batches_of_100_and_task_definitions_once(aws
     assert set(state.task_definitions) == {td}
     first = state.tasks[0]
     assert first.arn == _task_arn(0)
-    assert first.endpoints == (ContainerEndpoint("app", 50051, "10.0.0.1", 50051),)
+    assert first.endpoints == (ContainerEndpoint("app", 50051, "127.0.0.1", 50051),)
     assert first.started_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp()
     assert first.service_name == "orders"
 
@@ -211,7 +211,7 @@ def test_task_definitions_are_cached_across_reads(aws: Aws) -> None:
 
     assert first_calls["DescribeTaskDefinition"] == 1
     assert "DescribeTaskDefinition" not in second_calls
-    assert state.tasks[0].endpoints == (ContainerEndpoint("app", 50051, "10.0.0.2", 50051),)
+    assert state.tasks[0].endpoints == (ContainerEndpoint("app", 50051, "127.0.0.2", 50051),)
 
 
 def test_bridge_tasks_resolve_instance_addresses_once_and_awsvpc_tasks_never(aws: Aws) -> None:
@@ -232,7 +232,7 @@ def test_bridge_tasks_resolve_instance_addresses_once_and_awsvpc_tasks_never(aws
             aws.describe_task_definition("legacy", 1, "bridge")
             aws.describe_task_definition("orders", 3, "awsvpc")
             aws.describe_container_instances({"ci-a": "i-0aaa", "ci-b": "i-0bbb"})
-            aws.describe_instances({"i-0aaa": "10.1.0.10", "i-0bbb": "10.1.0.11"})
+            aws.describe_instances({"i-0aaa": "127.1.0.10", "i-0bbb": "127.1.0.11"})
 
     _, first_calls = reader.read(CLUSTER)
     state, second_calls = reader.read(CLUSTER)
@@ -246,9 +246,9 @@ def test_bridge_tasks_resolve_instance_addresses_once_and_awsvpc_tasks_never(aws
     }
     assert second_calls == {"ListTasks": 2, "DescribeTasks": 1}
     assert [t.endpoints for t in state.tasks] == [
-        (ContainerEndpoint("app", 50051, "10.1.0.10", 32768),),
-        (ContainerEndpoint("app", 50051, "10.1.0.11", 32771),),
-        (ContainerEndpoint("app", 50051, "10.0.0.4", 50051),),
+        (ContainerEndpoint("app", 50051, "127.1.0.10", 32768),),
+        (ContainerEndpoint("app", 50051, "127.1.0.11", 32771),),
+        (ContainerEndpoint("app", 50051, "127.0.0.4", 50051),),
     ]
 
 

@@ -50,7 +50,7 @@ def test_complete_details_are_applied_without_calls_and_older_or_duplicate_ones_
 
     state, calls, applied = reader.apply(CLUSTER, [_detail(1, td, version=3)])
     assert calls == {"DescribeTaskDefinition": 1} and applied == 1
-    assert state.tasks[0].endpoints == (ContainerEndpoint("app", 50051, "10.0.0.2", 50051),)
+    assert state.tasks[0].endpoints == (ContainerEndpoint("app", 50051, "127.0.0.2", 50051),)
 
     # A late (older) event and a duplicate change nothing and cost nothing.
     state, calls, applied = reader.apply(CLUSTER, [_detail(1, td, version=2, desired="RUNNING"), _detail(1, td, version=3)])
@@ -80,7 +80,7 @@ def test_a_detail_without_an_address_is_described(aws: Aws) -> None:
     state, calls, applied = ClusterReader(aws.ecs, aws.ec2).apply(CLUSTER, [incomplete])
 
     assert calls == {"DescribeTaskDefinition": 1, "DescribeTasks": 1} and applied == 1
-    assert state.tasks[0].endpoints[0].address == "10.0.0.2"
+    assert state.tasks[0].endpoints[0].address == "127.0.0.2"
 
 
 def test_a_describe_tasks_failure_other_than_missing_fails_the_whole_read(aws: Aws) -> None:

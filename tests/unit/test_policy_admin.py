@@ -15,7 +15,7 @@ def test_policies_in_the_admin_api() -> None:
          "xds.retry.on": "unavailable", "xds.ratelimit.average": "10", "xds.scheme": "tls", "xds.upstreams": "users",
          "xds.route.weights": "orders:1", "xds.timeout.grpc-max": "30s"},
     )
-    (service,) = services(build_mesh([cluster_state([task(td, "o", "10.0.0.1")], [td])]))
+    (service,) = services(build_mesh([cluster_state([task(td, "o", "127.0.0.1")], [td])]))
     p = service.policies
     assert (p.load_balancing, p.hash_header, p.health_check, p.health_check_interval_ms) == ("maglev", "x-user", "grpc", 5000)
     assert (p.retry_on, p.num_retries, p.max_requests, p.rate_limit_average, p.rate_limit_burst) == ("unavailable", 2, 1024, 10, 10)

@@ -39,7 +39,7 @@ def _view(cluster: str, *addresses: str) -> ClusterState:
 
 
 def test_a_failed_sync_keeps_the_last_view_and_reports_the_error() -> None:
-    first = _view("prod", "10.0.0.1", "10.0.0.2")
+    first = _view("prod", "127.0.0.1", "127.0.0.2")
     discovery, published = _discovery({"prod": FakeReader(first, RuntimeError("ECS said no"))})
 
     asyncio.run(discovery.sync_once())
@@ -54,7 +54,7 @@ def test_a_failed_sync_keeps_the_last_view_and_reports_the_error() -> None:
 
 
 def test_recovery_clears_the_error_and_publishes_the_new_view() -> None:
-    first, later = _view("prod", "10.0.0.1"), _view("prod", "10.0.0.1", "10.0.0.3")
+    first, later = _view("prod", "127.0.0.1"), _view("prod", "127.0.0.1", "127.0.0.3")
     discovery, published = _discovery({"prod": FakeReader(first, RuntimeError("boom"), later)})
 
     for _ in range(3):
@@ -66,7 +66,7 @@ def test_recovery_clears_the_error_and_publishes_the_new_view() -> None:
 
 
 def test_an_unchanged_view_is_not_published_again() -> None:
-    discovery, published = _discovery({"prod": FakeReader(_view("prod", "10.0.0.1"), _view("prod", "10.0.0.1"))})
+    discovery, published = _discovery({"prod": FakeReader(_view("prod", "127.0.0.1"), _view("prod", "127.0.0.1"))})
 
     asyncio.run(discovery.sync_once())
     asyncio.run(discovery.sync_once())
@@ -75,7 +75,7 @@ def test_an_unchanged_view_is_not_published_again() -> None:
 
 
 def test_nothing_is_published_until_every_cluster_was_read_once() -> None:
-    prod, staging = _view("prod", "10.0.0.1"), _view("staging", "10.0.1.1")
+    prod, staging = _view("prod", "127.0.0.1"), _view("staging", "127.0.1.1")
     discovery, published = _discovery(
         {"prod": FakeReader(prod, prod), "staging": FakeReader(RuntimeError("AccessDenied"), staging)}
     )

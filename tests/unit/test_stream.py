@@ -41,7 +41,7 @@ class Handshake:
 
 def test_first_wildcard_cds_request_gets_every_cluster() -> None:
     stream = _stream()
-    snap = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))
+    snap = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
 
     (response,) = stream.on_request(request(CDS), snap)
 
@@ -53,25 +53,25 @@ def test_first_wildcard_cds_request_gets_every_cluster() -> None:
 
 
 def test_an_explicit_wildcard_cds_request_gets_every_cluster_too() -> None:
-    snap = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))
+    snap = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
     (response,) = _stream().on_request(request(CDS, ("*",)), snap)
     assert names(response) == ["billing", "orders"]
 
 
 def test_eds_answers_by_name() -> None:
     stream = _stream()
-    snap = snapshot(mesh(service("orders", "10.0.0.1", "10.0.0.3"), service("billing", "10.0.0.2")))
+    snap = snapshot(mesh(service("orders", "127.0.0.1", "127.0.0.3"), service("billing", "127.0.0.2")))
 
     (response,) = stream.on_request(request(EDS, ("orders", "unknown")), snap)
 
     assert names(response) == ["orders"]
-    assert addresses(response, "orders") == [("10.0.0.1", 50051), ("10.0.0.3", 50051)]
+    assert addresses(response, "orders") == [("127.0.0.1", 50051), ("127.0.0.3", 50051)]
     assert stream.record.status(EDS).resource_names == ("orders", "unknown")
 
 
 def test_lds_and_rds_wait_for_the_cds_ack_and_eds_subscription_to_every_cluster() -> None:
     stream = _stream()
-    snap = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))
+    snap = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
 
     (cds,) = stream.on_request(request(CDS), snap)
     assert stream.on_request(request(LDS), snap) == []
@@ -90,7 +90,7 @@ def test_lds_and_rds_wait_for_the_cds_ack_and_eds_subscription_to_every_cluster(
 
 
 def test_a_full_handshake_sends_each_type_once() -> None:
-    snap = snapshot(mesh(service("orders", "10.0.0.1")))
+    snap = snapshot(mesh(service("orders", "127.0.0.1")))
     walk = Handshake(snap)
     assert {k: v.version_info for k, v in walk.sent.items()} == {t.short: snap.version(t) for t in (CDS, EDS, LDS, RDS)}
     record = walk.stream.record
@@ -100,8 +100,8 @@ def test_a_full_handshake_sends_each_type_once() -> None:
 
 def test_a_stale_nonce_is_ignored() -> None:
     stream = _stream()
-    first = snapshot(mesh(service("orders", "10.0.0.1")))
-    second = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))
+    first = snapshot(mesh(service("orders", "127.0.0.1")))
+    second = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
     (old,) = stream.on_request(request(CDS), first)
     (new,) = stream.push(second)
 
@@ -116,10 +116,10 @@ def test_a_stale_nonce_is_ignored() -> None:
 
 
 def test_a_nack_is_recorded_and_the_rejected_version_is_not_resent() -> None:
-    one = snapshot(mesh(service("orders", "10.0.0.1")))
+    one = snapshot(mesh(service("orders", "127.0.0.1")))
     walk = Handshake(one)
     stream = walk.stream
-    two = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))
+    two = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
     (rejected,) = walk.take(stream.push(two))
     assert types([rejected]) == ["CDS"]
 
@@ -138,22 +138,22 @@ def test_a_nack_is_recorded_and_the_rejected_version_is_not_resent() -> None:
     assert stream.on_request(request(EDS, ("orders",), ack=walk.sent["EDS"]), two) == []
     assert stream.on_request(request(LDS, ack=walk.sent["LDS"]), two) == []
     assert stream.push(two) == []
-    assert stream.push(snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))) == []
+    assert stream.push(snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))) == []
     assert status.responses_sent == 2
 
     # A changed config is sent.
-    three = snapshot(mesh(service("orders", "10.0.0.7"), service("billing", "10.0.0.2")))
+    three = snapshot(mesh(service("orders", "127.0.0.7"), service("billing", "127.0.0.2")))
     responses = stream.push(three)
     assert types(responses) == ["EDS"]  # the clusters are unchanged (still rejected): only orders' endpoints moved
-    assert addresses(responses[0], "orders") == [("10.0.0.7", 50051)]
-    four = snapshot(mesh(service("orders", "10.0.0.7"), service("billing-v2", "10.0.0.9")))
+    assert addresses(responses[0], "orders") == [("127.0.0.7", 50051)]
+    four = snapshot(mesh(service("orders", "127.0.0.7"), service("billing-v2", "127.0.0.9")))
     (cds,) = stream.push(four)
     assert types([cds]) == ["CDS"] and names(cds) == ["billing-v2", "orders"]
     assert cds.version_info == four.version(CDS)
 
 
 def test_versions_are_content_hashes_equal_across_independent_snapshots() -> None:
-    build = lambda: snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2")))  # noqa: E731
+    build = lambda: snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))  # noqa: E731
     one, two = build(), build()
     (a,) = _stream().on_request(request(CDS), one)
     # A restarted control plane: a new stream; Envoy reports the version it already has.
@@ -162,21 +162,21 @@ def test_versions_are_content_hashes_equal_across_independent_snapshots() -> Non
     assert a.version_info == b.version_info
     assert [r.value for r in a.resources] == [r.value for r in b.resources]
     assert a.version_info not in ("", "0", "1")
-    other = snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.3")))
+    other = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.3")))
     assert other.version(EDS) != one.version(EDS) and other.version(CDS) == one.version(CDS)
 
 
 def test_an_endpoint_only_change_pushes_only_eds() -> None:
-    walk = Handshake(snapshot(mesh(service("orders", "10.0.0.1"))))
-    responses = walk.stream.push(snapshot(mesh(service("orders", "10.0.0.1", "10.0.0.5"))))
+    walk = Handshake(snapshot(mesh(service("orders", "127.0.0.1"))))
+    responses = walk.stream.push(snapshot(mesh(service("orders", "127.0.0.1", "127.0.0.5"))))
     assert types(responses) == ["EDS"]
-    assert addresses(responses[0], "orders") == [("10.0.0.1", 50051), ("10.0.0.5", 50051)]
+    assert addresses(responses[0], "orders") == [("127.0.0.1", 50051), ("127.0.0.5", 50051)]
 
 
 def test_make_before_break_when_a_service_is_removed() -> None:
-    walk = Handshake(snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2"))))
+    walk = Handshake(snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2"))))
     stream = walk.stream
-    without = snapshot(mesh(service("orders", "10.0.0.1")))
+    without = snapshot(mesh(service("orders", "127.0.0.1")))
 
     # The routes go first; CDS keeps billing while Envoy's routes may still send to it.
     (rds,) = walk.take(stream.push(without))
@@ -201,9 +201,9 @@ def test_make_before_break_when_a_service_is_removed() -> None:
 
 
 def test_a_nacked_route_update_keeps_the_old_cluster() -> None:
-    walk = Handshake(snapshot(mesh(service("orders", "10.0.0.1"), service("billing", "10.0.0.2"))))
+    walk = Handshake(snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2"))))
     stream = walk.stream
-    without = snapshot(mesh(service("orders", "10.0.0.1")))
+    without = snapshot(mesh(service("orders", "127.0.0.1")))
     (rds,) = stream.push(without)
 
     assert stream.on_request(request(RDS, ("edge",), nonce=rds.nonce, version=walk.sent["RDS"].version_info, error="bad route"), without) == []

@@ -106,7 +106,7 @@ def delta_names(response) -> list[str]:  # type: ignore[no-untyped-def]
 @run_async
 async def test_delta_wildcard_subscribe_unsubscribe_and_only_changed_resources() -> None:
     cache = SnapshotCache()
-    cache.set_mesh(world(service("a", "10.0.0.1"), service("b", "10.0.0.2")))
+    cache.set_mesh(world(service("a", "127.0.0.1"), service("b", "127.0.0.2")))
     async with serving(cache) as channel:
         stream = Stream(ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources())
         await stream.send(delta(CDS))  # legacy wildcard
@@ -122,14 +122,14 @@ async def test_delta_wildcard_subscribe_unsubscribe_and_only_changed_resources()
         await stream.send(delta(EDS, (), ["a"], ack=eds_b))
         assert await stream.nothing_arrives()
         # a's endpoints change: unsubscribed, so nothing; b's change: only b.
-        cache.set_mesh(world(service("a", "10.0.0.9"), service("b", "10.0.0.2")))
+        cache.set_mesh(world(service("a", "127.0.0.9"), service("b", "127.0.0.2")))
         assert await stream.nothing_arrives()
-        cache.set_mesh(world(service("a", "10.0.0.9"), service("b", "10.0.0.3")))
+        cache.set_mesh(world(service("a", "127.0.0.9"), service("b", "127.0.0.3")))
         update = await stream.receive()
         assert update.type_url == EDS.value and delta_names(update) == ["b"]
         # A service removed: its cluster goes in removed_resources, not re-sent clusters.
         await stream.send(delta(EDS, ack=update))
-        cache.set_mesh(world(service("b", "10.0.0.3")))
+        cache.set_mesh(world(service("b", "127.0.0.3")))
         removal = await stream.receive()
         assert removal.type_url == CDS.value and list(removal.removed_resources) == ["a"] and not removal.resources
 
@@ -137,7 +137,7 @@ async def test_delta_wildcard_subscribe_unsubscribe_and_only_changed_resources()
 @run_async
 async def test_delta_nack_is_recorded_not_resent_and_recovers_on_change() -> None:
     cache, registry = SnapshotCache(), ProxyRegistry()
-    cache.set_mesh(world(service("a", "10.0.0.1")))
+    cache.set_mesh(world(service("a", "127.0.0.1")))
     async with serving(cache, registry) as channel:
         stream = Stream(ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources())
         await stream.send(delta(CDS))
@@ -146,16 +146,16 @@ async def test_delta_nack_is_recorded_not_resent_and_recovers_on_change() -> Non
         assert await stream.nothing_arrives(), "a NACKed resource was sent again"
         (record,) = registry.proxies()
         assert record.status(CDS).nacks == 1 and record.status(CDS).last_nack.message == "cluster a: bad"  # type: ignore[union-attr]
-        cache.set_mesh(world(service("a", "10.0.0.1", prefix="/new/")))  # routes change, cluster does not
+        cache.set_mesh(world(service("a", "127.0.0.1", prefix="/new/")))  # routes change, cluster does not
         assert await stream.nothing_arrives()
-        cache.set_mesh(world(service("a", "10.0.0.1"), service("c", "10.0.0.3")))
+        cache.set_mesh(world(service("a", "127.0.0.1"), service("c", "127.0.0.3")))
         fixed = await stream.receive()
         assert delta_names(fixed) == ["c"]
 
 
 @run_async
 async def test_reconnect_to_a_restarted_server_changes_nothing() -> None:
-    the_world = world(service("a", "10.0.0.1"), service("b", "10.0.0.2"))
+    the_world = world(service("a", "127.0.0.1"), service("b", "127.0.0.2"))
     first, second = SnapshotCache(), SnapshotCache()
     first.set_mesh(the_world)
     async with serving(first) as channel:
@@ -185,8 +185,8 @@ async def test_reconnect_to_a_restarted_server_changes_nothing() -> None:
 @run_async
 async def test_a_change_to_one_service_reaches_only_the_proxies_that_receive_it() -> None:
     cache = SnapshotCache()
-    a, c = with_upstreams(service("a", "10.0.0.1"), "b"), with_upstreams(service("c", "10.0.0.3"), "d")
-    cache.set_mesh(world(a, service("b", "10.0.0.2"), c, service("d", "10.0.0.4")))
+    a, c = with_upstreams(service("a", "127.0.0.1"), "b"), with_upstreams(service("c", "127.0.0.3"), "d")
+    cache.set_mesh(world(a, service("b", "127.0.0.2"), c, service("d", "127.0.0.4")))
     async with serving(cache) as channel:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         sidecars = {}
@@ -201,7 +201,7 @@ async def test_a_change_to_one_service_reaches_only_the_proxies_that_receive_it(
             eds = await stream.receive()
             await stream.send(delta(EDS, ack=eds, node=node))
             sidecars[name] = stream
-        cache.set_mesh(world(a, service("b", "10.0.0.2"), c, service("d", "10.0.0.4", "10.0.0.5")))
+        cache.set_mesh(world(a, service("b", "127.0.0.2"), c, service("d", "127.0.0.4", "127.0.0.5")))
         update = await sidecars["c"].receive()
         assert update.type_url == EDS.value and delta_names(update) == ["d"]
         assert await sidecars["c"].nothing_arrives(), "more than EDS was pushed for an endpoint change"
@@ -211,7 +211,7 @@ async def test_a_change_to_one_service_reaches_only_the_proxies_that_receive_it(
 @run_async
 async def test_per_type_services_answer_without_ads_ordering() -> None:
     cache = SnapshotCache()
-    cache.set_mesh(world(service("a", "10.0.0.1")))
+    cache.set_mesh(world(service("a", "127.0.0.1")))
     async with serving(cache) as channel:
         listeners = Stream(lds_pb2_grpc.ListenerDiscoveryServiceStub(channel).StreamListeners())
         req = request(LDS)
@@ -230,7 +230,7 @@ async def test_per_type_services_answer_without_ads_ordering() -> None:
 @run_async
 async def test_a_stuck_client_does_not_delay_the_others() -> None:
     cache = SnapshotCache()
-    big = [service(f"s{i:03}", *(f"10.{i // 200}.{i % 200}.{j}" for j in range(1, 30))) for i in range(150)]
+    big = [service(f"s{i:03}", *(f"127.{i // 200}.{i % 200}.{j}" for j in range(1, 30))) for i in range(150)]
     cache.set_mesh(world(*big))
     async with serving(cache) as channel:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
@@ -247,13 +247,13 @@ async def test_a_stuck_client_does_not_delay_the_others() -> None:
         loop = asyncio.get_running_loop()
         for round_ in range(20):  # the stuck client falls ever further behind
             changed = list(big)
-            changed[0] = service("s000", f"10.99.0.{round_ + 1}")
+            changed[0] = service("s000", f"127.99.0.{round_ + 1}")
             started = loop.time()
             cache.set_mesh(world(*changed))
             update = await healthy.receive()
             assert loop.time() - started < 1.0
             assignment = endpoint_pb2.ClusterLoadAssignment()
             update.resources[0].resource.Unpack(assignment)
-            assert assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address == f"10.99.0.{round_ + 1}"
+            assert assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address == f"127.99.0.{round_ + 1}"
             await healthy.send(delta(EDS, ack=update))
         stuck.cancel()
