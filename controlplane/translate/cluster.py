@@ -8,8 +8,9 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import duration_pb2
 
+from controlplane.translate.packing import pack
 from controlplane.model.mesh import LbPolicy, LocalityMode, Service
 from controlplane.translate.circuit_breakers import circuit_breakers
 from controlplane.translate.durations import duration
@@ -43,8 +44,7 @@ def service_cluster(service: Service) -> cluster_pb2.Cluster:
         options.explicit_http_config.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
     else:
         options.explicit_http_config.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions())
-    packed = any_pb2.Any()
-    packed.Pack(options)
+    packed = pack(options)
     balancing = service.policy.load_balancing
     cluster = cluster_pb2.Cluster(
         name=service.name,

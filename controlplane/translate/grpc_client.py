@@ -11,19 +11,14 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
+from controlplane.translate.packing import pack
 from controlplane.model.mesh import Mesh, Service
 from controlplane.roles import GrpcClientRole
 from controlplane.translate import endpoint
 from controlplane.translate.cluster import ads_config_source
-
-
-def _pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
 
 
 def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
@@ -37,9 +32,9 @@ def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
 def api_listener(service: Service) -> listener_pb2.Listener:
     manager = hcm_pb2.HttpConnectionManager(
         rds=hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=service.name),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router()))],
+        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))],
     )
-    return listener_pb2.Listener(name=service.name, api_listener=api_listener_pb2.ApiListener(api_listener=_pack(manager)))
+    return listener_pb2.Listener(name=service.name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)))
 
 
 def routes(service: Service) -> route_pb2.RouteConfiguration:

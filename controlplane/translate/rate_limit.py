@@ -7,6 +7,7 @@ from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb
 from envoy.type.v3 import percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 
+from controlplane.translate.packing import pack
 from controlplane.model.mesh import Service
 from controlplane.translate.durations import duration
 
@@ -42,6 +43,4 @@ def route_rate_limit(service: Service) -> any_pb2.Any | None:
         # Envoy would map its 429 to UNAVAILABLE, which clients treat as retryable right away.
         rate_limited_as_resource_exhausted=True,
     )
-    packed = any_pb2.Any()
-    packed.Pack(config)
-    return packed
+    return pack(config)

@@ -6,6 +6,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
+from controlplane.translate.packing import pack
 from controlplane.model.mesh import DEFAULT_RETRY_ON, RetryPolicy
 from controlplane.translate.durations import duration
 
@@ -15,9 +16,7 @@ PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 
 
 def _previous_hosts() -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(previous_hosts_pb2.PreviousHostsPredicate())
-    return packed
+    return pack(previous_hosts_pb2.PreviousHostsPredicate())
 
 
 def retry_policy(policy: RetryPolicy = RetryPolicy()) -> rc.RetryPolicy:

@@ -8,29 +8,20 @@ import functools
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
-from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from controlplane.model.mesh import Mesh, Protocol, Service
+from controlplane.model.mesh import Mesh, Service
 from controlplane.roles import SidecarRole
 from controlplane.translate import cluster, endpoint, route
-from controlplane.translate.cluster import ads_config_source
-from controlplane.translate.rate_limit import LOCAL_RATELIMIT, listener_filter_config
+from controlplane.translate.listener import http_listener
 
 OUTBOUND = "outbound"
 INBOUND = "inbound"
 LOCAL_APP = "local_app"
-
-
-def _pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
 
 
 _last_index: list[tuple[Mesh, dict[str, Service]]] = []
@@ -52,34 +43,6 @@ def upstreams_of(mesh: Mesh, service_name: str) -> list[Service]:
     own = index.get(service_name)
     wanted = sorted(set(getattr(own, "upstreams", ()) or ()) if own else set())
     return [index[name] for name in wanted if name in index and getattr(index[name], "subset_of", None) is None]
-
-
-def http_listener(
-    name: str, address: str, port: int, *, rds_name: str | None = None, route_config: route_pb2.RouteConfiguration | None = None
-) -> listener_pb2.Listener:
-    manager = hcm_pb2.HttpConnectionManager(
-        stat_prefix=name,
-        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
-        strip_any_host_port=True,
-        http_filters=[
-            # The same chain as the edge: upstream routes may carry a local rate-limit bucket.
-            hcm_pb2.HttpFilter(name=LOCAL_RATELIMIT, typed_config=_pack(listener_filter_config())),
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router())),
-        ],
-    )
-    if rds_name is not None:
-        manager.rds.CopyFrom(hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=rds_name))
-    elif route_config is not None:
-        manager.route_config.CopyFrom(route_config)
-    return listener_pb2.Listener(
-        name=name,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port)),
-        filter_chains=[
-            listener_components_pb2.FilterChain(
-                filters=[listener_components_pb2.Filter(name="envoy.filters.network.http_connection_manager", typed_config=_pack(manager))]
-            )
-        ],
-    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -111,9 +74,7 @@ def outbound_routes(upstreams: tuple[Service, ...]) -> route_pb2.RouteConfigurat
 
 
 def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
-    """The app next to the sidecar, on loopback."""
-    protocol_source = own if own is not None else None
-    template = cluster.service_cluster(protocol_source) if protocol_source else None
+    """The app next to the sidecar; it speaks the protocol its own labels declare."""
     local = cluster_pb2.Cluster(
         name=LOCAL_APP,
         type=cluster_pb2.Cluster.STATIC,
@@ -133,8 +94,8 @@ def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_p
             ],
         ),
     )
-    if template is not None and (own is None or own.protocol is not Protocol.HTTP1):
-        for key, value in template.typed_extension_protocol_options.items():
+    if own is not None:
+        for key, value in cluster.service_cluster(own).typed_extension_protocol_options.items():
             local.typed_extension_protocol_options[key].CopyFrom(value)
     return local
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from google.protobuf import any_pb2
 
+from controlplane.translate.packing import pack
 from controlplane.model.mesh import Service
 
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
@@ -23,6 +23,4 @@ def upstream_transport_socket(service: Service) -> base_pb2.TransportSocket | No
             alpn_protocols=["h2"] if service.protocol.is_http2 else ["http/1.1"]
         ),
     )
-    packed = any_pb2.Any()
-    packed.Pack(context)
-    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=packed)
+    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=pack(context))
