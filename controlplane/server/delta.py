@@ -16,7 +16,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.snapshot import PreparedResource, Snapshot, version_of
 from controlplane.server.observer import NoObserver, StreamObserver
-from controlplane.server.registry import Nack, ProxyRecord
+from controlplane.server.registry import ProxyRecord
 from controlplane.server.wire import DeltaResponse
 from controlplane.translate.resources import ORDER, TypeUrl
 
@@ -87,10 +87,7 @@ class DeltaStream:
                 sub.rejected.update(sub.pending)
                 for name in sub.pending:
                     sub.have.pop(name, None)
-                status.nacks += 1
-                status.last_nack = Nack(
-                    version=status.sent_version or "", nonce=request.response_nonce, message=request.error_detail.message, at=time.time()
-                )
+                status.record_nack(request.response_nonce, request.error_detail.message)
                 self._log.warning("xds.nack", type=type_url.short, rejected=sorted(sub.pending), error=request.error_detail.message)
                 self._observer.nacked(self.record, type_url, status.sent_version or "", request.error_detail.message)
             else:
@@ -146,7 +143,7 @@ class DeltaStream:
         version = version_of(sub.sent.values())
         status = self.record.status(type_url)
         status.sent_version, status.sent_nonce, status.sent_at = version, nonce, time.time()
-        status.resources = dict(sub.sent)
+        status.resources = sub.sent  # the live map of what the client has: no copy per push
         status.responses_sent += 1
         self._log.info("xds.push", type=type_url.short, version=version, nonce=nonce, changed=len(changed), removed=len(removed))
         self._observer.pushed(self.record, type_url, version, len(changed))

@@ -37,6 +37,12 @@ class TypeStatus:
     # What the proxy was last sent, by name (shared PreparedResource objects, not copies).
     resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 
+    def record_nack(self, nonce: str, message: str) -> Nack:
+        """The proxy rejected the version last sent; it stays on its last ACKed one."""
+        self.nacks += 1
+        self.last_nack = Nack(version=self.sent_version or "", nonce=nonce, message=message, at=time.time())
+        return self.last_nack
+
 
 @dataclass
 class ProxyRecord:

@@ -22,7 +22,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.snapshot import PreparedResource, Snapshot, version_of
 from controlplane.server.observer import NoObserver, StreamObserver
-from controlplane.server.registry import Nack, ProxyRecord
+from controlplane.server.registry import ProxyRecord
 from controlplane.server.wire import SotwResponse
 from controlplane.translate.resources import ORDER, TypeUrl
 
@@ -82,13 +82,7 @@ class SotwStream:
             return []
         if request.response_nonce and request.HasField("error_detail"):
             sub.nacked_version = sub.sent_version
-            status.nacks += 1
-            status.last_nack = Nack(
-                version=sub.sent_version or "",
-                nonce=request.response_nonce,
-                message=request.error_detail.message,
-                at=time.time(),
-            )
+            status.record_nack(request.response_nonce, request.error_detail.message)
             self._log.warning(
                 "xds.nack",
                 type=type_url.short,

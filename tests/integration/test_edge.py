@@ -96,7 +96,6 @@ def test_stopped_task_drains_and_stops_receiving_new_calls(stack: DemoStack, two
             timeout=2.0,
             what=f"{victim_address} draining in Envoy",
         )
-        drained_at = time.time()
         before = traffic.report().by_address[victim_address]
         time.sleep(1.0)
         after = traffic.report().by_address[victim_address]
@@ -106,7 +105,6 @@ def test_stopped_task_drains_and_stops_receiving_new_calls(stack: DemoStack, two
         report = traffic.stop()
     assert after - before <= 1, "a draining task kept receiving new calls"  # one call may have been in flight
     assert report.failed == 0, report.failures[:5]
-    assert drained_at > 0
     stack.wait_for_running(SERVICE, 2)  # the service scheduler replaces the stopped task
 
 
