@@ -7,6 +7,7 @@ close(), also when a step fails or the user presses Ctrl-C.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import tempfile
 import time
@@ -89,8 +90,6 @@ class DemoStack:
         self.cluster = cluster
         # Task and instance addresses are 127.<task octet>.x.y and 127.<instance octet>.x.1. Two local
         # ECSs on one machine must not share them, so by default each stack draws its own.
-        import random
-
         task_octet, instance_octet = address_octets or (random.randint(100, 174), random.randint(175, 249))
         # Event mode: the local ECS routes task state changes to this SQS queue and the control
         # plane long-polls it.

@@ -15,6 +15,7 @@ import pytest
 
 from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap, sidecar_bootstrap
 from controlplane.demo.envoy import EdgeEnvoy, envoy_binary
+from controlplane.demo.processes import free_port
 from controlplane.demo.stack import DemoStack
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
@@ -61,12 +62,12 @@ def tls_stack(pki: Path) -> Iterator[DemoStack]:
 
 def test_envoy_gets_its_config_over_mutual_tls(tls_stack: DemoStack, pki: Path) -> None:
     tls = XdsTls(str(pki / "ca.crt"), str(pki / "envoy.crt"), str(pki / "envoy.key"), sni="localhost")
-    envoy = EdgeEnvoy("edge-tls", tls_stack.xds_port, tls_stack.work_dir)
+    listen_port = free_port()
     config = edge_bootstrap(
         node_id="edge-tls", xds=[XdsAddress("127.0.0.1", tls_stack.xds_port)], listen_address="127.0.0.1",
-        listen_port=envoy.listen_port, admin_port=envoy.admin_port, tls=tls,
+        listen_port=listen_port, tls=tls,
     )
-    envoy = EdgeEnvoy("edge-tls", tls_stack.xds_port, tls_stack.work_dir, listen_port=envoy.listen_port, config=config)
+    envoy = EdgeEnvoy("edge-tls", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
     tls_stack.envoys.append(envoy)
     envoy.start()
     envoy.wait_for_hosts(SERVICE, tls_stack.addresses(tls_stack.running_tasks(SERVICE)), timeout=20)
@@ -74,12 +75,12 @@ def test_envoy_gets_its_config_over_mutual_tls(tls_stack: DemoStack, pki: Path) 
 
 def test_a_proxy_without_a_client_certificate_gets_nothing(tls_stack: DemoStack, pki: Path) -> None:
     tls = XdsTls(str(pki / "ca.crt"), sni="localhost")  # verifies the server, presents no certificate
-    envoy = EdgeEnvoy("edge-anonymous", tls_stack.xds_port, tls_stack.work_dir)
+    listen_port = free_port()
     config = edge_bootstrap(
         node_id="edge-anonymous", xds=[XdsAddress("127.0.0.1", tls_stack.xds_port)], listen_address="127.0.0.1",
-        listen_port=envoy.listen_port, admin_port=envoy.admin_port, tls=tls,
+        listen_port=listen_port, tls=tls,
     )
-    envoy = EdgeEnvoy("edge-anonymous", tls_stack.xds_port, tls_stack.work_dir, listen_port=envoy.listen_port, config=config)
+    envoy = EdgeEnvoy("edge-anonymous", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
     tls_stack.envoys.append(envoy)
     envoy.start()
     import time
