@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     admin_tls_client_ca: Path | None = None
     metrics_address: str = "127.0.0.1"
     metrics_port: int | None = Field(default=18002, ge=0, le=65535)
+    dashboard_address: str = "127.0.0.1"
+    dashboard_port: int | None = Field(default=18003, ge=0, le=65535)
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
     label_prefix: str = DEFAULT_PREFIX
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)

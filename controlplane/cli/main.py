@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xds-tls-client-ca", help="PEM CA that proxies' client certificates must chain to (mTLS)")
     serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
+    serve.add_argument("--dashboard-address", help="address of the web dashboard (default 127.0.0.1; off loopback it needs the admin token)")
+    serve.add_argument("--dashboard-port", type=int, help="port of the web dashboard (default 18003)")
     serve.add_argument("--aws-max-attempts", type=int, help="attempts per AWS call, retries included (default 5, adaptive mode)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
