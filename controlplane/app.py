@@ -97,6 +97,7 @@ class ControlPlane:
         self.metrics_port: int | None = None
         self.dashboard_port: int | None = None
         self._dashboard: Dashboard | None = None
+        self._started = False
         self._problems_logged: set[str] = set()
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
@@ -216,6 +217,7 @@ class ControlPlane:
         )
         self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+        self._started = True
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
@@ -242,4 +244,5 @@ class ControlPlane:
             self._metrics_server.shutdown()
         if self._dashboard is not None:
             await self._dashboard.stop()
-        log.info("controlplane.stopped")
+        if self._started:
+            log.info("controlplane.stopped")

@@ -230,3 +230,17 @@ def test_dashboard_shows_proxies_and_a_nack(stack: DemoStack, edge: EnvoyProcess
         assert str(port) in row.inner_text()
     finally:
         blocker.close()
+
+
+def test_cli_wrong_token_and_readiness_exit_codes(stack: DemoStack) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "controlplane", *args, "--admin", stack.admin_target, "--timeout", "5"],
+                              capture_output=True, text=True, timeout=60)
+
+    wrong = cli("status", "--token", "not-it")
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    (line,) = [line for line in wrong.stderr.splitlines() if line.strip()]
+    assert "UNAUTHENTICATED" in line and "--token" in line
+    ready = cli("status", "--token", TOKEN)
+    assert ready.returncode == 0, ready.stderr
+    assert "never read" not in ready.stdout
