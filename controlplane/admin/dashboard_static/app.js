@@ -57,7 +57,10 @@ function renderServices(listing) {
       ...(s.problems || []).map(problemNode),
       (s.endpoints || []).length ? endpoints : "");
   }));
-  document.getElementById("orphan-problems").replaceChildren(...(listing.problems || []).map(problemNode));
+  // Problems of a listed (disabled) service are shown in its card; the rest belong to no service.
+  const listed = new Set((listing.services || []).map((s) => s.name));
+  document.getElementById("orphan-problems").replaceChildren(
+    ...(listing.problems || []).filter((p) => !listed.has(p.service)).map(problemNode));
 }
 
 function renderProxies(listing) {
