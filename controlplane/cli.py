@@ -29,7 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return render_main(args[1:])
 
+    from controlplane import __version__
+
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="watch ECS and serve xDS to Envoy")
