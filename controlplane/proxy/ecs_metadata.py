@@ -69,7 +69,8 @@ def parse_task_metadata(document: object) -> TaskMetadata:
     containers = []
     for raw in document.get("Containers") or ():
         if isinstance(raw, Mapping) and isinstance(raw.get("Name"), str):
-            labels = raw.get("Labels") if isinstance(raw.get("Labels"), Mapping) else {}
+            labels = raw.get("Labels")
+            labels = labels if isinstance(labels, Mapping) else {}
             containers.append(
                 ContainerMetadata(
                     name=raw["Name"],
