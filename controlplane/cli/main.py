@@ -70,7 +70,12 @@ def _main(args: list[str]) -> int:
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
     boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
-    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--node-id", help="node.id (required unless --from-ecs-metadata: then <cluster>/<task id>)")
+    boot.add_argument(
+        "--from-ecs-metadata",
+        action="store_true",
+        help="inside an ECS task: node id, availability zone and (sidecar, grpc-client) service from the task metadata endpoint v4",
+    )
     boot.add_argument("--xds", action="append", required=True, help="control plane HOST:PORT (repeatable)")
     boot.add_argument("--service", help="sidecar, grpc-client: the ECS service (xds.service) this proxy or client belongs to")
     boot.add_argument("--listen-port", type=int, help="edge: port of the edge listener")
@@ -135,6 +140,20 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     elif parsed.xds_tls_cert or parsed.xds_tls_key:
         raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
     xds = [XdsAddress.parse(text) for text in parsed.xds]
+    zone = ""
+    if parsed.from_ecs_metadata:
+        from controlplane.model.labels import DEFAULT_PREFIX
+        from controlplane.proxy.ecs_metadata import read_task_metadata
+
+        task = read_task_metadata()
+        zone = task.availability_zone
+        parsed.node_id = parsed.node_id or task.node_id
+        # The app's own labels name its service and port: the sidecar needs no copy of them.
+        parsed.service = parsed.service or task.label(f"{DEFAULT_PREFIX}service")
+        if parsed.inbound_port is not None and parsed.app_port is None and (port := task.label(f"{DEFAULT_PREFIX}port")):
+            parsed.app_port = int(port) if port.isdigit() else None
+    if not parsed.node_id:
+        raise SettingsError("--node-id is required (or --from-ecs-metadata inside an ECS task)")
     config: dict[str, object]
     if parsed.role == "edge":
         if parsed.listen_port is None:
@@ -148,6 +167,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
             node_cluster=parsed.node_cluster,
+            zone=zone,
         )
     elif parsed.role == "sidecar":
         config = sidecar_bootstrap(
@@ -163,9 +183,10 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             app_address=parsed.app_address,
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
+            zone=zone,
         )
     else:
-        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
+        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls, zone=zone)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

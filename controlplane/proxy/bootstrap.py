@@ -40,6 +40,12 @@ class XdsTls:
         }
         if self.sni:
             upstream["sni"] = self.sni
+            # Without a SAN matcher Envoy accepts any certificate the CA signed; with a public CA
+            # bundle that would be any web site's certificate.
+            context["validation_context"] = {
+                "trusted_ca": {"filename": self.ca_file},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": self.sni}}],
+            }
         return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
@@ -74,11 +80,12 @@ def edge_bootstrap(
     admin_port: int = 9901,
     node_cluster: str = "edge",
     tls: XdsTls | None = None,
+    zone: str = "",
 ) -> dict[str, object]:
     """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
     _check_port("--listen-port", listen_port)
     metadata = {"role": "edge", "listen_address": listen_address, "listen_port": listen_port}
-    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls)
+    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls, zone)
 
 
 def sidecar_bootstrap(
@@ -95,6 +102,7 @@ def sidecar_bootstrap(
     admin_address: str = "127.0.0.1",
     admin_port: int = 9901,
     tls: XdsTls | None = None,
+    zone: str = "",
 ) -> dict[str, object]:
     """A bootstrap for the Envoy sidecar of one task of `service`."""
     if not service:
@@ -112,10 +120,12 @@ def sidecar_bootstrap(
         _check_port("--inbound-port", inbound_port)
         _check_port("--app-port", app_port)
         metadata.update(inbound_address=inbound_address, inbound_port=inbound_port, app_port=app_port, app_address=app_address)
-    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls)
+    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls, zone)
 
 
-def grpc_client_bootstrap(*, node_id: str, xds: list[XdsAddress], service: str, tls: XdsTls | None = None) -> dict[str, object]:
+def grpc_client_bootstrap(
+    *, node_id: str, xds: list[XdsAddress], service: str, tls: XdsTls | None = None, zone: str = ""
+) -> dict[str, object]:
     """The JSON a gRPC library reads from GRPC_XDS_BOOTSTRAP to resolve `xds:///NAME` targets."""
     if not service:
         raise SettingsError("--service is required for --role grpc-client")
@@ -132,8 +142,13 @@ def grpc_client_bootstrap(*, node_id: str, xds: list[XdsAddress], service: str, 
             {"server_uri": f"{address.host}:{address.port}", "channel_creds": creds, "server_features": ["xds_v3"]}
             for address in xds
         ],
-        "node": {"id": node_id, "cluster": service, "metadata": {"role": "grpc-client", "service": service}},
+        "node": {"id": node_id, "cluster": service, "metadata": {"role": "grpc-client", "service": service}, **_locality(zone)},
     }
+
+
+def _locality(zone: str) -> dict[str, object]:
+    """node.locality: the proxy's availability zone, as EDS names the zones of the endpoints."""
+    return {"locality": {"zone": zone}} if zone else {}
 
 
 def _check_port(name: str, value: int) -> None:
@@ -149,6 +164,7 @@ def envoy_bootstrap(
     admin_address: str,
     admin_port: int,
     tls: XdsTls | None,
+    zone: str = "",
 ) -> dict[str, object]:
     """An Envoy bootstrap whose only static part is the way to the control plane."""
     if not xds:
@@ -160,6 +176,7 @@ def envoy_bootstrap(
             "id": node_id,
             "cluster": node_cluster,
             "metadata": metadata,
+            **_locality(zone),
         },
         "dynamic_resources": {
             "ads_config": {
