@@ -3,6 +3,8 @@ sidecar's listeners and the proxyless gRPC client's API listener all get theirs 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -15,12 +17,13 @@ HTTP_CONNECTION_MANAGER = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
 
 
-def http_filters(*, local_rate_limit: bool) -> list[hcm_pb2.HttpFilter]:
+def http_filters(*, local_rate_limit: bool, leading: Sequence[hcm_pb2.HttpFilter] = ()) -> list[hcm_pb2.HttpFilter]:
     """The HTTP filter chain: optional filters first, the router last (Envoy and gRPC require it last).
 
     `local_rate_limit` is off for proxyless gRPC clients: gRPC rejects filters it does not implement.
+    `leading` filters (the edge's observability) run before the others.
     """
-    filters = []
+    filters = list(leading)
     if local_rate_limit:
         # Acts only on routes that carry a bucket (typed_per_filter_config), see rate_limit.py.
         filters.append(hcm_pb2.HttpFilter(name=LOCAL_RATELIMIT, typed_config=pack(listener_filter_config())))
@@ -34,6 +37,7 @@ def connection_manager(
     rds_name: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
     local_rate_limit: bool = True,
+    leading_filters: Sequence[hcm_pb2.HttpFilter] = (),
 ) -> hcm_pb2.HttpConnectionManager:
     """A connection manager (HTTP/1.1 and h2c) whose routes come by RDS (`rds_name`) or inline (`route_config`)."""
     if (rds_name is None) == (route_config is None):
@@ -43,7 +47,7 @@ def connection_manager(
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         # Match virtual hosts on the host name alone: gRPC clients send :authority with a port.
         strip_any_host_port=True,
-        http_filters=http_filters(local_rate_limit=local_rate_limit),
+        http_filters=http_filters(local_rate_limit=local_rate_limit, leading=leading_filters),
     )
     if rds_name is not None:
         manager.rds.CopyFrom(hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=rds_name))

@@ -8,7 +8,13 @@ from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, 
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
+from google.protobuf import wrappers_pb2
+
+from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
+from controlplane.translate.edge_http import edge_connection_manager
+from controlplane.translate.edge_options import EdgeOptions
+from controlplane.translate.edge_tls import tls_filter_chains, tls_inspector
 from controlplane.translate.http_connection_manager import HTTP_CONNECTION_MANAGER, connection_manager
 from controlplane.translate.packing import pack
 
@@ -30,11 +36,18 @@ def socket_listener(name: str, address: str, port: int, manager: hcm_pb2.HttpCon
     )
 
 
-def edge_listener(role: EdgeRole, route_config_name: str) -> listener_pb2.Listener:
-    """The edge listener on the address and port the proxy's bootstrap asked for."""
-    return socket_listener(
-        EDGE_LISTENER, role.listen_address, role.listen_port, connection_manager(EDGE_LISTENER, rds_name=route_config_name)
-    )
+def edge_listener(role: EdgeRole, route_config_name: str, mesh: Mesh, options: EdgeOptions) -> listener_pb2.Listener:
+    """The edge listener on the address and port the proxy's bootstrap asked for: TLS with a chain per
+    certificate (chosen by SNI) when certificates are configured, plaintext (HTTP/1.1 and h2c) otherwise."""
+    manager = edge_connection_manager(EDGE_LISTENER, route_config_name, options)
+    listener = socket_listener(EDGE_LISTENER, role.listen_address, role.listen_port, manager)
+    listener.per_connection_buffer_limit_bytes.CopyFrom(wrappers_pb2.UInt32Value(value=options.limits.per_connection_buffer_bytes))
+    if options.tls_enabled:
+        filters = list(listener.filter_chains[0].filters)
+        del listener.filter_chains[:]
+        listener.filter_chains.extend(tls_filter_chains(mesh, options, filters))
+        listener.listener_filters.append(tls_inspector())
+    return listener
 
 
 def outbound_listener(address: str, port: int) -> listener_pb2.Listener:

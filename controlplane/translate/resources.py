@@ -8,6 +8,7 @@ from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
+from controlplane.translate.edge_options import EdgeOptions
 from controlplane.xds.types import TypeUrl
 
 
@@ -27,9 +28,9 @@ class Resources:
         return self.by_type.get(type_url, {})
 
 
-def translate(mesh: Mesh, role: ProxyRole) -> Resources:
-    """All the resources a proxy of `role` receives for `mesh`."""
-    from controlplane.translate import cluster, endpoint, listener, route
+def translate(mesh: Mesh, role: ProxyRole, edge: EdgeOptions = EdgeOptions()) -> Resources:
+    """All the resources a proxy of `role` receives for `mesh` (and, for the edge, `edge`'s certificates and settings)."""
+    from controlplane.translate import cluster, endpoint, listener, route, secret
 
     if isinstance(role, EdgeRole):
         route_name = "edge"
@@ -37,7 +38,8 @@ def translate(mesh: Mesh, role: ProxyRole) -> Resources:
             by_type={
                 TypeUrl.CLUSTER: {s.name: cluster.service_cluster(s) for s in mesh.services},
                 TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
-                TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name)},
+                TypeUrl.SECRET: secret.edge_secrets(edge.certificates) if edge.tls_enabled else {},
+                TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name, mesh, edge)},
                 TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
             }
         )
