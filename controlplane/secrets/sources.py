@@ -17,8 +17,12 @@ Loaded = Union[Certificate, TrustedCa]
 class CertificateSource(Protocol):
     """One certificate (or CA bundle) and how to read it again."""
 
-    name: str
-    polled: bool  # True: cheap to check often (files); False: read on the slower refresh period (an API call)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def polled(self) -> bool:
+        """True: cheap to check often (files); False: read on the slower refresh period (an API call)."""
 
     def fingerprint(self) -> object:
         """Changes whenever the content may have changed; None means 'read it to find out'."""
