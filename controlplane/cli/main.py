@@ -102,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
     boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
     boot.add_argument("--xds-tls-sni", help="server name to send and verify (default: none)")
+    boot.add_argument("--zone", help="the proxy's availability zone (node locality), e.g. us-east-1a")
+    boot.add_argument("--local-service", help="zone-aware balancing: the ECS service (xds.service) whose tasks are this proxy's own fleet; needs --zone")
+    boot.add_argument("--max-downstream-connections", type=int, default=50_000, help="Envoy, overload manager: most client connections at once (default 50000)")
+    boot.add_argument("--max-heap-bytes", type=int, help="Envoy, overload manager: shed load as the heap nears this size (e.g. the task's memory)")
 
     from controlplane.admin.client import COMMANDS, add_client_arguments
 
@@ -137,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
+    from controlplane.proxy.bootstrap import ProxyOptions, XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
     from controlplane.errors import SettingsError
 
     tls = None
@@ -146,6 +150,12 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     elif parsed.xds_tls_cert or parsed.xds_tls_key:
         raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
     xds = [XdsAddress.parse(text) for text in parsed.xds]
+    proxy = ProxyOptions(
+        zone=parsed.zone,
+        local_service=parsed.local_service,
+        max_downstream_connections=parsed.max_downstream_connections,
+        max_heap_bytes=parsed.max_heap_bytes,
+    )
     config: dict[str, object]
     if parsed.role == "edge":
         if parsed.listen_port is None:
@@ -159,6 +169,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
             node_cluster=parsed.node_cluster,
+            proxy=proxy,
         )
     elif parsed.role == "sidecar":
         config = sidecar_bootstrap(
@@ -174,9 +185,10 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             app_address=parsed.app_address,
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
+            proxy=proxy,
         )
     else:
-        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
+        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls, zone=parsed.zone)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
