@@ -21,14 +21,14 @@ from controlplane.demo.stack import REGION, DemoStack
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
 from controlplane.routeguide.client import METHODS, call_once
-from unit.certificates import TestCa
+from controlplane.demo.certificates import LocalCa
 
 pytestmark = pytest.mark.integration
 HOSTS = {"alpha": "a.test", "beta": "b.test"}
 
 
 class Edge:
-    def __init__(self, stack: DemoStack, envoy: EnvoyProcess, ca: TestCa, pki: Path, secrets: Any) -> None:
+    def __init__(self, stack: DemoStack, envoy: EnvoyProcess, ca: LocalCa, pki: Path, secrets: Any) -> None:
         self.stack, self.envoy, self.ca, self.pki, self.secrets = stack, envoy, ca, pki, secrets
 
     def channel(self, host: str) -> grpc.Channel:
@@ -73,7 +73,7 @@ class Edge:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    ca, pki = TestCa(), tmp_path_factory.mktemp("edge-pki")
+    ca, pki = LocalCa(), tmp_path_factory.mktemp("edge-pki")
     cert, key = ca.issue(HOSTS["alpha"]).write(pki, "alpha")
     with DemoStack(cluster="edge-tls", poll_interval=0.5) as stack:
         stack.start_local_ecs()

@@ -27,10 +27,10 @@ from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.edge_tls import server_names
 from controlplane.xds.types import TypeUrl
 
-from .certificates import TestCa
+from controlplane.demo.certificates import LocalCa
 from .xds import CDS, EDS, LDS, ROLE, mesh, names, request, service
 
-CA = TestCa()
+CA = LocalCa()
 
 
 def certificate(name: str, *hosts: str):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Test certificates made with the `cryptography` package: a CA and leaf certificates for given DNS names."""
+"""Throwaway certificates for the demo and the tests, made with `cryptography`: a CA and leaf certificates for DNS names."""
 
 from __future__ import annotations
 
@@ -26,12 +26,10 @@ class Issued:
         return cert, key
 
 
-class TestCa:
-    """A throwaway CA, valid for two days."""
+class LocalCa:
+    """A throwaway CA, valid for two days; nothing it signs should leave this machine."""
 
-    __test__ = False
-
-    def __init__(self, name: str = "test-ca") -> None:
+    def __init__(self, name: str = "controlplane-local-ca") -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -49,6 +47,7 @@ class TestCa:
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(self, *dns_names: str, client: bool = False) -> Issued:
+        """A leaf certificate and key for `dns_names` (the first is also the CN), valid for a day."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         serial = x509.random_serial_number()
