@@ -34,15 +34,15 @@ def translate(mesh: Mesh, role: ProxyRole, edge: EdgeOptions = EdgeOptions()) ->
 
     if isinstance(role, EdgeRole):
         route_name = "edge"
-        return Resources(
-            by_type={
-                TypeUrl.CLUSTER: {s.name: cluster.service_cluster(s) for s in mesh.services},
-                TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
-                TypeUrl.SECRET: secret.edge_secrets(edge.certificates) if edge.tls_enabled else {},
-                TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name, mesh, edge)},
-                TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
-            }
-        )
+        by_type: dict[TypeUrl, dict[str, Message]] = {
+            TypeUrl.CLUSTER: {s.name: cluster.service_cluster(s) for s in mesh.services},
+            TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
+            TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name, mesh, edge)},
+            TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
+        }
+        if edge.tls_enabled:
+            by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(edge.certificates))
+        return Resources(by_type=by_type)
     if isinstance(role, (SidecarRole, GrpcClientRole)):
         from controlplane.translate.grpc_client import grpc_client_resources
         from controlplane.translate.sidecar import sidecar_resources
