@@ -41,6 +41,9 @@ class Metrics:
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
+        self.translation_cache_bytes = Gauge(
+            "controlplane_translation_cache_bytes", "Memoised Envoy messages held for reuse (serialized size), bounded", registry=r
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:
@@ -48,6 +51,9 @@ class Metrics:
             return float("nan") if at is None else time.time() - at
 
         self.view_age.labels(cluster=cluster).set_function(age)
+
+    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
+        self.translation_cache_bytes.set_function(size_bytes)
 
     def serve(self, address: str, port: int) -> tuple[object, int]:
         """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""
