@@ -1,5 +1,5 @@
-"""Envoy RouteConfiguration for the edge: one virtual host per host name; inside a host, higher
-priority first, then exact gRPC methods, then the longest path prefix, header matches first."""
+"""Envoy RouteConfiguration for the edge: one virtual host per host name, its routes in the order
+the model resolved (model/routing.py)."""
 
 from __future__ import annotations
 
@@ -76,32 +76,19 @@ def service_route(service: Service) -> rc.Route:
     return route
 
 
-def route_order(service: Service) -> tuple[object, ...]:
-    route = service.route
-    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers), route.path_key, service.name)
-
-
 def edge_routes(mesh: Mesh, name: str) -> route_pb2.RouteConfiguration:
-    """One virtual host per host name (Envoy refuses a domain in two virtual hosts). A service on
-    '*' is also reachable on every named host. Services without a route (route.enabled=false,
-    per-revision subsets) only receive calls as weight targets."""
-    by_host: dict[str, list[Service]] = {}
-    for service in mesh.services:
-        if not service.route.enabled or service.subset_of is not None:
-            continue
-        for host in service.route.hosts:
-            by_host.setdefault(host, []).append(service)
-    catch_all = by_host.get("*", [])
-    virtual_hosts = []
-    for host in sorted(by_host):
-        services = by_host[host] if host == "*" else by_host[host] + [s for s in catch_all if s not in by_host[host]]
-        virtual_hosts.append(
-            rc.VirtualHost(
-                name=host.replace("*", "_any_"),
-                domains=_domains(host),
-                routes=[service_route(s) for s in sorted(services, key=route_order)],
-            )
+    """One virtual host per host name (Envoy refuses a domain in two virtual hosts), with the routes
+    the model resolved for it, in its order (model/routing.py: own routes first, then wildcard
+    fallbacks). Services without a route only receive calls as weight targets."""
+    index = {service.name: service for service in mesh.services}
+    virtual_hosts = [
+        rc.VirtualHost(
+            name=vhost.host.replace("*", "_any_"),
+            domains=_domains(vhost.host),
+            routes=[service_route(index[service]) for service in vhost.routes],
         )
+        for vhost in mesh.virtual_hosts
+    ]
     return route_pb2.RouteConfiguration(
         name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False)
     )

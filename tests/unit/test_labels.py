@@ -90,7 +90,7 @@ def test_invalid_protocols(protocol: str) -> None:
 def test_ports_that_are_not_integers_1_65535(port: str) -> None:
     error = _error({"xds.service": "orders", "xds.port": port})
     assert str(error) == (
-        f"label xds.port={port!r}: expected an integer 1-65535 that is a containerPort of this container's portMappings"
+        f"label xds.port={port!r}: expected an integer 1-65535, a containerPort of this container's portMappings"
     )
     assert (error.label, error.value) == ("xds.port", port)
 
@@ -106,15 +106,16 @@ def test_a_port_the_container_does_not_map() -> None:
 def test_a_port_label_is_required_when_several_ports_are_mapped() -> None:
     error = _error({"xds.service": "orders"}, ports=(50051, 9090))
     assert str(error) == (
-        "label xds.port is missing: container 'app' maps 50051, 9090; set xds.port to the containerPort that serves 'orders'"
+        "label xds.service='orders': container 'app' maps 50051, 9090: set xds.port to the containerPort that serves 'orders'"
     )
-    assert error.label == "xds.port"
+    # The problem names the label the user set, not the one they left out.
+    assert (error.label, error.kind) == ("xds.service", "missing_label")
 
 
 def test_a_port_label_is_required_when_no_port_is_mapped() -> None:
     error = _error({"xds.service": "orders"}, ports=())
     assert str(error) == (
-        "label xds.port is missing: container 'app' maps no ports; set xds.port to the containerPort that serves 'orders'"
+        "label xds.service='orders': container 'app' maps no ports: set xds.port to the containerPort that serves 'orders'"
     )
 
 
@@ -141,8 +142,9 @@ def test_valid_hosts(hosts: str, expected: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("hosts", ["", ",", "shop example.com", "shop.example.com/api", "a.*.example.com", "-a.example.com", "http://x", "localhost:8080"])
 def test_invalid_hosts(hosts: str) -> None:
     error = _error({"xds.service": "orders", "xds.route.hosts": hosts})
-    assert str(error) == (
-        f"label xds.route.hosts={hosts!r}: expected a comma-separated list of host names without a port, '*' or '*.domain' wildcards"
+    assert str(error).startswith(
+        f"label xds.route.hosts={hosts!r}: expected a comma-separated list of host names without a port (each at most "
+        "253 characters), '*' or '*.domain' wildcards"
     )
     assert (error.label, error.value) == ("xds.route.hosts", hosts)
 
@@ -157,7 +159,8 @@ def test_valid_path_prefixes(prefix: str) -> None:
 def test_invalid_path_prefixes(prefix: str) -> None:
     error = _error({"xds.service": "orders", "xds.route.prefix": prefix})
     assert str(error) == (
-        f"label xds.route.prefix={prefix!r}: expected a path prefix starting with '/', e.g. /routeguide.RouteGuide/"
+        f"label xds.route.prefix={prefix!r}: expected a path starting with '/' (letters, digits and -._~!$&'()*+,;=:@%/), "
+        "e.g. /routeguide.RouteGuide/"
     )
     assert (error.label, error.value) == ("xds.route.prefix", prefix)
 
