@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.model.limits import Limits
 
 
 class Settings(BaseSettings):
@@ -34,6 +35,18 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=18002, ge=0, le=65535)
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
     label_prefix: str = DEFAULT_PREFIX
+    # Bounds on the edge configuration one service may cause (docs/labels.md, "Limits").
+    max_hosts_per_service: int = Field(
+        default=Limits().max_hosts_per_service, ge=1, le=1000, description="hosts one service may name in xds.route.hosts"
+    )
+    max_routes_per_service: int = Field(
+        default=Limits().max_routes_per_service, ge=1, le=1_000_000,
+        description="edge route entries one service may add (its own, and wildcard copies charged to it)",
+    )
+    max_config_bytes_per_service: int = Field(
+        default=Limits().max_config_bytes_per_service, ge=1024, le=1 << 30,
+        description="bytes of edge route configuration one service may add (estimated, an upper bound)",
+    )
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
     events_queue_url: str | None = None
@@ -45,6 +58,14 @@ class Settings(BaseSettings):
     discovery_concurrency: int = Field(default=4, ge=1, le=64)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_hosts_per_service=self.max_hosts_per_service,
+            max_routes_per_service=self.max_routes_per_service,
+            max_config_bytes_per_service=self.max_config_bytes_per_service,
+        )
 
     @field_validator("clusters", mode="before")
     @classmethod

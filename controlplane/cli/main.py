@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
     serve.add_argument("--aws-max-attempts", type=int, help="attempts per AWS call, retries included (default 5, adaptive mode)")
+    serve.add_argument("--max-hosts-per-service", type=int, help="hosts one service may name (default 32)")
+    serve.add_argument("--max-routes-per-service", type=int, help="edge route entries one service may add (default 1000)")
+    serve.add_argument("--max-config-bytes-per-service", type=int, help="bytes of edge route configuration one service may add (default 524288)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
