@@ -56,7 +56,8 @@ def unknown_label_problems(labels: Mapping[str, str], prefix: str = DEFAULT_PREF
         declared = f"{prefix}{index}.service" if index is not None else prefix + "service"
         service = labels.get(declared, "").strip()
         owner = service if is_service_name(service) else None
-        if exact and name in SPECS and (index is None or 1 <= index <= MAX_INDEX):
+        known = exact and name in SPECS and (index is None or 1 <= index <= MAX_INDEX)
+        if known:
             if declared in labels:
                 continue  # a label we read
             message = f"has no effect: {declared} is not set, so this container declares no service here"
@@ -72,7 +73,7 @@ def unknown_label_problems(labels: Mapping[str, str], prefix: str = DEFAULT_PREF
             LabelProblem(
                 label=escaped(key),
                 message=f"label {escaped(key)}={shown(labels[key])}: {message}",
-                kind=ProblemKind.NO_EFFECT if exact and name in SPECS else ProblemKind.UNKNOWN_LABEL,
+                kind=ProblemKind.NO_EFFECT if known else ProblemKind.UNKNOWN_LABEL,
                 severity="warning",
                 value=escaped(labels[key]),
                 service=owner,

@@ -179,3 +179,80 @@ def test_a_custom_prefix_reads_its_own_labels_and_names_them_in_errors() -> None
 def test_unknown_labels_under_the_prefix_only() -> None:
     labels = {"xds.service": "a", "xds.retries": "3", "xds.route.prefixes": "/", "xdsport": "1", "other.port": "2"}
     assert unknown_labels(labels) == ["xds.retries", "xds.route.prefixes"]
+
+
+@pytest.mark.parametrize(
+    "label,value,ms",
+    [
+        ("xds.timeout.route", "1.1h", 3_960_000),
+        ("xds.timeout.route", "2.01s", 2_010),
+        ("xds.timeout.route", "0ms", 0),
+        ("xds.timeout.route", "0", 0),
+        ("xds.timeout.route", "0.0s", 0),
+        ("xds.timeout.route", "24h", 86_400_000),
+        ("xds.timeout.route", "0.001s", 1),
+        ("xds.timeout.route", "1.5M", 90_000),
+        ("xds.timeout.idle", "250ms", 250),
+    ],
+)
+def test_durations_parse_exactly(label: str, value: str, ms: int) -> None:
+    declaration = _parse({"xds.service": "orders", label: value})
+    assert declaration is not None
+    timeouts = declaration.policy.timeouts
+    assert (timeouts.route_ms if label == "xds.timeout.route" else timeouts.idle_ms) == ms
+
+
+@pytest.mark.parametrize(
+    "value,detail",
+    [
+        ("9" * 400 + "s", ""),
+        ("24.001h", ""),
+        ("1.0005s", " (1.0005s is not a whole number of milliseconds)"),
+        ("1e3s", ""),
+        ("-1s", ""),
+        ("5", ""),
+        ("1.s", ""),
+        ("٣s", ""),
+    ],
+)
+def test_durations_out_of_grammar_or_bounds_state_the_bounds(value: str, detail: str) -> None:
+    error = _error({"xds.service": "orders", "xds.timeout.route": value})
+    if value.isascii():
+        shown = repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+        assert str(error) == (
+            f"label xds.timeout.route={shown}: expected a duration such as 250ms, 1.5s, 2m or 1h (whole milliseconds), "
+            f"from 0 to 24h, 0 means none{detail}"
+        )
+    else:
+        assert "expected printable ASCII text: character 1 is '٣'" in str(error)
+
+
+def test_zero_is_below_the_minimum_of_durations_that_need_one() -> None:
+    error = _error({"xds.service": "orders", "xds.timeout.idle": "0ms"})
+    assert str(error).endswith("from 1ms to 24h")
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("x" * 5000, "the value is 5000 characters long; at most 4096 are accepted"),
+        ("orders\x00", "expected printable ASCII text: character 7 is '\\x00'"),
+        ("ord\ud800ers", "expected printable ASCII text: character 4 is '\\ud800'"),
+        ("ordérs", "expected printable ASCII text: character 4 is 'é'"),
+        ("\u202eorders", "expected printable ASCII text: character 1 is '\\u202e'"),
+    ],
+)
+def test_values_too_long_or_not_printable_ascii_are_refused_and_shown_escaped(value: str, message: str) -> None:
+    error = _error({"xds.service": value})
+    assert str(error).endswith(message)
+    assert error.value is not None and len(error.value) <= 80
+    str(error).encode("utf-8")  # encodable: it reaches logs, protobuf and terminals
+    error.value.encode("utf-8")
+
+
+@pytest.mark.parametrize("port", ["٣", "²", "1" * 5000, "0x50", " 50051 "])
+def test_integers_are_ascii_digits_only(port: str) -> None:
+    if port == " 50051 ":
+        assert _parse({"xds.service": "orders", "xds.port": port}).container_port == 50051  # type: ignore[union-attr]
+    else:
+        assert _error({"xds.service": "orders", "xds.port": port}).label == "xds.port"
