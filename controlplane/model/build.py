@@ -94,8 +94,9 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, lim
     candidates.sort(key=lambda c: (c[0], c[1].name))
     edge = EdgeRoutes()
     services: list[Service] = []
+    winners = {service.name: declaration for _, service, declaration, _ in candidates}
     for _, service, declaration, revisions in candidates:
-        refusal = _refusal(service, declaration, edge, limits, prefix)
+        refusal = _refusal(service, declaration, edge, limits)
         if refusal is not None:
             problems.append(refusal)
             continue
@@ -103,8 +104,8 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, lim
         edge.admit(service)
         services.extend(_with_revision_subsets(service, revisions))
 
-    services = sorted(_with_resolved_splits(services, problems, prefix), key=lambda s: s.name)
-    problems.extend(_unknown_upstreams(services, prefix))
+    services = sorted(_with_resolved_splits(services, winners, problems), key=lambda s: s.name)
+    problems.extend(_unknown_upstreams(services, winners))
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
@@ -169,7 +170,7 @@ def _match_text(route: RouteMatch) -> str:
 _ROUTE_LABELS = ("route.hosts", "route.prefix", "route.method", "route.headers", "route.priority")
 
 
-def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, limits: Limits, prefix: str) -> ServiceProblem | None:
+def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, limits: Limits) -> ServiceProblem | None:
     """Why `service` may not join the edge as it is now, or None."""
     where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
     head = f"service {shown(service.name)} is refused"
@@ -185,6 +186,7 @@ def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes
     if not blocking:
         return None
     host, other = blocking[0]
+    p = declaration.label_prefix
     same = other.route.path_key == service.route.path_key and other.route.headers == service.route.headers
     how = "has the same match as" if same else "would take every call of"
     label = declaration.label(*(_ROUTE_LABELS if same else ("route.priority", *_ROUTE_LABELS)))
@@ -194,7 +196,7 @@ def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes
         message=(
             f"{where}: {head}: its route on host {host} ({_match_text(service.route)}) {how} the route of service "
             f"{shown(other.name)} (task definition {other.declared_by}, {_match_text(other.route)}), which served it first; "
-            f"give one of them another {prefix}route.hosts, {prefix}route.prefix, {prefix}route.method or {prefix}route.headers"
+            f"give one of them another {p}route.hosts, {p}route.prefix, {p}route.method or {p}route.headers"
         ),
     )
 
@@ -252,7 +254,7 @@ def _with_revision_subsets(service: Service, revisions: dict[str, int]) -> list[
     return [dataclasses.replace(service, split=split), *subsets]
 
 
-def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem], prefix: str) -> list[Service]:
+def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
     served = {service.name for service in services}
@@ -265,18 +267,21 @@ def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem
         kept = tuple(t for t in service.split.targets if t.service in served)
         usable = bool(kept) and sum(t.weight for t in kept) > 0
         if missing:
+            declaration = winners[service.name]
+            label = declaration.label_prefix + "route.weights"
             problems.append(
                 ServiceProblem(
                     service=service.name,
                     task_definition=service.declared_by,
-                    container="",
-                    label=prefix + "route.weights",
+                    container=declaration.container,
+                    label=label,
                     value=",".join(f"{t.service}:{t.weight}" for t in service.split.targets),
                     severity="warning",
                     kind=ProblemKind.UNKNOWN_TARGET,
                     message=(
-                        f"service {service.name!r}: label {prefix}route.weights names {', '.join(repr(m) for m in missing)}, "
-                        f"which no running task serves; {'the remaining weights are used' if usable else 'calls go to ' + repr(service.name)}"
+                        f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
+                        f"{', '.join(repr(m) for m in missing)}, which no running task serves; "
+                        f"{'the remaining weights are used' if usable else 'calls go to ' + repr(service.name)}"
                     ),
                 )
             )
@@ -284,24 +289,27 @@ def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem
     return resolved
 
 
-def _unknown_upstreams(services: list[Service], prefix: str) -> list[ServiceProblem]:
+def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclaration]) -> list[ServiceProblem]:
     served = {service.name for service in services}
     problems = []
     for service in services:
         missing = [name for name in service.upstreams if name not in served]
         if missing:
+            declaration = winners[service.name]
+            label = declaration.label_prefix + "upstreams"
             problems.append(
                 ServiceProblem(
                     service=service.name,
                     task_definition=service.declared_by,
-                    container="",
-                    label=prefix + "upstreams",
+                    container=declaration.container,
+                    label=label,
                     value=",".join(service.upstreams),
                     severity="warning",
                     kind=ProblemKind.UNKNOWN_TARGET,
                     message=(
-                        f"service {service.name!r}: label {prefix}upstreams names {', '.join(repr(m) for m in missing)}, "
-                        "which no running task serves; its sidecars get no route to them until one does"
+                        f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
+                        f"{', '.join(repr(m) for m in missing)}, which no running task serves; its sidecars get no route to "
+                        "them until one does"
                     ),
                 )
             )
