@@ -254,6 +254,23 @@ def _with_revision_subsets(service: Service, revisions: dict[str, int]) -> list[
     return [dataclasses.replace(service, split=split), *subsets]
 
 
+def _unknown_target(service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str) -> ServiceProblem:
+    label = declaration.label_prefix + name
+    return ServiceProblem(
+        service=service.name,
+        task_definition=service.declared_by,
+        container=declaration.container,
+        label=label,
+        value=value,
+        severity="warning",
+        kind=ProblemKind.UNKNOWN_TARGET,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
+            f"{', '.join(repr(m) for m in missing)}, which no running task serves; {then}"
+        ),
+    )
+
+
 def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
@@ -267,50 +284,20 @@ def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDec
         kept = tuple(t for t in service.split.targets if t.service in served)
         usable = bool(kept) and sum(t.weight for t in kept) > 0
         if missing:
-            declaration = winners[service.name]
-            label = declaration.label_prefix + "route.weights"
-            problems.append(
-                ServiceProblem(
-                    service=service.name,
-                    task_definition=service.declared_by,
-                    container=declaration.container,
-                    label=label,
-                    value=",".join(f"{t.service}:{t.weight}" for t in service.split.targets),
-                    severity="warning",
-                    kind=ProblemKind.UNKNOWN_TARGET,
-                    message=(
-                        f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
-                        f"{', '.join(repr(m) for m in missing)}, which no running task serves; "
-                        f"{'the remaining weights are used' if usable else 'calls go to ' + repr(service.name)}"
-                    ),
-                )
-            )
+            value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
+            then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
+            problems.append(_unknown_target(service, winners[service.name], "route.weights", value, missing, then))
         resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
     return resolved
 
 
 def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclaration]) -> list[ServiceProblem]:
     served = {service.name for service in services}
-    problems = []
-    for service in services:
-        missing = [name for name in service.upstreams if name not in served]
-        if missing:
-            declaration = winners[service.name]
-            label = declaration.label_prefix + "upstreams"
-            problems.append(
-                ServiceProblem(
-                    service=service.name,
-                    task_definition=service.declared_by,
-                    container=declaration.container,
-                    label=label,
-                    value=",".join(service.upstreams),
-                    severity="warning",
-                    kind=ProblemKind.UNKNOWN_TARGET,
-                    message=(
-                        f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
-                        f"{', '.join(repr(m) for m in missing)}, which no running task serves; its sidecars get no route to "
-                        "them until one does"
-                    ),
-                )
-            )
-    return problems
+    return [
+        _unknown_target(
+            service, winners[service.name], "upstreams", ",".join(service.upstreams),
+            [name for name in service.upstreams if name not in served], "its sidecars get no route to them until one does",
+        )
+        for service in services
+        if any(name not in served for name in service.upstreams)
+    ]
