@@ -127,7 +127,7 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
-        self.cache = SnapshotCache(edge_options(settings))
+        self.cache = SnapshotCache(edge=edge_options(settings))
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.discovery = PollingDiscovery(
@@ -147,6 +147,7 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.metrics.track_translation_cache(self.cache.memo.size_bytes)
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
