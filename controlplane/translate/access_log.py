@@ -4,7 +4,6 @@ JSON by default. Field by field in docs/envoy.md."""
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Mapping
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
@@ -24,34 +23,32 @@ GRPC_METADATA = "grpc"  # dynamic metadata namespace holding the call's gRPC ser
 SAMPLE_RUNTIME_KEY = "edge.access_log.sample"
 
 # Operators: https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage
-JSON_FIELDS: Mapping[str, str] = MappingProxyType(
-    {
-        "time": "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%",
-        "method": "%REQ(:METHOD)%",
-        "path": "%REQ(:PATH)%",
-        "authority": "%REQ(:AUTHORITY)%",
-        "protocol": "%PROTOCOL%",
-        "grpc_service": f"%DYNAMIC_METADATA({GRPC_METADATA}:service)%",
-        "grpc_method": f"%DYNAMIC_METADATA({GRPC_METADATA}:method)%",
-        "grpc_status": "%GRPC_STATUS%",
-        "grpc_status_code": "%GRPC_STATUS_NUMBER%",
-        "http_status": "%RESPONSE_CODE%",
-        "response_flags": "%RESPONSE_FLAGS%",
-        "upstream_service": "%UPSTREAM_CLUSTER%",
-        "upstream_host": "%UPSTREAM_HOST%",
-        "upstream_task": "%UPSTREAM_HOST_NAME%",
-        "bytes_received": "%BYTES_RECEIVED%",
-        "bytes_sent": "%BYTES_SENT%",
-        "duration_ms": "%DURATION%",
-        "upstream_service_time_ms": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-        "request_id": "%REQ(X-REQUEST-ID)%",
-        "downstream_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-        "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
-        "user_agent": "%REQ(USER-AGENT)%",
-        "tls_version": "%DOWNSTREAM_TLS_VERSION%",
-        "sni": "%REQUESTED_SERVER_NAME%",
-    }
-)
+JSON_FIELDS = MappingProxyType({
+    "time": "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(:PATH)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "protocol": "%PROTOCOL%",
+    "grpc_service": f"%DYNAMIC_METADATA({GRPC_METADATA}:service)%",
+    "grpc_method": f"%DYNAMIC_METADATA({GRPC_METADATA}:method)%",
+    "grpc_status": "%GRPC_STATUS%",
+    "grpc_status_code": "%GRPC_STATUS_NUMBER%",
+    "http_status": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "upstream_service": "%UPSTREAM_CLUSTER%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_task": "%UPSTREAM_HOST_NAME%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration_ms": "%DURATION%",
+    "upstream_service_time_ms": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "downstream_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+    "user_agent": "%REQ(USER-AGENT)%",
+    "tls_version": "%DOWNSTREAM_TLS_VERSION%",
+    "sni": "%REQUESTED_SERVER_NAME%",
+})
 
 
 def grpc_path_metadata() -> header_to_metadata_pb2.Config:

@@ -12,10 +12,10 @@ from controlplane.translate.resources import Resources
 from controlplane.translate.sidecar import sidecar_resources
 
 
-def translate(mesh: Mesh, role: ProxyRole, memo: TranslationMemo | None = None, edge: EdgeOptions = EdgeOptions()) -> Resources:
-    """All the resources a proxy of `role` receives for `mesh` (and, for the edge, `edge`'s certificates
-    and settings). With the process's `memo`, messages whose input is unchanged are the very objects of
-    earlier calls; without, all are built anew."""
+def translate(mesh: Mesh, role: ProxyRole, memo: TranslationMemo | None = None, *, edge: EdgeOptions = EdgeOptions()) -> Resources:
+    """All the resources a proxy of `role` receives for `mesh` (and, for the edge, `edge`'s certificates and
+    settings). With the process's `memo`, messages whose input is unchanged are the very objects of earlier
+    calls; without, all are built anew."""
     memo = memo if memo is not None else TranslationMemo(max_bytes=0)
     memo.begin(mesh)
     if isinstance(role, EdgeRole):

@@ -1,15 +1,13 @@
-"""The edge role: every service's Cluster and ClusterLoadAssignment, one listener, one route
-configuration, and the Secrets of the listener's certificates when it terminates TLS."""
+"""The edge role: every service's Cluster and ClusterLoadAssignment, one listener, one route configuration."""
 
 from __future__ import annotations
 
-from google.protobuf.message import Message
-
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
+from google.protobuf.message import Message
+
 from controlplane.translate import cluster, endpoint, listener, route, secret
 from controlplane.translate.edge_options import EdgeOptions
-from controlplane.translate.edge_tls import declared_hosts
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.resources import Resources
 from controlplane.xds.types import TypeUrl
@@ -17,19 +15,19 @@ from controlplane.xds.types import TypeUrl
 EDGE_ROUTES = "edge"
 
 
-def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, edge: EdgeOptions) -> Resources:
-    # With TLS, the listener's SNI names follow the hosts services declare; without, the mesh plays no part.
-    hosts = frozenset(declared_hosts(mesh)) if edge.tls_enabled else frozenset()
+def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: EdgeOptions = EdgeOptions()) -> Resources:
+    # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
+    hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
     by_type: dict[TypeUrl, dict[str, Message]] = {
         TypeUrl.CLUSTER: {s.name: cluster.memoised_service_cluster(memo, s) for s in mesh.services},
         TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in mesh.services},
         TypeUrl.LISTENER: {
             listener.EDGE_LISTENER: memo.get(
-                "listener/edge", (role, edge, hosts), lambda: listener.edge_listener(role, EDGE_ROUTES, mesh, edge)
+                "listener/edge", (role, options, hosts), lambda: listener.edge_listener(role, EDGE_ROUTES, mesh, options)
             )
         },
         TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)},
     }
-    if edge.tls_enabled:
-        by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(edge.certificates))
+    if options.tls_enabled:
+        by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(options.certificates))
     return Resources(by_type=by_type)

@@ -42,7 +42,7 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> R
     if role.inbound_port is not None and role.app_port is not None:
         inbound_port, app_port, own = role.inbound_port, role.app_port, index.get(role.service)
         clusters[cluster.LOCAL_APP] = memo.get(
-            "cluster/local-app", (memo.settings_key(own) if own else None, role.app_address, app_port),
+            "cluster/local-app", (own.protocol if own else None, role.app_address, app_port),
             lambda: cluster.local_app_cluster(own, role.app_address, app_port),
         )
         listeners[listener.INBOUND] = memo.get(
