@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controlplane.model.limits import Charge, route_bytes, virtual_host_bytes
-from controlplane.model.mesh import HeaderMatch, Service
+from controlplane.model.mesh import HeaderMatch, QueryMatch, Service
 from controlplane.model.routing import covers, covers_host, is_routed, is_wildcard, wildcards_covering
 
 
@@ -15,14 +15,14 @@ from controlplane.model.routing import covers, covers_host, is_routed, is_wildca
 class _Host:
     """The own routes of one host admitted so far."""
 
-    by_match: dict[tuple[str, tuple[HeaderMatch, ...]], Service] = field(default_factory=dict)
+    by_match: dict[tuple[str, tuple[HeaderMatch, ...], tuple[QueryMatch, ...]], Service] = field(default_factory=dict)
     by_priority: dict[int, list[Service]] = field(default_factory=dict)
     routes: int = 0
     bytes: int = 0
 
 
-def _match_key(service: Service) -> tuple[str, tuple[HeaderMatch, ...]]:
-    return service.route.path_key, service.route.headers
+def _match_key(service: Service) -> tuple[str, tuple[HeaderMatch, ...], tuple[QueryMatch, ...]]:
+    return service.route.path_key, service.route.headers, service.route.query
 
 
 class EdgeRoutes:

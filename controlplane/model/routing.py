@@ -5,7 +5,7 @@ Rules (docs/labels.md, "Route ownership"):
   most specific wildcard first (`*.shop.example.com`, `*.example.com`, then `*`). An explicit host
   therefore always beats a wildcard for that host, whatever the priorities.
 - Inside one host's own routes: higher priority first, then exact gRPC methods, then the longest
-  prefix, then more header matches; the service name breaks remaining ties (such routes never
+  prefix, then more header and query matches; the service name breaks remaining ties (such routes never
   match the same request, or they would be a conflict).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from controlplane.model.matching import conditions_cover
 from controlplane.model.mesh import RouteMatch, Service, VirtualHost
 
 
@@ -23,7 +24,7 @@ def is_routed(service: Service) -> bool:
 
 def route_order(service: Service) -> tuple[object, ...]:
     route = service.route
-    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers), route.path_key, service.name)
+    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers) - len(route.query), route.path_key, service.name)
 
 
 def is_wildcard(host: str) -> bool:
@@ -78,9 +79,8 @@ def covers(first: RouteMatch, second: RouteMatch) -> bool:
         path = second.method or second.path_prefix
         if not path.startswith(first.path_prefix):
             return False
-    theirs = {h.name: h.value for h in second.headers}
-    return all(h.name in theirs and (h.value is None or theirs[h.name] == h.value) for h in first.headers)
+    return conditions_cover(first.headers, second.headers) and conditions_cover(first.query, second.query)
 
 
 def same_match(first: RouteMatch, second: RouteMatch) -> bool:
-    return first.path_key == second.path_key and first.headers == second.headers
+    return first.path_key == second.path_key and first.headers == second.headers and first.query == second.query
