@@ -173,7 +173,7 @@ class ControlPlane:
 
     def publish(self, views: list[ClusterState]) -> None:
         """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix, self.settings.limits)
+        mesh = build_mesh(views, self.settings.label_prefix, self.settings.limits, self.settings.host_rule)
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]

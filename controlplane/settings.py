@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.limits import Limits
 from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
 
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     dashboard_port: int | None = Field(default=18003, ge=0, le=65535, description="port of the web dashboard (null: off)")
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per AWS call, retries included (adaptive mode)")
     label_prefix: str = Field(default=DEFAULT_PREFIX, description="prefix of the Docker labels we read")
+    default_host_rule: str | None = Field(
+        default=None,
+        description="host of each routed service without xds.route.hosts, e.g. '{service}.example.com' ({service}, {family}, {cluster}); unset: '*'",
+    )
     # Bounds on the edge configuration one service may cause (docs/labels.md, "Limits").
     max_hosts_per_service: int = Field(
         default=Limits().max_hosts_per_service, ge=1, le=1000, description="hosts one service may name in xds.route.hosts"
@@ -98,6 +103,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
 
     @property
+    def host_rule(self) -> DefaultHostRule | None:
+        return DefaultHostRule.parse(self.default_host_rule) if self.default_host_rule else None
+
+    @property
     def limits(self) -> Limits:
         return Limits(
             max_hosts_per_service=self.max_hosts_per_service,
@@ -141,6 +150,13 @@ class Settings(BaseSettings):
             except re.error as exc:
                 raise ValueError(f"expected a regular expression (matched against the whole name): {exc}") from exc
         return value
+
+    @field_validator("default_host_rule")
+    @classmethod
+    def _valid_host_rule(cls, value: str | None) -> str | None:
+        if value:
+            DefaultHostRule.parse(value)  # its ValueError says what is wrong
+        return value or None
 
     @field_validator("label_prefix")
     @classmethod

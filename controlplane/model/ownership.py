@@ -34,6 +34,8 @@ class EdgeRoutes:
     def blocking(self, service: Service) -> list[tuple[str, Service]]:
         """(host, admitted service) pairs `service` may not join: the same match, or a route whose
         every call `service` would take (a higher priority and a match covering it)."""
+        if not is_routed(service):
+            return []  # no route of its own (route.enabled=false, subsets): it takes no call
         found = []
         for host in service.route.hosts:
             admitted = self._hosts.get(host)
@@ -49,6 +51,8 @@ class EdgeRoutes:
 
     def shadowing(self, service: Service) -> list[tuple[str, Service]]:
         """(host, admitted service) pairs whose route takes every call of `service`'s route there."""
+        if not is_routed(service):
+            return []
         found = []
         for host in service.route.hosts:
             admitted = self._hosts.get(host)

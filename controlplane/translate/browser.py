@@ -31,8 +31,12 @@ def cors_filter() -> hcm_pb2.HttpFilter:
 
 
 def grpc_web_enabled() -> any_pb2.Any:
-    """The per-route config that turns the (disabled) grpc_web filter on for a route."""
-    return pack(rc.FilterConfig(config=pack(grpc_web_pb2.GrpcWeb())))
+    """The per-route config that turns the (disabled) grpc_web filter on for a route: a FilterConfig
+    whose config is an empty Any (the filter has no per-route settings and refuses any; Envoy reads
+    an empty one as "enabled", a missing one as an error)."""
+    enabled = rc.FilterConfig()
+    enabled.config.SetInParent()
+    return pack(enabled)
 
 
 def _origin(origin: str) -> string_pb2.StringMatcher:
