@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,8 @@ from controlplane.routeguide.loopback import join_host_port
 from controlplane.routeguide.task import BindAddress, TaskIdentity
 
 _LIST_FEATURES_STEPS = 5
+# Initial metadata of every reply: the request metadata the task received, as a JSON list of [key, value].
+RECEIVED_METADATA = "routeguide-received-metadata"
 
 
 class RouteGuideServicer(pb_grpc.RouteGuideServicer):
@@ -30,17 +33,20 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
         self._failures = FailureInjector(behaviour.fail_fraction, behaviour.seed)
 
     def GetFeature(self, request: pb.Point, context: grpc.ServicerContext) -> pb.Feature:
+        _echo_metadata(context)
         self._maybe_fail(context)
         self._delay()
         return self._feature(request)
 
     def ListFeatures(self, request: pb.Rectangle, context: grpc.ServicerContext) -> Iterator[pb.Feature]:
+        _echo_metadata(context)
         self._maybe_fail(context)
         for point in _diagonal(request.lo, request.hi):
             self._delay()
             yield self._feature(point)
 
     def RecordRoute(self, request_iterator: Iterable[pb.Point], context: grpc.ServicerContext) -> pb.RouteSummary:
+        _echo_metadata(context)
         self._maybe_fail(context)
         started = time.monotonic()
         count, distance, previous = 0, 0.0, None
@@ -54,6 +60,7 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
                                elapsed_time=int(time.monotonic() - started), served_by=self._served_by)
 
     def RouteChat(self, request_iterator: Iterable[pb.RouteNote], context: grpc.ServicerContext) -> Iterator[pb.RouteNote]:
+        _echo_metadata(context)
         self._maybe_fail(context)
         for note in request_iterator:
             self._delay()
@@ -126,6 +133,13 @@ class RouteGuideServer:
         if self._server is not None:
             self._server.stop(grace=grace).wait()
         self._logger.info("routeguide.stopped", address=self.address)
+
+
+def _echo_metadata(context: grpc.ServicerContext) -> None:
+    """Tell the caller, in the reply's initial metadata, which request metadata reached this task, so
+    tests see what proxies added, removed or rewrote on the way (binary `-bin` entries left out)."""
+    received = sorted((m.key, m.value) for m in context.invocation_metadata() if not m.key.endswith("-bin"))
+    context.send_initial_metadata(((RECEIVED_METADATA, json.dumps(received)),))
 
 
 def _diagonal(lo: pb.Point, hi: pb.Point) -> Iterator[pb.Point]:
