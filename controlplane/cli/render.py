@@ -99,7 +99,8 @@ def roles(mesh: Mesh, args: argparse.Namespace, services: Sequence[str]) -> dict
 
 
 def resources(mesh: Mesh, role: ProxyRole) -> dict[str, dict[str, Any]]:
-    """The resources of one role in protobuf's JSON mapping, by type (CDS, EDS, LDS, RDS) and name."""
+    """The resources of one role in protobuf's JSON mapping, by type (CDS, EDS, LDS, RDS, SDS) and name;
+    types the role gets nothing of are left out."""
     translated = translate(mesh, role)
     return {
         type_url.short: {
@@ -107,6 +108,7 @@ def resources(mesh: Mesh, role: ProxyRole) -> dict[str, dict[str, Any]]:
             for name, message in sorted(translated.of(type_url).items())
         }
         for type_url in ORDER
+        if translated.of(type_url)
     }
 
 
