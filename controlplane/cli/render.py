@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-hosts-per-service", type=int, default=limits.max_hosts_per_service)
     parser.add_argument("--max-routes-per-service", type=int, default=limits.max_routes_per_service)
     parser.add_argument("--max-config-bytes-per-service", type=int, default=limits.max_config_bytes_per_service)
+    parser.add_argument("--max-edge-routes", type=int, default=limits.max_edge_routes)
     return parser
 
 
@@ -136,6 +137,7 @@ def render(
         max_hosts_per_service=_positive(args.max_hosts_per_service, "--max-hosts-per-service"),
         max_routes_per_service=_positive(args.max_routes_per_service, "--max-routes-per-service"),
         max_config_bytes_per_service=_positive(args.max_config_bytes_per_service, "--max-config-bytes-per-service"),
+        max_edge_routes=_positive(args.max_edge_routes, "--max-edge-routes"),
     )
     states: list[ClusterState] = []
     if args.clusters:
