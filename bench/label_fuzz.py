@@ -54,7 +54,8 @@ from controlplane.translate.resources import Resources  # noqa: E402
 from controlplane.xds.types import TypeUrl  # noqa: E402
 
 PREFIX = "xds."
-SERVICES = ("orders", "web", "pay", "orders-next")  # a small pool: conflicts, weights and upstreams meet
+SERVICES = ("orders", "web", "pay", "orders-next", "users", "search")  # a small pool: conflicts, weights and upstreams meet
+PREFIXES = ("/", "/a/", "/a/b/", "/routeguide.RouteGuide/", "/users.Users/")
 FAMILIES = ("alpha", "beta", "gamma", "delta", "epsilon")
 HOSTS = ("*", "a.example.com", "*.example.com", "b.a.example.com", "localhost")  # overlapping: fallbacks and conflicts
 PORTS = (50051, 8080)
@@ -174,9 +175,12 @@ _ODD_KEYS = st.sampled_from(TYPOS) | any_text.map(lambda text: PREFIX + text) | 
 
 
 @st.composite
-def _declaration_labels(draw: st.DrawFn, prefix: str, valid_only: bool) -> dict[str, str]:
+def _declaration_labels(draw: st.DrawFn, prefix: str, valid_only: bool, service: str | None = None) -> dict[str, str]:
     specs = draw(_SPEC_SETS)
-    labels = {prefix + "service": draw(st.sampled_from(SERVICES))}
+    labels = {prefix + "service": service or draw(st.sampled_from(SERVICES))}
+    if valid_only and draw(st.booleans()):
+        # Distinct prefixes let several services share a host: fallbacks, shadows and orders to check.
+        labels[prefix + "route.prefix"] = draw(st.sampled_from(PREFIXES))
     for spec in specs:
         labels[prefix + spec.name] = draw(valid_value(spec) if valid_only else label_value(spec))
     for family in draw(st.lists(st.sampled_from(LABEL_FAMILIES), max_size=2)):
@@ -189,9 +193,9 @@ declaration_labels = functools.cache(_declaration_labels)
 
 
 @st.composite
-def _container(draw: st.DrawFn, name: str, valid_only: bool) -> ContainerDefinition:
+def _container(draw: st.DrawFn, name: str, valid_only: bool, service: str | None = None) -> ContainerDefinition:
     ports = draw(_PORT_SETS)
-    labels = draw(declaration_labels(PREFIX, valid_only))
+    labels = draw(declaration_labels(PREFIX, valid_only, service))
     if len(ports) > 1:
         labels[PREFIX + "port"] = str(ports[0])
         if draw(st.booleans()):
@@ -210,12 +214,16 @@ container = functools.cache(_container)
 def cluster_views(draw: st.DrawFn, valid_only: bool = False) -> list[ClusterState]:
     """1-6 task definitions of a few families, each with 1-2 tasks (random status and start time)."""
     tds: list[TaskDefinition] = []
-    for i in range(draw(st.integers(1, 6))):
-        family, revision = draw(st.sampled_from(FAMILIES)), draw(st.integers(1, 3))
+    for i in range(draw(st.integers(3 if valid_only else 1, 6))):
+        # Valid sets: mostly one family per task definition, so that fewer declarations are refused.
+        family = FAMILIES[i % len(FAMILIES)] if valid_only and draw(st.integers(0, 3)) else draw(st.sampled_from(FAMILIES))
+        revision = draw(st.integers(1, 3))
         arn = f"arn:aws:ecs:us-east-1:1:task-definition/{family}:{revision}"
         if any(td.arn == arn for td in tds):
             continue
-        containers = [draw(container("app", valid_only))]
+        # Valid sets: often a service of its own per task definition, so that fewer are refused.
+        own = SERVICES[i % len(SERVICES)] if valid_only and draw(st.booleans()) else None
+        containers = [draw(container("app", valid_only, own))]
         if draw(st.integers(0, 3)) == 0:
             containers.append(draw(container("side", valid_only)))
         tds.append(TaskDefinition(arn=arn, family=family, revision=revision, network_mode="awsvpc", containers=tuple(containers)))
@@ -377,7 +385,9 @@ def main() -> int:
                 accepted_sets()
         finally:
             report["envoy"] = {
-                "validated": len(outcomes), "accepted_by_envoy": sum(outcomes), "median_services": statistics.median(services) if services else 0,
+                "validated": len(outcomes), "accepted_by_envoy": sum(outcomes),
+                "median_services": statistics.median(services) if services else 0, "max_services": max(services, default=0),
+                "with_3_or_more_services": sum(1 for n in services if n >= 3),
                 "wall_seconds": round(time.monotonic() - started_wall, 1), "failures": failures,
             }
             print(json.dumps(report, indent=2))

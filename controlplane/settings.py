@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         default=Limits().max_config_bytes_per_service, ge=1024, le=1 << 30,
         description="bytes of edge route configuration one service may add (estimated, an upper bound)",
     )
+    max_edge_routes: int = Field(
+        default=Limits().max_edge_routes, ge=1, le=10_000_000,
+        description="edge route entries all services together may hold; a service that would pass it is refused",
+    )
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="seconds between reads of each cluster when polling")
     # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
     events_queue_url: str | None = Field(
@@ -112,6 +116,7 @@ class Settings(BaseSettings):
             max_hosts_per_service=self.max_hosts_per_service,
             max_routes_per_service=self.max_routes_per_service,
             max_config_bytes_per_service=self.max_config_bytes_per_service,
+            max_edge_routes=self.max_edge_routes,
         )
 
     @field_validator("clusters", mode="before")

@@ -60,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-hosts-per-service", type=int, default=limits.max_hosts_per_service)
     parser.add_argument("--max-routes-per-service", type=int, default=limits.max_routes_per_service)
     parser.add_argument("--max-config-bytes-per-service", type=int, default=limits.max_config_bytes_per_service)
+    parser.add_argument("--max-edge-routes", type=int, default=limits.max_edge_routes)
     return parser
 
 
@@ -101,7 +102,8 @@ def roles(mesh: Mesh, args: argparse.Namespace, services: Sequence[str]) -> dict
 
 
 def resources(mesh: Mesh, role: ProxyRole) -> dict[str, dict[str, Any]]:
-    """The resources of one role in protobuf's JSON mapping, by type (CDS, EDS, LDS, RDS) and name."""
+    """The resources of one role in protobuf's JSON mapping, by type (CDS, EDS, LDS, RDS, SDS) and name;
+    types the role gets nothing of are left out."""
     translated = translate(mesh, role)
     return {
         type_url.short: {
@@ -109,6 +111,7 @@ def resources(mesh: Mesh, role: ProxyRole) -> dict[str, dict[str, Any]]:
             for name, message in sorted(translated.of(type_url).items())
         }
         for type_url in ORDER
+        if translated.of(type_url)
     }
 
 
@@ -136,6 +139,7 @@ def render(
         max_hosts_per_service=_positive(args.max_hosts_per_service, "--max-hosts-per-service"),
         max_routes_per_service=_positive(args.max_routes_per_service, "--max-routes-per-service"),
         max_config_bytes_per_service=_positive(args.max_config_bytes_per_service, "--max-config-bytes-per-service"),
+        max_edge_routes=_positive(args.max_edge_routes, "--max-edge-routes"),
     )
     states: list[ClusterState] = []
     if args.clusters:

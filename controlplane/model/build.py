@@ -21,7 +21,7 @@ from controlplane.model.families import Claim, Rank, resolve
 from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
 from controlplane.model.lifecycle import endpoint_health
-from controlplane.model.limits import Limits
+from controlplane.model.limits import Charge, Limits
 from controlplane.model.mesh import (
     Endpoint,
     HeaderMatch,
@@ -112,12 +112,13 @@ def build_mesh(
     services: list[Service] = []
     winners = {service.name: declaration for _, service, declaration, _ in candidates}
     for _, service, declaration, revisions in candidates:
-        refusal = _refusal(service, declaration, edge, limits)
+        charge = edge.charge(service)
+        refusal = _refusal(service, declaration, edge, charge, limits)
         if refusal is not None:
             problems.append(refusal)
             continue
         problems.extend(_shadowed(service, declaration, edge))
-        edge.admit(service)
+        edge.admit(service, charge)
         services.extend(_with_revision_subsets(service, revisions))
 
     services = sorted(_with_resolved_mirrors(_with_resolved_splits(services, winners, problems), winners, problems), key=lambda s: s.name)
@@ -192,11 +193,11 @@ def _match_text(route: RouteMatch) -> str:
 _ROUTE_LABELS = ("route.hosts", "route.prefix", "route.method", "route.headers", "route.priority")
 
 
-def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, limits: Limits) -> ServiceProblem | None:
+def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, charge: Charge, limits: Limits) -> ServiceProblem | None:
     """Why `service` may not join the edge as it is now, or None."""
     where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
     head = f"service {shown(service.name)} is refused"
-    exceeded = edge.charge(service).exceeded(limits)
+    exceeded = charge.exceeded(limits, edge.routes)
     if exceeded is not None:
         label = declaration.label("route.hosts", "route.prefix", "route.method", "route.headers")
         return ServiceProblem(

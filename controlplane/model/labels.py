@@ -7,6 +7,7 @@ string. A declaration with an error is refused as a whole; warnings leave it in 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,7 +150,7 @@ class _Reader:
         spec = SPECS[name] if family_grammar is None else LabelSpec(name, family_grammar, None)
         raw = self.labels.get(self.prefix + name)
         if raw is None:
-            return None if spec.default is None else spec.grammar.parse(spec.default)
+            return default_value(name)
         refusal = _refusal(raw)
         if refusal is not None:
             self.error(name, refusal)
@@ -182,6 +183,13 @@ class _Reader:
     def parsed(self, *names: str) -> bool:
         """True when none of `names` is malformed (cross-label rules need real values)."""
         return not self.failed.intersection(names)
+
+
+@functools.cache  # one entry per label we read; the values are immutable
+def default_value(name: str) -> Any:
+    """The parsed default of a label, None when it has none."""
+    spec = SPECS[name]
+    return None if spec.default is None else spec.grammar.parse(spec.default)
 
 
 def _refusal(raw: str) -> str | None:

@@ -22,11 +22,12 @@ VIRTUAL_HOST_BASE_BYTES = 16
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-service bounds on the edge configuration (settings `max_*_per_service`)."""
+    """Bounds on the edge configuration: per service, and for the whole edge (settings `max_*`)."""
 
     max_hosts_per_service: int = 32
-    max_routes_per_service: int = 1000
-    max_config_bytes_per_service: int = 512 * 1024
+    max_routes_per_service: int = 10_000
+    max_config_bytes_per_service: int = 4 * 1024 * 1024
+    max_edge_routes: int = 50_000
 
 
 def route_bytes(service: Service) -> int:
@@ -87,8 +88,9 @@ class Charge:
     routes: int
     bytes: int
 
-    def exceeded(self, limits: Limits) -> str | None:
-        """Which limit this charge breaks, in words, or None."""
+    def exceeded(self, limits: Limits, edge_routes: int = 0) -> str | None:
+        """Which limit this charge breaks, in words, or None; `edge_routes` are the entries the
+        services admitted before hold."""
         if self.hosts > limits.max_hosts_per_service:
             return f"{self.hosts} hosts, more than the {limits.max_hosts_per_service} allowed per service"
         if self.routes > limits.max_routes_per_service:
@@ -101,5 +103,10 @@ class Charge:
             return (
                 f"about {self.bytes} bytes of route configuration, more than the "
                 f"{limits.max_config_bytes_per_service} allowed per service"
+            )
+        if edge_routes + self.routes > limits.max_edge_routes:
+            return (
+                f"{self.routes} route entries to the {edge_routes} that established services hold at the edge, more "
+                f"than the {limits.max_edge_routes} allowed in all"
             )
         return None
