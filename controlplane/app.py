@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import boto3
 import grpc
@@ -11,6 +11,7 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from controlplane.admin.readiness import Readiness
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
@@ -23,9 +24,17 @@ from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.authorize import StreamAuthorizer
+from controlplane.server.exposure import xds_exposure_gaps
+from controlplane.server.identity import SanScheme
+from controlplane.server.listen import SERVER_OPTIONS, bind
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.tokens import TokenBook
 from controlplane.settings import Settings
 from controlplane.admin.telemetry import Telemetry
+from controlplane.supervision import Supervisor
+
+MeshBuilder = Callable[[Iterable[ClusterState], str], Mesh]
 
 log = structlog.get_logger()
 
@@ -53,9 +62,17 @@ class ControlPlane:
     """Wires the stages together; start() and stop() make it usable in-process by tests."""
 
     def __init__(
-        self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None, sqs: Any | None = None, ssm: Any | None = None
+        self,
+        settings: Settings,
+        ecs: Any | None = None,
+        ec2: Any | None = None,
+        sqs: Any | None = None,
+        ssm: Any | None = None,
+        *,
+        mesh_builder: MeshBuilder = build_mesh,
     ) -> None:
         self.settings = settings
+        self._build_mesh = mesh_builder
         if ecs is None or ec2 is None:
             ecs, ec2 = aws_clients(settings)
         if sqs is None or ssm is None:
@@ -83,6 +100,12 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.readiness = Readiness(
+            settings.readiness_window_seconds,
+            self.discovery.first_view,
+            lambda: [status.last_success_at for status in self.discovery.status.values()],
+        )
+        self.supervisor = Supervisor(self.readiness, self.metrics, self.events)
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
@@ -104,8 +127,24 @@ class ControlPlane:
     # -- discovery -> model -> cache ----------------------------------------------------------
 
     def publish(self, views: list[ClusterState]) -> None:
-        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix)
+        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed.
+
+        Never raises: a failure keeps the last good mesh served and is reported by the supervisor;
+        discovery goes on, and the next change of the view tries again.
+        """
+        try:
+            mesh = self._build_mesh(views, self.settings.label_prefix)
+        except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
+            self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
+            return
+        try:
+            self._publish_mesh(mesh)
+        except Exception as error:  # noqa: BLE001
+            self.supervisor.failed("publish", error)
+            return
+        self.supervisor.succeeded("build", "publish")
+
+    def _publish_mesh(self, mesh: Mesh) -> None:
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]
@@ -127,6 +166,7 @@ class ControlPlane:
             if error is None:
                 self.metrics.ecs_calls.labels(cluster=status.cluster, operation=operation).inc(count)
         if error is None:
+            self.supervisor.succeeded("discovery")
             if status.last_duration_seconds is not None:
                 self.metrics.sync_duration.labels(cluster=status.cluster).observe(status.last_duration_seconds)
             return
@@ -158,38 +198,46 @@ class ControlPlane:
 
     async def start(self) -> None:
         s = self.settings
+        authorizer = self._authorizer()
+        tls = bool(s.xds_tls_cert and s.xds_tls_key)
+        gaps = xds_exposure_gaps(s.xds_address, tls=tls, authenticated=authorizer.required, insecure=s.xds_insecure)
         xds = grpc.aio.server(
             options=[
                 ("grpc.keepalive_time_ms", 30_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                *SERVER_OPTIONS,
             ]
         )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry).handlers())
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, authorizer).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
-        if s.xds_tls_cert and s.xds_tls_key:
-            self.xds_port = xds.add_secure_port(
-                f"{s.xds_address}:{s.xds_port}", server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca)
-            )
-        else:
-            self.xds_port = xds.add_insecure_port(f"{s.xds_address}:{s.xds_port}")
+        credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
+        self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
 
-        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.discovery.first_view)
+        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.readiness)
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
             s.admin_port,
-            token=s.admin_token.get_secret_value() if s.admin_token else None,
+            token=s.resolved_admin_token(),
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
         )
+        if s.metrics_port is not None:
+            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port, insecure=s.metrics_insecure)
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
-        if s.metrics_port is not None:
-            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if gaps:
+            # Loud on purpose, at every start: an operator must not forget this was switched on.
+            log.warning(
+                "xds.insecure",
+                address=f"{s.xds_address}:{self.xds_port}",
+                gaps=gaps,
+                consequence="any client that reaches this address can read every service's endpoints and claim any proxy role",
+            )
         log.info(
             "controlplane.listening",
             xds=f"{s.xds_address}:{self.xds_port}",
@@ -198,13 +246,26 @@ class ControlPlane:
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
-        self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
+        self._tasks.append(asyncio.create_task(self.supervisor.keep_running("discovery", self.discovery.run), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+
+    def _authorizer(self) -> StreamAuthorizer:
+        s = self.settings
+        tokens = TokenBook.load(s.xds_tokens_file) if s.xds_tokens_file else None
+        return StreamAuthorizer(
+            certificates=s.xds_tls_client_ca is not None,
+            sans=SanScheme(s.xds_san_template),
+            tokens=tokens,
+            on_refused=lambda reason: self.metrics.xds_refused.labels(reason=reason).inc(),
+        )
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        log.info("controlplane.ready")
+
+        async def set_health(ready: bool) -> None:
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        await self.supervisor.watch_readiness(set_health)
 
     async def _set_health(self, status: int) -> None:
         for servicer in (self._health, self._admin_health):

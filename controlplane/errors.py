@@ -22,3 +22,7 @@ class NodeError(ControlPlaneError):
 
 class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
+
+
+class ListenError(ControlPlaneError):
+    """A server cannot listen where it was told to (the port is taken, or the address is not ours)."""

@@ -19,7 +19,8 @@ DEFAULT_ADMIN = "127.0.0.1:18001"
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin", default=None, help=f"admin API HOST:PORT (default {DEFAULT_ADMIN}, or CONTROLPLANE_ADMIN)")
-    parser.add_argument("--token", default=None, help="bearer token (or CONTROLPLANE_ADMIN_TOKEN)")
+    parser.add_argument("--token", default=None, help="bearer token; visible to local users in /proc: prefer --token-file or CONTROLPLANE_ADMIN_TOKEN")
+    parser.add_argument("--token-file", default=None, help="file holding the bearer token (or CONTROLPLANE_ADMIN_TOKEN_FILE)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=10.0)
 
@@ -28,10 +29,25 @@ def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tupl
     import os
 
     target = args.admin or os.environ.get("CONTROLPLANE_ADMIN", DEFAULT_ADMIN)
-    token = args.token or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
+    token = args.token or _token_from_file(args.token_file or os.environ.get("CONTROLPLANE_ADMIN_TOKEN_FILE")) or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
+    if args.token:
+        print(f"controlplane {args.command}: warning: --token is visible to every local user; use --token-file or CONTROLPLANE_ADMIN_TOKEN", file=sys.stderr)
     channel = grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
     metadata = [("authorization", f"Bearer {token}")] if token else []
     return admin_pb2_grpc.AdminStub(channel), metadata, channel
+
+
+def _token_from_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return open(path).read().strip() or None
+    except OSError as error:
+        raise ClientError(f"token file {path}: {error.strerror}") from None
+
+
+class ClientError(Exception):
+    """A mistake in the command line of a client command (one line, exit 2)."""
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
@@ -56,9 +72,13 @@ def show_status(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]],
     if args.json:
         return json.dumps(_as_dict(status), indent=2)
     head = (
-        f"controlplane {status.version}  ready={str(status.ready).lower()}  mesh revision {status.mesh_revision}\n"
+        f"controlplane {status.version}  ready={str(status.ready).lower()}{'  DEGRADED' if status.degraded else ''}"
+        f"  mesh revision {status.mesh_revision}  config age {status.config_age_seconds:.0f}s"
+        f" (not ready after {status.readiness_window_seconds:.0f}s)\n"
         f"{status.services} services, {status.endpoints} endpoints, {status.proxies} proxies, {status.problems} label problems\n"
     )
+    for failure in status.failures:
+        head += f"{failure.stage} failing since {_age(failure.since)} ago ({failure.consecutive}x), serving the last good config: {failure.error}\n"
     rows = [
         (
             c.cluster,
@@ -107,23 +127,27 @@ def show_proxies(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]]
     for p in response.proxies:
         for t in p.types:
             in_sync = "yes" if t.version_sent and t.version_sent == t.version_acked else ("NACKED" if t.last_nack.error and t.last_nack.version == t.version_sent else "pending")
-            rows.append((p.node_id, p.role, p.peer, _age(p.connected_since), t.type, t.version_sent or "-", t.version_acked or "-", in_sync, t.nacks))
+            rows.append((p.node_id, p.stream_id, p.identity or "-", p.role, p.peer, _age(p.connected_since), t.type, t.version_sent or "-", t.version_acked or "-", in_sync, t.nacks))
             if t.last_nack.error:
                 nacks.append(f"{p.node_id} {t.type} rejected {t.last_nack.version}: {t.last_nack.error}")
-    out = _table(["NODE", "ROLE", "PEER", "UP", "TYPE", "SENT", "ACKED", "IN SYNC", "NACKS"], rows)
+    out = _table(["NODE", "STREAM", "IDENTITY", "ROLE", "PEER", "UP", "TYPE", "SENT", "ACKED", "IN SYNC", "NACKS"], rows)
     if nacks:
         out += "\n\nLast NACKs:\n" + "\n".join(nacks)
     return out
 
 
 def show_config(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
-    config = stub.GetProxyConfig(api.GetProxyConfigRequest(node_id=args.node_id), metadata=metadata, timeout=args.timeout)
+    request = api.GetProxyConfigRequest(node_id=args.node_id, stream_id=args.stream or 0)
+    config = stub.GetProxyConfig(request, metadata=metadata, timeout=args.timeout)
     resources = [
         {"type": r.type, "name": r.name, "version": r.version, "resource": json.loads(r.json)} for r in config.resources
     ]
     if args.json:
-        return json.dumps({"node_id": config.node_id, "role": config.role, "resources": resources}, indent=2)
-    out = [f"# node {config.node_id} ({config.role}): {len(resources)} resources"]
+        return json.dumps(
+            {"node_id": config.node_id, "stream_id": config.stream_id, "identity": config.identity, "role": config.role, "resources": resources},
+            indent=2,
+        )
+    out = [f"# node {config.node_id} (stream {config.stream_id}, {config.role}): {len(resources)} resources"]
     for r in resources:
         out.append(f"\n# {r['type']} {r['name']} version {r['version']}")
         out.append(json.dumps(r["resource"], indent=2))
@@ -139,7 +163,11 @@ COMMANDS: dict[str, Callable[[admin_pb2_grpc.AdminStub, list[tuple[str, str]], a
 
 
 def run(args: argparse.Namespace) -> int:
-    stub, metadata, channel = _stub(args)
+    try:
+        stub, metadata, channel = _stub(args)
+    except ClientError as error:
+        print(f"controlplane {args.command}: {error}", file=sys.stderr)
+        return 2
     try:
         print(COMMANDS[args.command](stub, metadata, args))
     except grpc.RpcError as error:

@@ -7,6 +7,9 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from controlplane.errors import ListenError, SettingsError
+from controlplane.server.listen import ensure_free, is_loopback
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -41,6 +44,23 @@ class Metrics:
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
+        self.pipeline_failures = Counter(
+            "controlplane_pipeline_failures_total",
+            "Exceptions in the discovery loop, mesh builds or publishes (the last good config keeps being served)",
+            ["stage"],
+            registry=r,
+        )
+        self.degraded = Gauge("controlplane_degraded", "1 while a pipeline stage is failing, else 0", registry=r)
+        self.ready = Gauge("controlplane_ready", "1 while health checks say SERVING, else 0", registry=r)
+        self.config_age = Gauge(
+            "controlplane_config_age_seconds", "Time since the served config was last confirmed against ECS", registry=r
+        )
+        self.xds_refused = Counter(
+            "controlplane_xds_refused_streams_total",
+            "xDS streams refused: unauthenticated, or claiming a role their identity does not allow (permission_denied)",
+            ["reason"],
+            registry=r,
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:
@@ -49,7 +69,29 @@ class Metrics:
 
         self.view_age.labels(cluster=cluster).set_function(age)
 
-    def serve(self, address: str, port: int) -> tuple[object, int]:
-        """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""
-        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+    def track_readiness(self, degraded: Callable[[], bool], ready: Callable[[], bool], config_age: Callable[[], float | None]) -> None:
+        self.degraded.set_function(lambda: 1.0 if degraded() else 0.0)
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
+        self.config_age.set_function(lambda: _nan_if_none(config_age()))
+
+    def serve(self, address: str, port: int, *, insecure: bool = False) -> tuple[object, int]:
+        """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port.
+
+        The endpoint has no authentication and names services and roles: off loopback only when
+        the operator says so (`insecure`).
+        """
+        if not is_loopback(address) and not insecure:
+            raise SettingsError(
+                f"metrics address {address} is not loopback and /metrics has no authentication: "
+                "pass --metrics-insecure (CONTROLPLANE_METRICS_INSECURE=true) to serve it there anyway"
+            )
+        ensure_free("metrics", address, port)
+        try:
+            server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        except OSError as error:
+            raise ListenError(f"metrics cannot listen on {address}:{port}: {error.strerror}") from None
         return server, int(server.server_port)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="watch ECS and serve xDS to Envoy")
     serve.add_argument("--cluster", dest="clusters", action="append", help="ECS cluster to watch (repeatable)")
     serve.add_argument("--region", help="AWS region")
-    serve.add_argument("--xds-address", help="address to serve xDS on (default 0.0.0.0)")
+    serve.add_argument("--xds-address", help="address to serve xDS on (default 127.0.0.1; off loopback needs TLS and proxy authentication, or --xds-insecure)")
     serve.add_argument("--xds-port", type=int, help="port to serve xDS on (default 18000)")
     serve.add_argument("--label-prefix", help="Docker label prefix (default 'xds.')")
     serve.add_argument("--poll-interval", dest="poll_interval_seconds", type=float, help="seconds between ECS reads")
@@ -48,15 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--discovery-concurrency", type=int, help="clusters read at once (default 4)")
     serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
-    serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")
+    serve.add_argument("--admin-token", help="bearer token the admin API requires; visible to local users in /proc: prefer --admin-token-file or CONTROLPLANE_ADMIN_TOKEN")
+    serve.add_argument("--admin-token-file", help="file holding the bearer token the admin API requires (required off loopback without mTLS)")
     serve.add_argument("--admin-tls-cert", help="PEM certificate of the admin API")
     serve.add_argument("--admin-tls-key", help="PEM key of the admin API")
     serve.add_argument("--admin-tls-client-ca", help="PEM CA that admin clients' certificates must chain to (mTLS)")
     serve.add_argument("--xds-tls-cert", help="PEM certificate of the xDS server")
     serve.add_argument("--xds-tls-key", help="PEM key of the xDS server")
     serve.add_argument("--xds-tls-client-ca", help="PEM CA that proxies' client certificates must chain to (mTLS)")
+    serve.add_argument("--xds-tokens-file", help="JSON file of proxy bearer tokens and the role/service each may claim (docs/security.md)")
+    serve.add_argument("--xds-san-template", help="client-certificate SAN naming a proxy's identity (default spiffe://ecs.local/ecs/{role}/{service})")
+    serve.add_argument("--xds-insecure", action="store_const", const=True, help="serve xDS off loopback without TLS or proxy authentication (logged at every start)")
     serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
     serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
+    serve.add_argument("--metrics-insecure", action="store_const", const=True, help="serve the unauthenticated Prometheus endpoint off loopback")
+    serve.add_argument("--readiness-stale-after", dest="readiness_stale_after_seconds", type=float, help="seconds the served config may go unconfirmed against ECS before health says NOT_SERVING (default: 2 x full-read interval + 60)")
     serve.add_argument("--aws-max-attempts", type=int, help="attempts per AWS call, retries included (default 5, adaptive mode)")
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -81,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
     boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
     boot.add_argument("--xds-tls-sni", help="server name to send and verify (default: none)")
+    boot.add_argument("--xds-tls-server-san", help="SAN the control plane's certificate must carry (default: --xds-tls-sni); a value with :// is a URI SAN, else DNS")
+    boot.add_argument("--xds-token-file", help="file holding this proxy's xDS bearer token (or CONTROLPLANE_XDS_TOKEN); written into the bootstrap")
 
     from controlplane.admin.client import COMMANDS, add_client_arguments
 
@@ -95,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_client_arguments(sub)
         if name == "config":
             sub.add_argument("node_id", metavar="NODE_ID")
+            sub.add_argument("--stream", type=int, help="the stream (from `proxies`) when several claim NODE_ID; default the newest")
         if name == "services":
             sub.add_argument("--endpoints", action="store_true", help="also list every endpoint")
 
@@ -116,14 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
+    from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap, xds_token
     from controlplane.errors import SettingsError
 
     tls = None
     if parsed.xds_tls_ca:
-        tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni)
-    elif parsed.xds_tls_cert or parsed.xds_tls_key:
-        raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
+        tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni, parsed.xds_tls_server_san)
+    elif parsed.xds_tls_cert or parsed.xds_tls_key or parsed.xds_tls_server_san:
+        raise SettingsError("--xds-tls-cert/--xds-tls-key/--xds-tls-server-san need --xds-tls-ca (the CA that verifies the control plane)")
+    token = xds_token(parsed.xds_token_file)
+    if token is not None and tls is None:
+        print("controlplane bootstrap: warning: the xDS token travels in plaintext without --xds-tls-ca", file=sys.stderr)
     xds = [XdsAddress.parse(text) for text in parsed.xds]
     config: dict[str, object]
     if parsed.role == "edge":
@@ -138,6 +150,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
             node_cluster=parsed.node_cluster,
+            token=token,
         )
     elif parsed.role == "sidecar":
         config = sidecar_bootstrap(
@@ -153,8 +166,11 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             app_address=parsed.app_address,
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
+            token=token,
         )
     else:
+        if token is not None:
+            raise SettingsError("proxyless gRPC clients authenticate with a client certificate (--xds-tls-cert, --xds-tls-key), not a token")
         config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -179,6 +195,15 @@ def _serve(parsed: argparse.Namespace) -> int:
             print(f"controlplane serve: setting {where}: {item['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    if parsed.admin_token is not None:
+        import structlog
+
+        structlog.get_logger().warning(
+            "settings.secret_in_argv",
+            flag="--admin-token",
+            why="every local user can read /proc/PID/cmdline",
+            instead="--admin-token-file or CONTROLPLANE_ADMIN_TOKEN",
+        )
 
     async def run() -> None:
         plane = ControlPlane(settings)

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
+from controlplane.server.authorize import AccessDenied, StreamAuthorizer
 from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
@@ -47,10 +48,17 @@ def node_role(node: Any) -> ProxyRole:
 class DiscoveryServer:
     """Serves every connected proxy from the shared SnapshotCache."""
 
-    def __init__(self, cache: SnapshotCache, registry: ProxyRegistry, observer: StreamObserver | None = None) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: ProxyRegistry,
+        observer: StreamObserver | None = None,
+        authorizer: StreamAuthorizer | None = None,
+    ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
+        self._authorizer = authorizer or StreamAuthorizer()
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -125,6 +133,13 @@ class DiscoveryServer:
             reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        # Authentication and identity (server/authorize.py): may this proxy claim this role?
+        try:
+            identity = self._authorizer.admit(context, first.node.id, role)
+        except AccessDenied as error:
+            reader.cancel()
+            await context.abort(error.code, str(error))
+            return
         metadata = dict(context.invocation_metadata() or ())
         record = self._registry.open(
             node_id=first.node.id,
@@ -132,10 +147,11 @@ class DiscoveryServer:
             role=role.key,
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
+            identity=identity.name,
         )
         stream = make_stream(record, role)
         self._observer.connected(record)
-        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
+        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
         get_request: asyncio.Future[Any] | None = None
         changed: asyncio.Future[int] | None = None
