@@ -53,12 +53,15 @@ class TokenBook:
         if not isinstance(entries, list) or not entries:
             raise SettingsError(f'xDS tokens file {path}: expected {{"tokens": [{{"name": ..., "token" or "sha256": ..., "role": ..., "service": ...}}]}}')
         identities: dict[str, Identity] = {}
-        for index, entry in enumerate(entries):
-            where = f"xDS tokens file {path}, entry {index + 1}"
-            digest, identity = _entry(where, entry)
+        first_entry: dict[str, int] = {}
+        for number, entry in enumerate(entries, start=1):
+            digest, identity = _entry(f"xDS tokens file {path}, entry {number}", entry)
             if digest in identities:
-                raise SettingsError(f"{where}: the same token as entry {identities[digest].name!r}")
-            identities[digest] = identity
+                raise SettingsError(
+                    f"xDS tokens file {path}, entry {number} ({identity.name}): the same token as entry {first_entry[digest]} "
+                    f"({identities[digest].name}); give every identity its own token"
+                )
+            identities[digest], first_entry[digest] = identity, number
         return cls(identities)
 
 
