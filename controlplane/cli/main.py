@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=["auto", "json", "console"])
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
-    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
+    # No abbreviations: `--xds-token SECRET` must not be taken for `--xds-token-file SECRET`.
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane", allow_abbrev=False)
     boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
     boot.add_argument("--node-id", required=True)
     boot.add_argument("--xds", action="append", required=True, help="control plane HOST:PORT (repeatable)")
@@ -134,6 +135,8 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     elif parsed.xds_tls_cert or parsed.xds_tls_key or parsed.xds_tls_server_san:
         raise SettingsError("--xds-tls-cert/--xds-tls-key/--xds-tls-server-san need --xds-tls-ca (the CA that verifies the control plane)")
     token = xds_token(parsed.xds_token_file)
+    if token is not None and parsed.role == "grpc-client":
+        raise SettingsError("proxyless gRPC clients authenticate with a client certificate (--xds-tls-cert, --xds-tls-key), not a token")
     if token is not None and tls is None:
         print("controlplane bootstrap: warning: the xDS token travels in plaintext without --xds-tls-ca", file=sys.stderr)
     xds = [XdsAddress.parse(text) for text in parsed.xds]
@@ -169,8 +172,6 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             token=token,
         )
     else:
-        if token is not None:
-            raise SettingsError("proxyless gRPC clients authenticate with a client certificate (--xds-tls-cert, --xds-tls-key), not a token")
         config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -36,7 +36,9 @@ def admin_stack() -> Iterator[DemoStack]:
         stack.create_service("broken", broken, 1)
         stack.wait_for_running(SERVICE, 2)
         stack.wait_for_running("broken", 1)
-        stack.start_control_plane("--admin-token", TOKEN)
+        token_file = stack.work_dir / "admin-token"
+        token_file.write_text(TOKEN + "\n")
+        stack.start_control_plane("--admin-token-file", str(token_file))
         yield stack
 
 
