@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import urllib.request
-from pathlib import Path
 from typing import Iterator
 
 import grpc
