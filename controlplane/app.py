@@ -209,7 +209,7 @@ class ControlPlane:
                 *SERVER_OPTIONS,
             ]
         )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, authorizer).handlers())
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, authorizer=authorizer).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
         self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
