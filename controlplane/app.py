@@ -11,6 +11,8 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from controlplane.admin.csds import ClientStatusService
+from controlplane.admin.dashboard import Dashboard
 from controlplane.admin.readiness import Readiness
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
@@ -27,9 +29,11 @@ from controlplane.server.ads import DiscoveryServer
 from controlplane.server.authorize import StreamAuthorizer
 from controlplane.server.exposure import xds_exposure_gaps
 from controlplane.server.identity import SanScheme
-from controlplane.server.listen import SERVER_OPTIONS, bind
+from controlplane.server.listen import SERVER_OPTIONS, bind, ensure_free
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.listen import is_loopback
 from controlplane.server.tokens import TokenBook
+from controlplane.errors import SettingsError
 from controlplane.settings import Settings
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
@@ -115,6 +119,9 @@ class ControlPlane:
         self.xds_port: int | None = None
         self.admin_port: int | None = None
         self.metrics_port: int | None = None
+        self.dashboard_port: int | None = None
+        self._dashboard: Dashboard | None = None
+        self._started = False
         self._problems_logged: set[str] = set()
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
@@ -214,21 +221,32 @@ class ControlPlane:
         credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
         self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
 
+        admin_token = s.resolved_admin_token()
         admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.readiness)
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
             s.admin_port,
-            token=s.resolved_admin_token(),
+            token=admin_token,
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
+            csds=ClientStatusService(self.registry),
         )
         if s.metrics_port is not None:
             self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port, insecure=s.metrics_insecure)
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
+        if s.dashboard_port is not None:
+            if not is_loopback(s.dashboard_address) and not admin_token:
+                raise SettingsError(
+                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (--admin-token-file, "
+                    "CONTROLPLANE_ADMIN_TOKEN_FILE or CONTROLPLANE_ADMIN_TOKEN), which the dashboard then requires"
+                )
+            ensure_free("dashboard", s.dashboard_address, s.dashboard_port)
+            self._dashboard = Dashboard(admin_service, self.events, token=admin_token)
+            self.dashboard_port = await self._dashboard.start(s.dashboard_address, s.dashboard_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if gaps:
             # Loud on purpose, at every start: an operator must not forget this was switched on.
@@ -243,11 +261,13 @@ class ControlPlane:
             xds=f"{s.xds_address}:{self.xds_port}",
             admin=f"{s.admin_address}:{self.admin_port}",
             metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
+            dashboard=f"http://{s.dashboard_address}:{self.dashboard_port}/" if self.dashboard_port else None,
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
         self._tasks.append(asyncio.create_task(self.supervisor.keep_running("discovery", self.discovery.run), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+        self._started = True
 
     def _authorizer(self) -> StreamAuthorizer:
         s = self.settings
@@ -285,4 +305,7 @@ class ControlPlane:
                 await server.stop(grace)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("controlplane.stopped")
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+        if self._started:
+            log.info("controlplane.stopped")

@@ -34,7 +34,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self._events = events
         self._readiness = readiness
 
-    async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802
+    def list_services(self) -> api.ListServicesResponse:
+        """Every service the labels declare (serving or disabled), with problems not tied to one service."""
         mesh = self._cache.mesh
         if mesh is None:
             return api.ListServicesResponse()
@@ -45,37 +46,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             mesh_revision=self._cache.revision,
         )
 
-    async def GetService(self, request: api.GetServiceRequest, context: grpc.aio.ServicerContext) -> api.Service:  # noqa: N802
-        if not request.name:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is required, e.g. {\"name\": \"routeguide\"}")
-        mesh = self._cache.mesh
-        if mesh is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "no view of ECS yet: discovery has not read every cluster once")
-        assert mesh is not None
-        for found in views.services(mesh):
-            if found.name == request.name:
-                return found
-        known = ", ".join(s.name for s in mesh.services) or "none"
-        await context.abort(grpc.StatusCode.NOT_FOUND, f"service {request.name!r} is not declared by any task definition (known: {known})")
-        raise AssertionError("unreachable")
-
-    async def ListProxies(self, request: api.ListProxiesRequest, context: grpc.aio.ServicerContext) -> api.ListProxiesResponse:  # noqa: N802
+    def list_proxies(self) -> api.ListProxiesResponse:
         return api.ListProxiesResponse(proxies=[views.proxy(record) for record in self._registry.proxies()])
 
-    async def GetProxyConfig(self, request: api.GetProxyConfigRequest, context: grpc.aio.ServicerContext) -> api.ProxyConfig:  # noqa: N802
-        if not request.node_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id is required, e.g. {\"node_id\": \"edge-1\"}")
-        records = self._registry.by_node(request.node_id)
-        if request.stream_id:
-            # Two streams may claim one node id (a restarted Envoy, or an impostor): pick one.
-            records = [record for record in records if record.stream_id == request.stream_id]
-        if not records:
-            connected = ", ".join(sorted({r.node_id for r in self._registry.proxies()})) or "none"
-            stream = f" on stream {request.stream_id}" if request.stream_id else ""
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id!r} is not connected{stream} (connected: {connected})")
-        return views.proxy_config(records[-1])
-
-    async def GetStatus(self, request: api.GetStatusRequest, context: grpc.aio.ServicerContext) -> api.Status:  # noqa: N802
+    def status(self) -> api.Status:
         mesh = self._cache.mesh
         clusters = []
         for cluster in self._discovery.clusters:
@@ -92,6 +66,42 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             clusters=clusters,
             **views.readiness(self._readiness),
         )
+
+    async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802
+        return self.list_services()
+
+    async def GetService(self, request: api.GetServiceRequest, context: grpc.aio.ServicerContext) -> api.Service:  # noqa: N802
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name is required, e.g. {\"name\": \"routeguide\"}")
+        mesh = self._cache.mesh
+        if mesh is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no view of ECS yet: discovery has not read every cluster once")
+        assert mesh is not None
+        for found in views.services(mesh):
+            if found.name == request.name:
+                return found
+        known = ", ".join(s.name for s in mesh.services) or "none"
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"service {request.name!r} is not declared by any task definition (known: {known})")
+        raise AssertionError("unreachable")
+
+    async def ListProxies(self, request: api.ListProxiesRequest, context: grpc.aio.ServicerContext) -> api.ListProxiesResponse:  # noqa: N802
+        return self.list_proxies()
+
+    async def GetProxyConfig(self, request: api.GetProxyConfigRequest, context: grpc.aio.ServicerContext) -> api.ProxyConfig:  # noqa: N802
+        if not request.node_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id is required, e.g. {\"node_id\": \"edge-1\"}")
+        records = self._registry.by_node(request.node_id)
+        if request.stream_id:
+            # Two streams may claim one node id (a restarted Envoy, or an impostor): pick one.
+            records = [record for record in records if record.stream_id == request.stream_id]
+        if not records:
+            connected = ", ".join(sorted({r.node_id for r in self._registry.proxies()})) or "none"
+            stream = f" on stream {request.stream_id}" if request.stream_id else ""
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id!r} is not connected{stream} (connected: {connected})")
+        return views.proxy_config(records[-1])
+
+    async def GetStatus(self, request: api.GetStatusRequest, context: grpc.aio.ServicerContext) -> api.Status:  # noqa: N802
+        return self.status()
 
     async def WatchEvents(self, request: api.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[api.Event]:  # noqa: N802
         kinds = set(request.kinds)

@@ -66,9 +66,10 @@ class StreamAuthorizer:
             refusal = error
         if refusal is None:
             return next(identity for identity in identities if identity.permits(claim))
-        reason = UNAUTHENTICATED if refusal.code == grpc.StatusCode.UNAUTHENTICATED else PERMISSION_DENIED
+        unauthenticated = refusal.code == grpc.StatusCode.UNAUTHENTICATED
+        reason = UNAUTHENTICATED if unauthenticated else PERMISSION_DENIED
         log.warning(
-            f"xds.{reason}",
+            "xds.unauthenticated" if unauthenticated else "xds.permission_denied",
             node_id=node_id,
             peer=context.peer(),
             claim=str(claim),
