@@ -71,8 +71,6 @@ def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tupl
 
     target = args.admin or os.environ.get("CONTROLPLANE_ADMIN", DEFAULT_ADMIN)
     token = args.token or _token_from_file(args.token_file or os.environ.get("CONTROLPLANE_ADMIN_TOKEN_FILE")) or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
-    if args.token:
-        print(f"controlplane {args.command}: warning: --token is visible to every local user; use --token-file or CONTROLPLANE_ADMIN_TOKEN", file=sys.stderr)
     channel = channel_for(args, target)
     metadata = [("authorization", f"Bearer {token}")] if token else []
     return admin_pb2_grpc.AdminStub(channel), metadata, channel

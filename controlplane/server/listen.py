@@ -59,7 +59,7 @@ def ensure_free(what: str, address: str, port: int) -> None:
             except OSError as error:
                 if error.errno == errno.EADDRINUSE:
                     raise ListenError(
-                        f"{what} port {address}:{port} is already in use (another controlplane serve on this host?)"
+                        f"{what} cannot listen on {address}:{port}: the port is in use (another controlplane serve on this host?)"
                     ) from None
                 if error.errno == errno.EADDRNOTAVAIL:
                     raise ListenError(f"{what} address {address} is not an address of this host") from None

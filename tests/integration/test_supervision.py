@@ -88,7 +88,7 @@ def plane(stack: DemoStack) -> Iterator[ControlPlane]:
         return boto3.client(name, endpoint_url=stack.ecs_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
 
     settings = Settings(
-        clusters=[stack.cluster], region=REGION, xds_port=0, admin_port=0, metrics_port=0,
+        clusters=[stack.cluster], region=REGION, xds_port=0, admin_port=0, metrics_port=0, dashboard_port=None,
         poll_interval_seconds=0.5, readiness_stale_after_seconds=WINDOW,
     )
     make = lambda: ControlPlane(  # noqa: E731
@@ -119,12 +119,12 @@ def health(plane: ControlPlane) -> int:
         return int(health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status)
 
 
-def status_cli(plane: ControlPlane) -> str:
+def status_cli(plane: ControlPlane, *, ready: bool) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "controlplane", "status", "--admin", f"127.0.0.1:{plane.admin_port}"],
         capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (0 if ready else 3), result.stderr  # 3: not ready (status as a readiness probe)
     return result.stdout
 
 
@@ -162,7 +162,7 @@ def test_the_loop_survives_a_model_exception_reports_it_and_recovers(stack: Demo
 
     # Unconfirmed for longer than the window: not ready, said by health and by `controlplane status`.
     wait_for(lambda: health(plane) == health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING", timeout=WINDOW + 20)
-    text = status_cli(plane)
+    text = status_cli(plane, ready=False)
     assert "ready=false  DEGRADED" in text
     assert "build failing since" in text and "serving the last good config: ArithmeticError: injected" in text
 
@@ -172,4 +172,4 @@ def test_the_loop_survives_a_model_exception_reports_it_and_recovers(stack: Demo
     wait_for(lambda: health(plane) == health_pb2.HealthCheckResponse.SERVING, "SERVING")
     recovered = status(plane)
     assert not recovered.degraded and recovered.ready and recovered.pipeline_failures_total >= 2
-    assert "DEGRADED" not in status_cli(plane)
+    assert "DEGRADED" not in status_cli(plane, ready=True)

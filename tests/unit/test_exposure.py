@@ -57,8 +57,8 @@ def test_a_taken_port_is_one_clear_error_for_grpc_and_metrics() -> None:
 
         with pytest.raises(ListenError) as caught:
             asyncio.run(second_server())
-        assert str(caught.value) == f"xDS port 127.0.0.1:{port} is already in use (another controlplane serve on this host?)"
-        with pytest.raises(ListenError, match=f"metrics port 127.0.0.1:{port} is already in use"):
+        assert str(caught.value) == f"xDS cannot listen on 127.0.0.1:{port}: the port is in use (another controlplane serve on this host?)"
+        with pytest.raises(ListenError, match=f"metrics cannot listen on 127.0.0.1:{port}: the port is in use"):
             Metrics().serve("127.0.0.1", port)
 
 
