@@ -26,3 +26,7 @@ class SettingsError(ControlPlaneError):
 
 class ListenError(ControlPlaneError):
     """A server cannot listen where it was told to (the port is taken, or the address is not ours)."""
+
+
+class EcsMetadataError(ControlPlaneError):
+    """The ECS task metadata endpoint could not be read or did not describe a task."""

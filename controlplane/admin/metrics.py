@@ -74,6 +74,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.certificate_expiry = Gauge(
+            "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
+        )
+        self.certificate_reload_failures = Counter(
+            "controlplane_edge_certificate_reload_failures_total", "Re-reads of an edge certificate that failed (the last good one stays)", ["certificate"], registry=r
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:
@@ -87,17 +93,22 @@ class Metrics:
         self.ready.set_function(lambda: 1.0 if ready() else 0.0)
         self.config_age.set_function(lambda: _nan_if_none(config_age()))
 
+    @staticmethod
+    def check_exposure(address: str, *, insecure: bool) -> None:
+        """SettingsError when /metrics (no authentication; it names services and roles) would leave loopback unasked."""
+        if not is_loopback(address) and not insecure:
+            raise SettingsError(
+                f"metrics address {address} is not loopback and /metrics has no authentication: "
+                "pass --metrics-insecure (CONTROLPLANE_METRICS_INSECURE=true) to serve it there anyway"
+            )
+
     def serve(self, address: str, port: int, *, insecure: bool = False) -> tuple[object, int]:
         """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port.
 
         The endpoint has no authentication and names services and roles: off loopback only when
         the operator says so (`insecure`).
         """
-        if not is_loopback(address) and not insecure:
-            raise SettingsError(
-                f"metrics address {address} is not loopback and /metrics has no authentication: "
-                "pass --metrics-insecure (CONTROLPLANE_METRICS_INSECURE=true) to serve it there anyway"
-            )
+        self.check_exposure(address, insecure=insecure)
         ensure_free("metrics", address, port)
         try:
             server, _thread = start_http_server(port, addr=address, registry=self.registry)

@@ -29,7 +29,7 @@ def environment() -> dict[str, str]:
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         # Every port of ours is 0 (any free one) unless the test says otherwise: nothing collides with a real serve.
-        [sys.executable, "-m", "controlplane", "serve", "--log-format", "json", "--dashboard-port", "0", *args],
+        [sys.executable, "-m", "controlplane", "serve", "--log-format", "json", "--dashboard-port", "0", "--edge-plaintext", *args],
         capture_output=True, text=True, timeout=60, env=environment(),
     )
 
@@ -63,7 +63,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChildPro
         [
             sys.executable, "-m", "controlplane", "serve", "--log-format", "json", "--poll-interval", "5",
             "--xds-port", str(ports["xds"]), "--admin-port", str(ports["admin"]), "--metrics-port", str(ports["metrics"]),
-            "--dashboard-port", "0", "--admin-token", "token-in-argv-0123",
+            "--dashboard-port", "0", "--edge-plaintext", "--admin-token", "token-in-argv-0123",
         ],
         work,
         env=environment(),
