@@ -121,7 +121,8 @@ class XdsTls:
     key_file: str | None = None
     sni: str | None = None
     # The SAN the control plane's certificate must carry (default: the SNI). Without one, any
-    # certificate of the CA would pass for the control plane, a proxy's own included.
+    # certificate of the CA would pass for the control plane: a proxy's own when they share a CA,
+    # any web site's with a public CA bundle.
     server_san: str | None = None
 
     def transport_socket(self) -> dict[str, object]:
@@ -142,12 +143,6 @@ class XdsTls:
         }
         if self.sni:
             upstream["sni"] = self.sni
-            # Without a SAN matcher Envoy accepts any certificate the CA signed; with a public CA
-            # bundle that would be any web site's certificate.
-            context["validation_context"] = {
-                "trusted_ca": {"filename": self.ca_file},
-                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": self.sni}}],
-            }
         return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
