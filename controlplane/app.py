@@ -139,7 +139,7 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
-        self.cache = SnapshotCache(edge_options(settings))
+        self.cache = SnapshotCache(edge=edge_options(settings))
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.discovery = PollingDiscovery(
@@ -159,6 +159,7 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.metrics.track_translation_cache(self.cache.memo.size_bytes)
         self.readiness = Readiness(
             settings.readiness_window_seconds,
             self.discovery.first_view,

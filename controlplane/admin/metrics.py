@@ -80,6 +80,9 @@ class Metrics:
         self.certificate_reload_failures = Counter(
             "controlplane_edge_certificate_reload_failures_total", "Re-reads of an edge certificate that failed (the last good one stays)", ["certificate"], registry=r
         )
+        self.translation_cache_bytes = Gauge(
+            "controlplane_translation_cache_bytes", "Estimated memory of the Envoy messages the translation memo keeps for reuse", registry=r
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:
@@ -87,6 +90,9 @@ class Metrics:
             return float("nan") if at is None else time.time() - at
 
         self.view_age.labels(cluster=cluster).set_function(age)
+
+    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
+        self.translation_cache_bytes.set_function(size_bytes)
 
     def track_readiness(self, degraded: Callable[[], bool], ready: Callable[[], bool], config_age: Callable[[], float | None]) -> None:
         self.degraded.set_function(lambda: 1.0 if degraded() else 0.0)

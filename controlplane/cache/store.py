@@ -10,7 +10,7 @@ import structlog
 from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
-from controlplane.translate import translate
+from controlplane.translate import TranslationMemo, translate
 from controlplane.translate.edge_options import EdgeOptions
 
 log = structlog.get_logger()
@@ -29,7 +29,9 @@ class SnapshotCache:
     were complete.
     """
 
-    def __init__(self, edge: EdgeOptions = EdgeOptions()) -> None:
+    def __init__(self, memo: TranslationMemo | None = None, edge: EdgeOptions = EdgeOptions()) -> None:
+        # One memo per process: pass the one whose size the metrics report.
+        self.memo = memo if memo is not None else TranslationMemo()
         self._edge = edge
         self._mesh: Mesh | None = None
         self._revision = 0
@@ -86,7 +88,7 @@ class SnapshotCache:
         if cached is not None and cached[0] == self._revision:
             return cached[1]
         started = time.perf_counter()
-        snapshot = build_snapshot(translate(self._mesh, role, self._edge), cached[1] if cached else None, self._interner)
+        snapshot = build_snapshot(translate(self._mesh, role, self.memo, edge=self._edge), cached[1] if cached else None, self._interner)
         self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))
         return snapshot
