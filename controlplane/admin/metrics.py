@@ -54,6 +54,12 @@ class Metrics:
         self.services = Gauge("controlplane_services", "Services served", registry=r)
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
+        self.label_problems = Gauge(
+            "controlplane_label_problems",
+            "Label problems in the current mesh, by kind (docs/labels.md, Problems) and severity (error, warning)",
+            ["kind", "severity"],
+            registry=r,
+        )
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
         self.certificate_expiry = Gauge(
             "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
