@@ -24,6 +24,7 @@ from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.subscriptions import NackBackoff
 from controlplane.settings import Settings
 from controlplane.admin.telemetry import Telemetry
 
@@ -165,7 +166,8 @@ class ControlPlane:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry).handlers())
+        backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         if s.xds_tls_cert and s.xds_tls_key:
             self.xds_port = xds.add_secure_port(

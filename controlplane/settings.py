@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     service_filter: str | None = None
     family_filter: str | None = None
     discovery_concurrency: int = Field(default=4, ge=1, le=64)
+    xds_nack_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds after a NACK before the rejected resources are offered again (doubling with each NACK in a row)",
+    )
+    xds_nack_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="the longest wait before rejected resources are offered again"
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -20,6 +20,9 @@ class Metrics:
         self.pushes = Counter("controlplane_xds_pushes_total", "xDS responses sent", ["type"], registry=r)
         self.acks = Counter("controlplane_xds_acks_total", "xDS responses ACKed", ["type"], registry=r)
         self.nacks = Counter("controlplane_xds_nacks_total", "xDS responses rejected by a proxy", ["type"], registry=r)
+        self.nack_resends = Counter(
+            "controlplane_xds_nack_resends_total", "Rejected resources offered again after the NACK backoff", ["type"], registry=r
+        )
         self.ack_latency = Histogram(
             "controlplane_xds_ack_latency_seconds", "From sending a response to its ACK", ["type"], buckets=LATENCY_BUCKETS, registry=r
         )

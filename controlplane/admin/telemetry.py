@@ -56,3 +56,7 @@ class Telemetry:
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
         self.metrics.nacks.labels(type=type_url.short).inc()
         self.events.publish(Event(kind="nack", node_id=record.node_id, type=type_url.short, version=version, message=message))
+
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None:
+        self.metrics.nack_resends.labels(type=type_url.short).inc()
+        self.events.publish(Event(kind="nack_resend", node_id=record.node_id, type=type_url.short, version=version))

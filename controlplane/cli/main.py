@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--service-filter", help="regex: only tasks of ECS services whose name matches")
     serve.add_argument("--family-filter", help="regex: only tasks whose task definition family matches")
     serve.add_argument("--discovery-concurrency", type=int, help="clusters read at once (default 4)")
+    serve.add_argument("--xds-nack-retry", dest="xds_nack_retry_seconds", type=float, help="seconds after a NACK before the rejected resources are offered again, doubling with each NACK in a row (default 10)")
+    serve.add_argument("--xds-nack-retry-max", dest="xds_nack_retry_max_seconds", type=float, help="longest wait before rejected resources are offered again (default 300)")
     serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
     serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")

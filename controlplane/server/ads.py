@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any, AsyncIterator, Callable
 
 import grpc
@@ -19,6 +20,7 @@ from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
+from controlplane.server.subscriptions import NackBackoff, SubscriptionStream
 from controlplane.xds.wire import identity
 
 log = structlog.get_logger()
@@ -47,10 +49,17 @@ def node_role(node: Any) -> ProxyRole:
 class DiscoveryServer:
     """Serves every connected proxy from the shared SnapshotCache."""
 
-    def __init__(self, cache: SnapshotCache, registry: ProxyRegistry, observer: StreamObserver | None = None) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: ProxyRegistry,
+        observer: StreamObserver | None = None,
+        backoff: NackBackoff | None = None,
+    ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
+        self._backoff = backoff or NackBackoff()
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -80,7 +89,7 @@ class DiscoveryServer:
     def _sotw_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         # grpc.aio recognises streaming handlers by inspect.isasyncgenfunction: this must be one.
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
+            make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -88,7 +97,7 @@ class DiscoveryServer:
 
     def _delta_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
+            make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -98,7 +107,7 @@ class DiscoveryServer:
         self,
         request_iterator: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
-        make_stream: Callable[[Any, ProxyRole], SotwStream | DeltaStream],
+        make_stream: Callable[[Any, ProxyRole], SubscriptionStream[Any, Any]],
     ) -> AsyncIterator[bytes]:
         requests: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -149,19 +158,24 @@ class DiscoveryServer:
             get_request = asyncio.ensure_future(requests.get())
             changed = asyncio.ensure_future(self._cache.wait_changed(seen))
             while True:
-                await asyncio.wait({get_request, changed}, return_when=asyncio.FIRST_COMPLETED)
+                # Also wake when a NACKed resource is due to be offered again.
+                retry_at = stream.next_retry_at()
+                timeout = None if retry_at is None else max(0.0, retry_at - time.time())
+                done, _ = await asyncio.wait({get_request, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 responses: list[Any] = []
-                if get_request.done():
+                if get_request in done:
                     request = get_request.result()
                     if request is None:
                         return
                     get_request = asyncio.ensure_future(requests.get())
                     responses.extend(stream.on_request(request, self._cache.snapshot(role)))
-                if changed.done():
+                if changed in done:
                     # A client that is behind gets the latest state, not every intermediate one.
                     seen = changed.result()
                     changed = asyncio.ensure_future(self._cache.wait_changed(seen))
                     responses.extend(stream.push(self._cache.snapshot(role)))
+                if not done:
+                    responses.extend(stream.push(self._cache.snapshot(role)))  # a NACK backoff is over
                 for response in responses:
                     yield response.to_bytes()
         finally:

@@ -14,6 +14,7 @@ class StreamObserver(Protocol):
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None: ...
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None: ...
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None: ...
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None: ...
 
 
 class NoObserver:
@@ -32,4 +33,7 @@ class NoObserver:
         pass
 
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
+        pass
+
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None:
         pass
