@@ -62,11 +62,12 @@ class ControlPlane:
         if sqs is None or ssm is None:
             default_sqs, default_ssm = aws_discovery_clients(settings)
             sqs, ssm = sqs or default_sqs, ssm or default_ssm
-        self.cache = SnapshotCache()
+        self.cache = SnapshotCache(max_roles=settings.xds_max_roles)
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
         self.telemetry = Telemetry(self.metrics, self.events)
+        self.metrics.track_cache(self.cache)
         self.discovery = PollingDiscovery(
             settings.clusters,
             ecs,

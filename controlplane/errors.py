@@ -22,3 +22,7 @@ class NodeError(ControlPlaneError):
 
 class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
+
+
+class RoleLimitError(NodeError):
+    """A stream would open a role beyond the number of live roles the control plane serves."""

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     xds_nack_retry_max_seconds: float = Field(
         default=300.0, gt=0, le=86400, description="the longest wait before rejected resources are offered again"
     )
+    xds_max_roles: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="proxy roles (distinct proxy configurations) served at once; streams of further roles are refused with RESOURCE_EXHAUSTED",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -17,6 +17,7 @@ class Telemetry:
         self.metrics = metrics
         self.events = events
         self.mesh_updated_at: float | None = None
+        self._streams_by_role: dict[str, int] = {}  # live roles only (bounded like the cache's roles)
 
     def mesh_updated(self, revision: int, services: int, endpoints: int, problems: int) -> None:
         self.mesh_updated_at = time.time()
@@ -31,12 +32,23 @@ class Telemetry:
         )
 
     def connected(self, record: ProxyRecord) -> None:
+        self._streams_by_role[record.role] = self._streams_by_role.get(record.role, 0) + 1
         self.metrics.connected_proxies.labels(role=record.role).inc()
         self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
 
     def disconnected(self, record: ProxyRecord) -> None:
-        self.metrics.connected_proxies.labels(role=record.role).dec()
+        left = self._streams_by_role.get(record.role, 0) - 1
+        if left > 0:
+            self._streams_by_role[record.role] = left
+            self.metrics.connected_proxies.labels(role=record.role).dec()
+        else:
+            # The role's last stream: its label goes too, so the series stay as few as the live roles.
+            self._streams_by_role.pop(record.role, None)
+            self.metrics.connected_proxies.remove(record.role)
         self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
+
+    def refused(self, node_id: str, reason: str) -> None:
+        self.metrics.refused_streams.labels(reason=reason).inc()
 
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None:
         self.metrics.pushes.labels(type=type_url.short).inc()

@@ -8,6 +8,7 @@ import time
 import structlog
 
 from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
+from controlplane.errors import RoleLimitError
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
 from controlplane.translate import translate
@@ -18,23 +19,66 @@ log = structlog.get_logger()
 # Memoised translations (translate.*) return the same message objects across revisions while their
 # input is unchanged; the interner keeps their serialized form for as long as it holds them.
 INTERNER_LIMIT = 200_000
+# Live roles (distinct proxy configurations) served at once; see Settings.xds_max_roles.
+DEFAULT_MAX_ROLES = 2_000
 
 
 class SnapshotCache:
     """Holds the current Mesh; streams read snapshots for their role and wait for changes.
 
     Snapshots are built once per (mesh revision, role) and shared by every proxy of that role.
-    Nothing is served before the first Mesh arrives: a proxy never sees a partial view as if it
-    were complete.
+    A role lives while streams hold it (`acquire` / `release`): its snapshot is dropped when its
+    last stream leaves, and at most `max_roles` roles live at once, so a client inventing roles
+    cannot grow the cache or the work each change costs. Nothing is served before the first Mesh
+    arrives: a proxy never sees a partial view as if it were complete.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_roles: int = DEFAULT_MAX_ROLES) -> None:
         self._mesh: Mesh | None = None
         self._revision = 0
         self._changed = asyncio.Event()
-        self._snapshots: dict[ProxyRole, tuple[int, Snapshot]] = {}
+        self._max_roles = max_roles
+        self._streams: dict[ProxyRole, int] = {}  # live roles: how many streams hold each
+        self._snapshots: dict[ProxyRole, tuple[int, Snapshot]] = {}  # of live roles only
         self._interner = Interner()
-        self.updated_at: float | None = None
+
+    @property
+    def max_roles(self) -> int:
+        return self._max_roles
+
+    @property
+    def live_roles(self) -> int:
+        """Roles held by at least one stream (at most max_roles)."""
+        return len(self._streams)
+
+    @property
+    def snapshots(self) -> int:
+        """Snapshots kept (one per live role that has been served)."""
+        return len(self._snapshots)
+
+    @property
+    def interned(self) -> int:
+        """Serialized resources kept by the interner."""
+        return len(self._interner)
+
+    def acquire(self, role: ProxyRole) -> None:
+        """A stream serves `role` from now on; RoleLimitError if that would exceed max_roles."""
+        held = self._streams.get(role)
+        if held is None and len(self._streams) >= self._max_roles:
+            raise RoleLimitError(
+                f"role '{role.key}' would be live role {len(self._streams) + 1}; this control plane serves "
+                f"at most {self._max_roles} roles at once (--xds-max-roles)"
+            )
+        self._streams[role] = (held or 0) + 1
+
+    def release(self, role: ProxyRole) -> None:
+        """A stream of `role` ended; the last one to leave drops the role's snapshot."""
+        held = self._streams.get(role, 0) - 1
+        if held > 0:
+            self._streams[role] = held
+            return
+        self._streams.pop(role, None)
+        self._snapshots.pop(role, None)
 
     @property
     def mesh(self) -> Mesh | None:
@@ -52,8 +96,7 @@ class SnapshotCache:
         self._revision += 1
         if len(self._interner) > INTERNER_LIMIT:
             self._interner = Interner()
-        self.updated_at = time.time()
-        # Rebuild eagerly for roles already in use, so the first stream to wake does not pay for all.
+        # Rebuild eagerly for roles in use, so the first stream to wake does not pay for all.
         for role in list(self._snapshots):
             self.snapshot(role)
         changed, self._changed = self._changed, asyncio.Event()
@@ -69,7 +112,8 @@ class SnapshotCache:
             return cached[1]
         started = time.perf_counter()
         snapshot = build_snapshot(translate(self._mesh, role), cached[1] if cached else None, self._interner)
-        self._snapshots[role] = (self._revision, snapshot)
+        if role in self._streams:  # a role nobody holds is built for the caller and not kept
+            self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))
         return snapshot
 

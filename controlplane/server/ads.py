@@ -14,7 +14,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
 from controlplane.cache.store import SnapshotCache
-from controlplane.errors import NodeError
+from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
@@ -134,6 +134,14 @@ class DiscoveryServer:
             reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        try:
+            self._cache.acquire(role)
+        except RoleLimitError as error:
+            log.warning("xds.role_limit_reached", node_id=first.node.id, role=role.key, peer=context.peer(), limit=self._cache.max_roles)
+            self._observer.refused(first.node.id, "role_limit")
+            reader.cancel()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"node '{first.node.id}': {error}")
+            return
         metadata = dict(context.invocation_metadata() or ())
         record = self._registry.open(
             node_id=first.node.id,
@@ -183,6 +191,7 @@ class DiscoveryServer:
                 if future is not None:
                     future.cancel()
             reader.cancel()
+            self._cache.release(role)
             self._registry.close(record)
             self._observer.disconnected(record)
             bound.info("xds.stream_closed")

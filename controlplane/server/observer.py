@@ -15,6 +15,7 @@ class StreamObserver(Protocol):
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None: ...
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None: ...
     def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None: ...
+    def refused(self, node_id: str, reason: str) -> None: ...
 
 
 class NoObserver:
@@ -36,4 +37,7 @@ class NoObserver:
         pass
 
     def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None:
+        pass
+
+    def refused(self, node_id: str, reason: str) -> None:
         pass

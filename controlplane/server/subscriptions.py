@@ -55,9 +55,8 @@ class NackBackoff:
 
 @dataclass(slots=True)
 class Pending:
-    """Our latest response of one type, until the proxy ACKs or NACKs it."""
+    """Our latest response of one type (its nonce is Subscription.nonce), until the proxy ACKs or NACKs it."""
 
-    nonce: str
     version: str
     sent_at: float
     changed: dict[str, PreparedResource]
@@ -370,7 +369,7 @@ class SubscriptionStream(Generic[Request, Response]):
             sub.rejected.pop(name, None)
         version = sub.version
         now = self._clock()
-        sub.pending = Pending(nonce=nonce, version=version, sent_at=now, changed=change.changed, removed=change.removed)
+        sub.pending = Pending(version=version, sent_at=now, changed=change.changed, removed=change.removed)
         sub.nonce, sub.must_answer = nonce, False
         status = self.record.status(type_url)
         status.sent_version, status.sent_at = version, now
