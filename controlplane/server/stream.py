@@ -4,8 +4,8 @@ What SotW does its own way:
 - a request whose nonce is stale is ignored as a whole, subscription included;
 - each request carries the whole subscription of its type; CDS and LDS may be wildcard;
 - a CDS or LDS response carries every resource of the type (an omission is a removal); an EDS or
-  RDS response carries resources by name and cannot remove any (the proxy drops what it
-  unsubscribes from);
+  RDS response carries only the named resources that changed (the protocol allows it: an omission
+  changes nothing) and cannot remove any (the proxy drops what it unsubscribes from);
 - the response version is that of the whole set the proxy holds.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.snapshot import Snapshot
-from controlplane.server.subscriptions import WILDCARD_TYPES, Change, Subscription, SubscriptionStream
+from controlplane.server.subscriptions import WILDCARD_TYPES, Change, SubscriptionStream
 from controlplane.xds.types import TypeUrl
 from controlplane.xds.wire import SotwResponse
 
@@ -35,9 +35,6 @@ class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse
         self._subscribe(type_url, wildcard, (name for name in request.resource_names if name != "*"))
         return self.push(snapshot)
 
-    def _on_subscription_changed(self, type_url: TypeUrl, sub: Subscription) -> None:
-        sub.must_answer = True
-
     def _removes(self, type_url: TypeUrl) -> bool:
         return type_url in WILDCARD_TYPES
 
@@ -46,5 +43,5 @@ class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse
             version_info=version,
             type_url=type_url.value,
             nonce=nonce,
-            encoded_resources=[resource.sotw_entry for resource in change.desired.values()],
+            encoded_resources=[resource.sotw_entry for resource in (change.desired if type_url in WILDCARD_TYPES else change.changed).values()],
         )

@@ -251,10 +251,6 @@ class SubscriptionStream(Generic[Request, Response]):
             self._revert(sub, name)
         self.record.status(type_url).resource_names = ("*",) if wildcard else tuple(sorted(names))
         self._touch(type_url)
-        self._on_subscription_changed(type_url, sub)
-
-    def _on_subscription_changed(self, type_url: TypeUrl, sub: Subscription) -> None:
-        """Hook: SotW answers every change of subscription."""
 
     def _revert(self, sub: Subscription, name: str) -> None:
         """Take the proxy to hold its last ACKed copy of `name`, so that the next diff offers ours again."""

@@ -23,13 +23,26 @@ def test_a_cds_response_carries_every_cluster_even_when_one_changed() -> None:
     assert cds.names == ["a", "b", "c"]
 
 
-def test_an_eds_subscription_change_is_answered_and_cannot_remove() -> None:
+def test_eds_and_rds_responses_carry_only_the_named_resources_that_changed() -> None:
+    proxy = Proxy("sotw")
+    proxy.handshake(snapshot(mesh(service("a", "127.0.0.1"), service("b", "127.0.0.2"), service("c", "127.0.0.3"))))
+    (eds,) = proxy.push(snapshot(mesh(service("a", "127.0.0.1"), service("b", "127.0.0.9"), service("c", "127.0.0.3"))))
+    assert eds.names == ["b"]
+    assert eds.version == proxy.snapshot.version(EDS)  # type: ignore[union-attr]  # the version of all it holds
+    assert proxy.ack(eds) == []
+    assert proxy.holds(EDS) == ["a", "b", "c"]
+
+
+def test_an_eds_subscription_change_sends_only_the_new_names_and_cannot_remove() -> None:
     proxy = Proxy("sotw")
     proxy.snapshot = snapshot(mesh(service("a", "127.0.0.1"), service("b", "127.0.0.2")))
-    (eds,) = proxy.ask(EDS, ("a", "b"))
-    (narrowed,) = proxy.ack(eds, ("a",))
-    assert narrowed.names == ["a"] and narrowed.removed == []
+    (eds,) = proxy.ask(EDS, ("a",))
+    (added,) = proxy.ack(eds, ("a", "b"))
+    assert added.names == ["b"] and added.removed == []
+    assert proxy.ack(added, ("a",)) == []  # narrowing needs no answer
     assert proxy.record.status(EDS).resource_names == ("a",)
     assert proxy.holds(EDS) == ["a"]
-    # EDS subscribed to nothing: nothing to answer.
-    assert proxy.ack(narrowed, ()) == []
+    # Subscribed to nothing: nothing to answer; asking again for b sends it again.
+    assert proxy.ack(added, ()) == []
+    (again,) = proxy.ask(EDS, ("b",))
+    assert again.names == ["b"]
