@@ -2,12 +2,14 @@
 the real DiscoveryServer; driven by commands on stdin, answers as JSON lines on stdout.
 
 Commands: `stats` (RSS, CPU, streams), `change` (move one endpoint of s0000, which every sidecar
-calls), `wait-acked T` (wait until every stream ACKed EDS after time T; print when)."""
+calls, wait until every stream ACKed it, and print the server's CPU for the rebuild and for the
+pushes and ACKs, measured in this process around exactly that work)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import resource
 import sys
@@ -19,7 +21,9 @@ from controlplane.cache.store import SnapshotCache
 from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
 from controlplane.server.ads import DiscoveryServer
-from controlplane.server.registry import ProxyRegistry
+from controlplane.server.observer import NoObserver
+from controlplane.server.options import DEFAULT_MAX_PENDING_STREAMS, xds_server_options
+from controlplane.server.registry import ProxyRecord, ProxyRegistry
 from controlplane.xds.types import TypeUrl
 
 UPSTREAMS = 3
@@ -64,19 +68,42 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class AckWatch(NoObserver):
+    """Counts, from the server's own hooks, the streams that ACKed EDS since a change (no polling)."""
+
+    def __init__(self) -> None:
+        self.since = float("inf")
+        self.streams_acked: set[int] = set()
+        self.last_ack = 0.0
+        self.target = 0
+        self.done = asyncio.Event()
+
+    def start(self, target: int) -> None:
+        self.since, self.streams_acked, self.target, self.done = time.time(), set(), target, asyncio.Event()
+
+    def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
+        if type_url is TypeUrl.ENDPOINT and sent_at is not None and sent_at >= self.since and record.stream_id not in self.streams_acked:
+            self.streams_acked.add(record.stream_id)
+            self.last_ack = time.time()
+            if len(self.streams_acked) >= self.target:
+                self.done.set()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-pending-streams", type=int, default=DEFAULT_MAX_PENDING_STREAMS, help="grpc.server.max_pending_requests (grpc's own default: 1000)")
+    parser.add_argument("--profile", help="write a cProfile of the server's work for each change to this file")
     args = parser.parse_args()
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
 
-    cache, registry = SnapshotCache(), ProxyRegistry()
+    cache, registry, watch = SnapshotCache(), ProxyRegistry(), AckWatch()
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
-    server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 100000)])
-    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry).handlers())
+    server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
+    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry, watch).handlers())
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
     generation = 0
@@ -90,26 +117,41 @@ async def main() -> None:
         if command == "stats":
             print(json.dumps({"event": "stats", "rss_kib": rss_kib(), "cpu_seconds": cpu_seconds(), "streams": len(registry.proxies())}), flush=True)
         elif command == "change":
+            # Everything the server does for one change, measured in the server: the mesh the
+            # harness builds is ready before the clock starts; the pushes and the ACKs they bring
+            # back run on this event loop while we wait for the last ACK.
             generation += 1
+            mesh = synthetic_mesh(args.services, args.endpoints, generation)
+            streams = len(registry.proxies())
+            watch.start(streams)
+            profile = cProfile.Profile() if args.profile else None
+            if profile is not None:
+                profile.enable()
             cpu_before, at = cpu_seconds(), time.time()
-            cache.set_mesh(synthetic_mesh(args.services, args.endpoints, generation))
-            print(json.dumps({"event": "changed", "at": at, "rebuild_cpu_seconds": cpu_seconds() - cpu_before}), flush=True)
-        elif command == "wait-acked":
-            since, cpu_before = float(rest[0]), cpu_seconds()
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                records = registry.proxies()
-                done = [r for r in records if (s := r.types.get(TypeUrl.ENDPOINT)) and s.acked_at and s.acked_at >= since and s.acked_version == s.sent_version]
-                if len(done) == len(records):
-                    break
-                await asyncio.sleep(0.005)
-            last = max((r.types[TypeUrl.ENDPOINT].acked_at or 0) for r in registry.proxies() if TypeUrl.ENDPOINT in r.types)
-            lagging = [
-                {"node": r.node_id, **{t.short: [s.sent_version, s.acked_version, s.nacks, s.last_nack.message if s.last_nack else None] for t, s in r.types.items()}}
-                for r in registry.proxies()
-                if r not in done
-            ]
-            print(json.dumps({"event": "acked", "all_acked_after": last - since, "streams": len(registry.proxies()), "acked": len(done), "cpu_seconds": cpu_seconds() - cpu_before, "lagging": lagging[:5]}), flush=True)
+            cache.set_mesh(mesh)
+            rebuild = cpu_seconds() - cpu_before
+            try:
+                await asyncio.wait_for(watch.done.wait(), 60)
+            except asyncio.TimeoutError:
+                pass
+            total = cpu_seconds() - cpu_before
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(args.profile)
+            print(
+                json.dumps(
+                    {
+                        "event": "changed",
+                        "at": at,
+                        "streams": streams,
+                        "acked": len(watch.streams_acked),
+                        "all_acked_after": watch.last_ack - at if watch.streams_acked else None,
+                        "rebuild_cpu_seconds": rebuild,
+                        "push_cpu_seconds": total - rebuild,
+                    }
+                ),
+                flush=True,
+            )
     await server.stop(0)
 
 

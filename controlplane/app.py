@@ -23,6 +23,7 @@ from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.subscriptions import NackBackoff
 from controlplane.settings import Settings
@@ -160,13 +161,7 @@ class ControlPlane:
 
     async def start(self) -> None:
         s = self.settings
-        xds = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
-        )
+        xds = grpc.aio.server(options=xds_server_options(s.xds_max_pending_streams))
         backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
         xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="proxy roles (distinct proxy configurations) served at once; streams of further roles are refused with RESOURCE_EXHAUSTED",
     )
+    xds_max_pending_streams: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

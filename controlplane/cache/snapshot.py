@@ -120,7 +120,8 @@ class Interner:
 
 
 def build_snapshot(resources: Resources, previous: Snapshot | None = None, interner: Interner | None = None) -> Snapshot:
-    """Pack every resource, reusing the previous snapshot's object when the content is unchanged."""
+    """Pack every resource, reusing the previous snapshot's objects when the content is unchanged
+    (each resource, each type's mapping, and the snapshot itself when nothing changed)."""
     prepared: dict[TypeUrl, Mapping[str, PreparedResource]] = {}
     pack = interner.prepare if interner is not None else prepare
     for type_url in ORDER:
@@ -136,4 +137,6 @@ def build_snapshot(resources: Resources, previous: Snapshot | None = None, inter
                 by_name[name], unchanged = fresh, False
         # An unchanged type keeps the previous mapping object: streams tell "nothing changed" by identity.
         prepared[type_url] = old if unchanged and len(old) == len(by_name) and previous is not None else by_name
+    if previous is not None and all(prepared[type_url] is previous.of(type_url) for type_url in ORDER):
+        return previous  # nothing changed for this role: the same snapshot, and nobody is woken
     return Snapshot(resources=prepared)

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--xds-nack-retry", dest="xds_nack_retry_seconds", type=float, help="seconds after a NACK before the rejected resources are offered again, doubling with each NACK in a row (default 10)")
     serve.add_argument("--xds-nack-retry-max", dest="xds_nack_retry_max_seconds", type=float, help="longest wait before rejected resources are offered again (default 300)")
     serve.add_argument("--xds-max-roles", type=int, help="proxy roles served at once; streams of further roles are refused with RESOURCE_EXHAUSTED (default 2000)")
+    serve.add_argument("--xds-max-pending-streams", type=int, help="xDS streams that may wait to be taken up (a fleet reconnecting at once) before new ones are refused (default 20000)")
     serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
     serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any, AsyncIterator, Callable
 
 import grpc
@@ -17,6 +16,7 @@ from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.delta import DeltaStream
+from controlplane.server.inbox import CHANGED, RETRY, Inbox
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
@@ -109,21 +109,21 @@ class DiscoveryServer:
         context: grpc.aio.ServicerContext,
         make_stream: Callable[[Any, ProxyRole], SubscriptionStream[Any, Any]],
     ) -> AsyncIterator[bytes]:
-        requests: asyncio.Queue[Any] = asyncio.Queue()
+        inbox = Inbox()
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
-                    await requests.put(request)
+                    inbox.request(request)
             except asyncio.CancelledError:
                 pass
             except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
                 log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
             finally:
-                requests.put_nowait(None)
+                inbox.closed()
 
         reader = asyncio.create_task(read())
-        first = await requests.get()
+        first = await inbox.next()
         if first is None:
             reader.cancel()
             return
@@ -135,7 +135,7 @@ class DiscoveryServer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
         try:
-            self._cache.acquire(role)
+            self._cache.acquire(role, inbox.changed)
         except RoleLimitError as error:
             log.warning("xds.role_limit_reached", node_id=first.node.id, role=role.key, peer=context.peer(), limit=self._cache.max_roles)
             self._observer.refused(first.node.id, "role_limit")
@@ -154,44 +154,24 @@ class DiscoveryServer:
         self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
-        get_request: asyncio.Future[Any] | None = None
-        changed: asyncio.Future[int] | None = None
         try:
             # Nothing is served before the first complete view of ECS.
             if self._cache.snapshot(role) is None:
                 bound.info("xds.waiting_for_first_view")
-            seen = self._cache.revision
-            for response in stream.on_request(first, self._cache.snapshot(role)):
-                yield response.to_bytes()
-            get_request = asyncio.ensure_future(requests.get())
-            changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-            while True:
-                # Also wake when a NACKed resource is due to be offered again.
-                retry_at = stream.next_retry_at()
-                timeout = None if retry_at is None else max(0.0, retry_at - time.time())
-                done, _ = await asyncio.wait({get_request, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                responses: list[Any] = []
-                if get_request in done:
-                    request = get_request.result()
-                    if request is None:
-                        return
-                    get_request = asyncio.ensure_future(requests.get())
-                    responses.extend(stream.on_request(request, self._cache.snapshot(role)))
-                if changed in done:
-                    # A client that is behind gets the latest state, not every intermediate one.
-                    seen = changed.result()
-                    changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-                    responses.extend(stream.push(self._cache.snapshot(role)))
-                if not done:
-                    responses.extend(stream.push(self._cache.snapshot(role)))  # a NACK backoff is over
+            item = first
+            while item is not None:
+                if item is CHANGED or item is RETRY:
+                    responses = stream.push(self._cache.snapshot(role))
+                else:
+                    responses = stream.on_request(item, self._cache.snapshot(role))
                 for response in responses:
                     yield response.to_bytes()
+                inbox.retry_at(stream.next_retry_at())  # wake then to offer NACKed resources again
+                item = await inbox.next()
         finally:
-            for future in (get_request, changed):
-                if future is not None:
-                    future.cancel()
+            inbox.close()
             reader.cancel()
-            self._cache.release(role)
+            self._cache.release(role, inbox.changed)
             self._registry.close(record)
             self._observer.disconnected(record)
             bound.info("xds.stream_closed")

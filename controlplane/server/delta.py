@@ -49,7 +49,7 @@ class DeltaStream(SubscriptionStream[discovery_pb2.DeltaDiscoveryRequest, DeltaR
         if request.response_nonce:
             error = request.error_detail.message if request.HasField("error_detail") else None
             self._answered(type_url, request.response_nonce, error)
-        self._subscribe(type_url, wildcard, names)
+        self._subscribe(type_url, wildcard, frozenset(names))
         return self.push(snapshot)
 
     def _removes(self, type_url: TypeUrl) -> bool:

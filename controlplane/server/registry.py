@@ -58,7 +58,10 @@ class ProxyRecord:
     types: dict[TypeUrl, TypeStatus] = field(default_factory=dict)
 
     def status(self, type_url: TypeUrl) -> TypeStatus:
-        return self.types.setdefault(type_url, TypeStatus())
+        found = self.types.get(type_url)
+        if found is None:
+            found = self.types[type_url] = TypeStatus()
+        return found
 
 
 class ProxyRegistry:

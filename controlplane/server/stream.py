@@ -19,6 +19,9 @@ from controlplane.xds.types import TypeUrl
 from controlplane.xds.wire import SotwResponse
 
 
+_ANY = frozenset({"*"})
+
+
 class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse]):
     """One state-of-the-world xDS stream."""
 
@@ -31,8 +34,9 @@ class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse
         error = request.error_detail.message if request.HasField("error_detail") else None
         if request.response_nonce and not self._answered(type_url, request.response_nonce, error):
             return []  # stale: superseded by a response the proxy has not seen yet
-        wildcard = type_url in WILDCARD_TYPES and (not request.resource_names or "*" in request.resource_names)
-        self._subscribe(type_url, wildcard, (name for name in request.resource_names if name != "*"))
+        names = frozenset(request.resource_names)
+        wildcard = type_url in WILDCARD_TYPES and (not names or "*" in names)
+        self._subscribe(type_url, wildcard, names - _ANY if "*" in names else names)
         return self.push(snapshot)
 
     def _removes(self, type_url: TypeUrl) -> bool:

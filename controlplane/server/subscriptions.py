@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
 import structlog
@@ -36,6 +37,10 @@ log = structlog.get_logger()
 WILDCARD_TYPES = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
 # From the listeners on, types wait on ADS until the clusters they may route to are warm.
 GATED_TYPES = frozenset(ORDER[ORDER.index(TypeUrl.LISTENER) :])
+SHORT = MappingProxyType({type_url: type_url.short for type_url in TypeUrl})  # for logs, without a lookup per call
+_BY_URL = MappingProxyType({type_url.value: type_url for type_url in TypeUrl})
+EMPTY: Mapping[str, PreparedResource] = MappingProxyType({})
+_NONE: frozenset[str] = frozenset()
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -70,6 +75,7 @@ class Subscription:
     requested: bool = False
     wildcard: bool = False
     names: frozenset[str] = frozenset()
+    sorted_names: tuple[str, ...] = ()
     held: dict[str, PreparedResource] = field(default_factory=dict)  # the proxy's state once it accepts what we sent
     acked: dict[str, PreparedResource] = field(default_factory=dict)  # its state at its last ACK
     held_digest: int = 0  # XOR of the held resources' digests: the version of `held`
@@ -142,6 +148,9 @@ class SubscriptionStream(Generic[Request, Response]):
         self._nonce_prefix = nonce_prefix
         self._nonces = 0
         self._subs: dict[TypeUrl, Subscription] = {type_url: Subscription() for type_url in ORDER}
+        self._order = [(type_url, self._subs[type_url], type_url in GATED_TYPES) for type_url in ORDER]
+        self._route_references: frozenset[str] | None = None  # clusters held or ACKed routes use (memo)
+        self._needed_endpoints: frozenset[str] | None = None  # endpoints the ACKed clusters need (memo)
         self._log = log.bind(node_id=record.node_id, stream=record.stream_id, mode=self.mode)
 
     def subscription(self, type_url: TypeUrl) -> Subscription:
@@ -168,11 +177,8 @@ class SubscriptionStream(Generic[Request, Response]):
     # -- requests ------------------------------------------------------------------------------
 
     def _type_of(self, type_url: str) -> TypeUrl | None:
-        try:
-            found = TypeUrl(type_url)
-        except ValueError:
-            found = None
-        if found not in self._subs:
+        found = _BY_URL.get(type_url)
+        if found is None or found not in self._subs:
             self._log.info("xds.unsupported_type", type_url=type_url)
             return None
         return found
@@ -181,7 +187,7 @@ class SubscriptionStream(Generic[Request, Response]):
         """The proxy answered the response `nonce` (an ACK, or a NACK with `error`); False if stale."""
         sub = self._subs[type_url]
         if nonce != sub.nonce:
-            self._log.debug("xds.stale_nonce", type=type_url.short, nonce=nonce, latest=sub.nonce)
+            self._log.debug("xds.stale_nonce", type=SHORT[type_url], nonce=nonce, latest=sub.nonce)
             return False
         pending, sub.pending = sub.pending, None
         if pending is None:
@@ -190,7 +196,7 @@ class SubscriptionStream(Generic[Request, Response]):
             self._nacked(type_url, sub, pending, error)
         else:
             self._acked(type_url, sub, pending)
-        self._touch(type_url)
+        self._touch_dependents(type_url)  # `held` is unchanged: nothing to diff again for this type
         return True
 
     def _acked(self, type_url: TypeUrl, sub: Subscription, pending: Pending) -> None:
@@ -205,7 +211,7 @@ class SubscriptionStream(Generic[Request, Response]):
         status = self.record.status(type_url)
         status.acked_version, status.acked_at = pending.version, self._clock()
         status.retry_at = sub.retry_at
-        self._log.debug("xds.ack", type=type_url.short, version=pending.version)
+        self._log.debug("xds.ack", type=SHORT[type_url], version=pending.version)
         self._observer.acked(self.record, type_url, pending.version, pending.sent_at)
 
     def _nacked(self, type_url: TypeUrl, sub: Subscription, pending: Pending, error: str) -> None:
@@ -222,7 +228,7 @@ class SubscriptionStream(Generic[Request, Response]):
         status.retry_at = sub.retry_at
         self._log.warning(
             "xds.nack",
-            type=type_url.short,
+            type=SHORT[type_url],
             rejected_version=pending.version,
             rejected=sorted(sub.rejected),
             error=error,
@@ -230,10 +236,9 @@ class SubscriptionStream(Generic[Request, Response]):
         )
         self._observer.nacked(self.record, type_url, pending.version, error)
 
-    def _subscribe(self, type_url: TypeUrl, wildcard: bool, names: Iterable[str]) -> None:
+    def _subscribe(self, type_url: TypeUrl, wildcard: bool, names: frozenset[str]) -> None:
         """The proxy's subscription for one type is now `wildcard` and/or `names`."""
         sub = self._subs[type_url]
-        names = frozenset(names)
         first = not sub.requested
         sub.requested = True
         if first:
@@ -241,7 +246,7 @@ class SubscriptionStream(Generic[Request, Response]):
         if not first and wildcard == sub.wildcard and names == sub.names:
             return
         added = set() if sub.wildcard or wildcard else names - sub.names
-        sub.wildcard, sub.names = wildcard, names
+        sub.wildcard, sub.names, sub.sorted_names = wildcard, names, tuple(sorted(names))
         for name in [n for n in sub.held if not sub.covers(n)]:
             sub.drop(name)  # unsubscribed: the proxy forgets it and wants no removal
             sub.acked.pop(name, None)
@@ -265,15 +270,20 @@ class SubscriptionStream(Generic[Request, Response]):
             sub.drop(name)
 
     def _touch(self, type_url: TypeUrl) -> None:
-        """State of `type_url` changed: re-evaluate it and what depends on it at the next push."""
+        """What the proxy asked for or holds of `type_url` changed: re-evaluate it at the next push."""
         self._subs[type_url].dirty = True
-        if type_url is TypeUrl.ROUTE:  # routes hold on to clusters (make-before-break)
+        self._touch_dependents(type_url)
+
+    def _touch_dependents(self, type_url: TypeUrl) -> None:
+        """What the proxy holds or accepted of `type_url` changed: re-evaluate the types whose desired
+        set depends on it (the resources kept for make-before-break). A push evaluates only types
+        that are dirty or whose snapshot mapping changed; the ordering gate is checked every push."""
+        if type_url is TypeUrl.ROUTE:  # routes hold on to clusters
+            self._route_references = None
             self._subs[TypeUrl.CLUSTER].dirty = self._subs[TypeUrl.ENDPOINT].dirty = True
-        if type_url in (TypeUrl.CLUSTER, TypeUrl.ENDPOINT):
-            if type_url is TypeUrl.CLUSTER:
-                self._subs[TypeUrl.ENDPOINT].dirty = True
-            for gated in GATED_TYPES:
-                self._subs[gated].dirty = True
+        elif type_url is TypeUrl.CLUSTER:  # kept clusters hold on to their endpoints; the gate needs theirs
+            self._needed_endpoints = None
+            self._subs[TypeUrl.ENDPOINT].dirty = True
 
     # -- pushes --------------------------------------------------------------------------------
 
@@ -284,28 +294,28 @@ class SubscriptionStream(Generic[Request, Response]):
         now = self._clock()
         responses = []
         retained: frozenset[str] | None = None
-        for type_url in ORDER:
-            sub = self._subs[type_url]
+        by_type = snapshot.resources
+        for type_url, sub, gated in self._order:
             if not sub.requested:
                 continue
             if sub.retry_at is not None and sub.pending is None and now >= sub.retry_at:
                 self._retry(type_url, sub)
-            available = snapshot.of(type_url)
-            if type_url is TypeUrl.CLUSTER and available is not sub.seen:
-                self._subs[TypeUrl.ENDPOINT].dirty = True  # endpoints kept for removed clusters depend on it
-            if not sub.dirty and available is sub.seen and not sub.must_answer:
+            available = by_type.get(type_url, EMPTY)
+            if available is sub.seen and not sub.dirty and not sub.must_answer:
                 continue  # nothing changed for this type since we last looked
-            if self._ordered and type_url in GATED_TYPES and not self._clusters_settled():
+            if type_url is TypeUrl.CLUSTER:
+                self._subs[TypeUrl.ENDPOINT].dirty = True  # endpoints kept for removed clusters depend on it
+            if gated and self._ordered and not self._clusters_settled():
                 continue
-            if retained is None and type_url in (TypeUrl.CLUSTER, TypeUrl.ENDPOINT):
+            if retained is None and (type_url is TypeUrl.CLUSTER or type_url is TypeUrl.ENDPOINT):
                 retained = self._retained_clusters(snapshot)
-            change = self._change(type_url, sub, available, retained or frozenset())
+            change = self._change(type_url, sub, available, retained or _NONE)
             sub.seen, sub.dirty = available, False
             if change.changed or change.removed or sub.must_answer:
                 if not sub.wildcard and not sub.names and not change.removed:
                     sub.must_answer = False  # subscribed to nothing: nothing to answer
                     continue
-                responses.append(self._send(type_url, sub, change))
+                responses.append(self._send(type_url, sub, change, now))
         return responses
 
     def _retry(self, type_url: TypeUrl, sub: Subscription) -> None:
@@ -323,10 +333,11 @@ class SubscriptionStream(Generic[Request, Response]):
         if sub.wildcard:
             desired = available
         else:
-            desired = {name: available[name] for name in sorted(sub.names) if name in available}
-        kept = self._kept(type_url, sub, retained, desired)
-        if kept:
-            desired = {**desired, **kept}
+            desired = {name: available[name] for name in sub.sorted_names if name in available}
+        if retained:
+            kept = self._kept(type_url, sub, retained, desired)
+            if kept:
+                desired = {**desired, **kept}
         changed: dict[str, PreparedResource] = {}
         held = sub.held
         for name, resource in desired.items():
@@ -354,17 +365,17 @@ class SubscriptionStream(Generic[Request, Response]):
             return {}
         return {name: sub.held[name] for name in names if name in sub.held and name not in desired and sub.covers(name)}
 
-    def _send(self, type_url: TypeUrl, sub: Subscription, change: Change) -> Response:
+    def _send(self, type_url: TypeUrl, sub: Subscription, change: Change, now: float) -> Response:
         self._nonces += 1
         nonce = f"{self._nonce_prefix}{self._nonces}"
         for resource in change.changed.values():
             sub.hold(resource)
-            sub.rejected.pop(resource.name, None)  # offered anew
         for name in change.removed:
             sub.drop(name)
-            sub.rejected.pop(name, None)
+        if sub.rejected:  # what is offered anew is no longer rejected
+            for name in (*change.changed, *change.removed):
+                sub.rejected.pop(name, None)
         version = sub.version
-        now = self._clock()
         sub.pending = Pending(version=version, sent_at=now, changed=change.changed, removed=change.removed)
         sub.nonce, sub.must_answer = nonce, False
         status = self.record.status(type_url)
@@ -374,14 +385,11 @@ class SubscriptionStream(Generic[Request, Response]):
         if sub.retrying:
             sub.retrying = False
             status.resends += 1
-            self._log.info("xds.nack_resend", type=type_url.short, version=version, resends=status.resends)
+            self._log.info("xds.nack_resend", type=SHORT[type_url], version=version, resends=status.resends)
             self._observer.resent(self.record, type_url, version)
-        self._log.info(
-            "xds.push", type=type_url.short, version=version, nonce=nonce, changed=len(change.changed), removed=len(change.removed)
-        )
+        self._log.info("xds.push", type=SHORT[type_url], version=version, nonce=nonce, changed=len(change.changed), removed=len(change.removed))
         self._observer.pushed(self.record, type_url, version, len(change.changed))
-        self._touch(type_url)
-        sub.dirty = False
+        self._touch_dependents(type_url)
         return self._response(type_url, nonce, version, change)
 
     # -- the rules of ordering -----------------------------------------------------------------
@@ -392,13 +400,15 @@ class SubscriptionStream(Generic[Request, Response]):
         Until the proxy ACKs new routes it routes with the ones it last accepted (and keeps them
         after a NACK), so both the routes sent and the routes ACKed hold on to their clusters.
         """
-        routes = self._subs[TypeUrl.ROUTE]
+        referenced = self._route_references
+        if referenced is None:
+            routes = self._subs[TypeUrl.ROUTE]
+            referenced = self._route_references = frozenset(
+                name for route in _chain(routes.held.values(), routes.acked.values()) for name in route.references
+            )
         held_clusters = self._subs[TypeUrl.CLUSTER].held
         current = snapshot.of(TypeUrl.CLUSTER)
-        referenced: set[str] = set()
-        for route in _chain(routes.held.values(), routes.acked.values()):
-            referenced |= route.references
-        return frozenset(name for name in referenced if name in held_clusters and name not in current)
+        return frozenset(name for name in referenced if name not in current and name in held_clusters)
 
     def _clusters_settled(self) -> bool:
         """The proxy has answered our last CDS response and asked for the endpoints of the clusters it
@@ -408,7 +418,9 @@ class SubscriptionStream(Generic[Request, Response]):
         if cds.nonce is None or cds.pending is not None:
             return False
         eds = self._subs[TypeUrl.ENDPOINT]
-        needed = {ref for cluster in cds.acked.values() for ref in cluster.references}
+        needed = self._needed_endpoints
+        if needed is None:
+            needed = self._needed_endpoints = frozenset(ref for cluster in cds.acked.values() for ref in cluster.references)
         if not needed:
             return True
         return (eds.wildcard or needed <= eds.names) and eds.nonce is not None

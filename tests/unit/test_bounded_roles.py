@@ -4,6 +4,7 @@ goes when its last stream leaves. Over a real gRPC connection on loopback."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
 import pytest
@@ -103,15 +104,34 @@ def test_streams_of_one_role_share_it_until_the_last_leaves() -> None:
     from controlplane.proxy.roles import EdgeRole
 
     edge, other = EdgeRole("127.0.0.1", 10000), EdgeRole("127.0.0.1", 10001)
-    cache.acquire(edge)
-    cache.acquire(edge)
+    one, two, three = (lambda: None), (lambda: None), (lambda: None)
+    cache.acquire(edge, one)
+    cache.acquire(edge, two)
     assert cache.snapshot(edge) is not None and cache.snapshots == 1
     with pytest.raises(RoleLimitError):
-        cache.acquire(other)
+        cache.acquire(other, three)
     assert cache.snapshot(other) is not None and cache.snapshots == 1  # built for the caller, not kept
-    cache.release(edge)
+    cache.release(edge, one)
     assert (cache.live_roles, cache.snapshots) == (1, 1)
-    cache.release(edge)
+    cache.release(edge, two)
     assert (cache.live_roles, cache.snapshots) == (0, 0)
-    cache.acquire(other)
+    cache.acquire(other, three)
     assert cache.live_roles == 1
+
+
+def test_a_change_wakes_only_the_streams_whose_role_snapshot_changed() -> None:
+    from controlplane.proxy.roles import SidecarRole
+
+    cache = SnapshotCache()
+    a = dataclasses.replace(service("a", "127.0.10.1"), upstreams=("b",))
+    c = dataclasses.replace(service("c", "127.0.10.3"), upstreams=("d",))
+    cache.set_mesh(mesh(a, service("b", "127.0.10.2"), c, service("d", "127.0.10.4")))
+    woken: list[str] = []
+    for name in ("a", "c"):
+        role = SidecarRole(service=name)
+        cache.acquire(role, lambda name=name: woken.append(name))  # type: ignore[misc]
+        assert cache.snapshot(role) is not None
+    cache.set_mesh(mesh(a, service("b", "127.0.10.2"), c, service("d", "127.0.10.4", "127.0.10.5")))
+    assert woken == ["c"]
+    cache.set_mesh(mesh(a, service("b", "127.0.10.2"), c, service("d", "127.0.10.4", "127.0.10.5"), service("e", "127.0.10.6")))
+    assert woken == ["c"], "a service nobody calls woke a sidecar"
