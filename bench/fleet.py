@@ -91,6 +91,8 @@ async def measure(
     clients: int, envoys: int, services: int, endpoints: int, roles: int | None = None, max_pending_streams: int | None = None
 ) -> dict[str, object]:
     pending = ["--max-pending-streams", str(max_pending_streams)] if max_pending_streams else []
+    if os.environ.get("FLEET_FLOOR"):
+        pending += ["--floor"]
     if os.environ.get("FLEET_PROFILE"):
         pending += ["--profile", os.environ["FLEET_PROFILE"]]
     server = subprocess.Popen(
@@ -128,7 +130,13 @@ async def measure(
 
         failed = Counter(sim.error or "never synced" for sim in sims if not sim.synced.is_set())
         if failed:
-            return {"clients": clients, "refused_or_unsynced": sum(failed.values()), "errors": failed.most_common(3), "max_pending_streams": max_pending_streams}
+            return {
+                "clients": clients,
+                "refused_or_unsynced": sum(failed.values()),
+                "errors": failed.most_common(3),
+                "max_pending_streams": max_pending_streams,
+                "seconds": round(sync_seconds, 1),
+            }
         for i in range(envoys):
             config = sidecar_bootstrap(node_id=f"envoy-{i}", xds=[XdsAddress("127.0.0.1", port)], service=f"s{i + 1:04}", outbound_port=free_port(), admin_port=free_port())
             path = workdir / f"envoy-{i}.json"

@@ -14,17 +14,22 @@ import json
 import resource
 import sys
 import time
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
+from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
-from controlplane.server.ads import DiscoveryServer
+from controlplane.cache.snapshot import Snapshot, version_of
+from controlplane.server.ads import DiscoveryServer, node_role
+from controlplane.server.inbox import CHANGED, Inbox
 from controlplane.server.observer import NoObserver
 from controlplane.server.options import DEFAULT_MAX_PENDING_STREAMS, xds_server_options
 from controlplane.server.registry import ProxyRecord, ProxyRegistry
 from controlplane.xds.types import TypeUrl
+from controlplane.xds.wire import SotwResponse, identity
 
 UPSTREAMS = 3
 
@@ -89,12 +94,78 @@ class AckWatch(NoObserver):
                 self.done.set()
 
 
+    def floor_acked(self, stream_id: int) -> None:
+        if stream_id not in self.streams_acked:
+            self.streams_acked.add(stream_id)
+            self.last_ack = time.time()
+            if len(self.streams_acked) >= self.target:
+                self.done.set()
+
+
+class FloorServer:
+    """The floor to compare the server with: the same grpc.aio ADS method, the same cache and change
+    notification and the same pre-encoded bytes, but no xDS state machine: every first request of a
+    type gets the role's resources, every change an EDS response, and ACKs are only counted."""
+
+    def __init__(self, cache: SnapshotCache, watch: AckWatch) -> None:
+        self._cache, self._watch, self._ids = cache, watch, 0
+        self.streams = 0
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        method = grpc.stream_stream_rpc_method_handler(
+            self._serve, request_deserializer=discovery_pb2.DiscoveryRequest.FromString, response_serializer=identity
+        )
+        return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
+
+    def _response(self, snapshot: Snapshot, type_url: TypeUrl, names: Sequence[str], nonce: str) -> bytes:
+        resources = snapshot.of(type_url)
+        chosen = [resources[n] for n in names if n in resources] if names else list(resources.values())
+        return SotwResponse(version_of(chosen), type_url.value, nonce, [r.sotw_entry for r in chosen]).to_bytes()
+
+    async def _serve(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[bytes]:
+        inbox = Inbox()
+
+        async def read() -> None:
+            async for request in requests:
+                inbox.request(request)
+            inbox.closed()
+
+        reader = asyncio.create_task(read())
+        first = await inbox.next()
+        role = node_role(first.node)
+        self._ids += 1
+        stream_id, names, changes = self._ids, {}, 0
+        self._cache.acquire(role, inbox.changed)
+        self.streams += 1
+        try:
+            item = first
+            while item is not None:
+                snapshot = self._cache.snapshot(role)
+                assert snapshot is not None
+                if item is CHANGED:
+                    changes += 1
+                    yield self._response(snapshot, TypeUrl.ENDPOINT, names[TypeUrl.ENDPOINT], f"change-{changes}")
+                else:
+                    type_url = TypeUrl(item.type_url)
+                    if not item.response_nonce:
+                        names[type_url] = list(item.resource_names)
+                        yield self._response(snapshot, type_url, names[type_url], "first")
+                    elif item.response_nonce.startswith("change-"):
+                        self._watch.floor_acked(stream_id)
+                item = await inbox.next()
+        finally:
+            reader.cancel()
+            self.streams -= 1
+            self._cache.release(role, inbox.changed)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-pending-streams", type=int, default=DEFAULT_MAX_PENDING_STREAMS, help="grpc.server.max_pending_requests (grpc's own default: 1000)")
+    parser.add_argument("--floor", action="store_true", help="serve with FloorServer (no xDS state machine) to measure the floor")
     parser.add_argument("--profile", help="write a cProfile of the server's work for each change to this file")
     args = parser.parse_args()
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
@@ -103,7 +174,9 @@ async def main() -> None:
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
     server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
-    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry, watch).handlers())
+    floor = FloorServer(cache, watch) if args.floor else None
+    server.add_generic_rpc_handlers(floor.handlers() if floor else DiscoveryServer(cache, registry, watch).handlers())
+    streams = (lambda: floor.streams) if floor else (lambda: len(registry.proxies()))
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
     generation = 0
@@ -115,15 +188,14 @@ async def main() -> None:
     while line := (await reader.readline()).decode().strip():
         command, *rest = line.split()
         if command == "stats":
-            print(json.dumps({"event": "stats", "rss_kib": rss_kib(), "cpu_seconds": cpu_seconds(), "streams": len(registry.proxies())}), flush=True)
+            print(json.dumps({"event": "stats", "rss_kib": rss_kib(), "cpu_seconds": cpu_seconds(), "streams": streams()}), flush=True)
         elif command == "change":
             # Everything the server does for one change, measured in the server: the mesh the
             # harness builds is ready before the clock starts; the pushes and the ACKs they bring
             # back run on this event loop while we wait for the last ACK.
             generation += 1
             mesh = synthetic_mesh(args.services, args.endpoints, generation)
-            streams = len(registry.proxies())
-            watch.start(streams)
+            watch.start(streams())
             profile = cProfile.Profile() if args.profile else None
             if profile is not None:
                 profile.enable()
@@ -143,7 +215,7 @@ async def main() -> None:
                     {
                         "event": "changed",
                         "at": at,
-                        "streams": streams,
+                        "streams": watch.target,
                         "acked": len(watch.streams_acked),
                         "all_acked_after": watch.last_ack - at if watch.streams_acked else None,
                         "rebuild_cpu_seconds": rebuild,

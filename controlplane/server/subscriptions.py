@@ -9,8 +9,8 @@ what it rejected. The rules both protocols share live here, once:
   the proxy is taken to stay on its last ACKed resources, and the rejected resources are offered
   again only after a backoff (doubling up to a cap), or at once when their content changes;
 - on ADS, types are answered in ORDER, and the types from LDS on wait until the proxy has
-  answered our last CDS response and subscribed to the endpoints of every cluster it holds, so a
-  route never points at a cluster that is still warming;
+  answered our last CDS response and subscribed to the endpoints of every cluster it accepted, so
+  a route never points at a cluster that is still warming;
 - make-before-break: a cluster gone from the snapshot stays, with its endpoints, while routes we
   sent or routes the proxy last ACKed still refer to it.
 The subclasses (stream.SotwStream, delta.DeltaStream) read requests and shape responses.

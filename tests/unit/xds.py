@@ -137,9 +137,9 @@ class Reply:
         self.message = message
         self.type = TypeUrl(message.type_url)
         self.nonce = message.nonce
-        kind = MESSAGES[self.type]
+        kind = MESSAGES.get(self.type)
         self.resources: dict[str, object] = {}
-        for any_message in packed:
+        for any_message in packed if kind is not None else ():
             assert any_message.type_url == message.type_url
             resource = kind()
             resource.ParseFromString(any_message.value)
