@@ -25,7 +25,9 @@ from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, Ro
 from controlplane.cache.snapshot import Snapshot, version_of
 from controlplane.server.ads import DiscoveryServer, node_role
 from controlplane.server.inbox import CHANGED, Inbox
-from controlplane.server.observer import NoObserver
+from controlplane.admin.event_bus import EventBus
+from controlplane.admin.metrics import Metrics
+from controlplane.admin.telemetry import Telemetry
 from controlplane.server.options import DEFAULT_MAX_PENDING_STREAMS, xds_server_options
 from controlplane.server.registry import ProxyRecord, ProxyRegistry
 from controlplane.xds.types import TypeUrl
@@ -73,10 +75,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class AckWatch(NoObserver):
-    """Counts, from the server's own hooks, the streams that ACKed EDS since a change (no polling)."""
+class AckWatch(Telemetry):
+    """The product's telemetry (metrics, event bus), which also counts, from the server's own hooks,
+    the streams that ACKed EDS since a change (no polling)."""
 
     def __init__(self) -> None:
+        super().__init__(Metrics(), EventBus())
         self.since = float("inf")
         self.streams_acked: set[int] = set()
         self.last_ack = 0.0
@@ -87,6 +91,7 @@ class AckWatch(NoObserver):
         self.since, self.streams_acked, self.target, self.done = time.time(), set(), target, asyncio.Event()
 
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
+        super().acked(record, type_url, version, sent_at)
         if type_url is TypeUrl.ENDPOINT and sent_at is not None and sent_at >= self.since and record.stream_id not in self.streams_acked:
             self.streams_acked.add(record.stream_id)
             self.last_ack = time.time()

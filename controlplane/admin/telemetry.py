@@ -9,6 +9,8 @@ from controlplane.admin.metrics import Metrics
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.types import TypeUrl
 
+SHORT = {type_url: type_url.short for type_url in TypeUrl}
+
 
 class Telemetry:
     """Implements the server's StreamObserver: counts, times and publishes stream events."""
@@ -50,20 +52,24 @@ class Telemetry:
     def refused(self, node_id: str, reason: str) -> None:
         self.metrics.refused_streams.labels(reason=reason).inc()
 
+    # pushed() and acked() run for every response and ACK of every stream: no event is built when
+    # nobody watches, and type names come from a table.
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None:
-        self.metrics.pushes.labels(type=type_url.short).inc()
-        self.events.publish(
-            Event(kind="push", node_id=record.node_id, type=type_url.short, version=version, details={"resources": str(resources)})
-        )
+        short = SHORT[type_url]
+        self.metrics.pushes.labels(type=short).inc()
+        if self.events.subscribers:
+            self.events.publish(Event(kind="push", node_id=record.node_id, type=short, version=version, details={"resources": str(resources)}))
 
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
         now = time.time()
-        self.metrics.acks.labels(type=type_url.short).inc()
+        short = SHORT[type_url]
+        self.metrics.acks.labels(type=short).inc()
         if sent_at is not None:
-            self.metrics.ack_latency.labels(type=type_url.short).observe(max(0.0, now - sent_at))
+            self.metrics.ack_latency.labels(type=short).observe(max(0.0, now - sent_at))
         if self.mesh_updated_at is not None and sent_at is not None and sent_at >= self.mesh_updated_at:
-            self.metrics.convergence.labels(type=type_url.short).observe(max(0.0, now - self.mesh_updated_at))
-        self.events.publish(Event(kind="ack", node_id=record.node_id, type=type_url.short, version=version))
+            self.metrics.convergence.labels(type=short).observe(max(0.0, now - self.mesh_updated_at))
+        if self.events.subscribers:
+            self.events.publish(Event(kind="ack", node_id=record.node_id, type=short, version=version))
 
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
         self.metrics.nacks.labels(type=type_url.short).inc()
