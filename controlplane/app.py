@@ -11,7 +11,11 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controlplane.admin.server import build_admin_server, server_credentials
+from dataclasses import replace
+
+from controlplane.admin.csds import ClientStatusService
+from controlplane.admin.dashboard import Dashboard
+from controlplane.admin.server import build_admin_server, is_loopback, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.ecs import TaskFilter
@@ -26,7 +30,12 @@ from controlplane.server.ads import DiscoveryServer
 from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.subscriptions import NackBackoff
+from controlplane.errors import SettingsError
+from controlplane.secrets.certificate import CertificateSet
+from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
+from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
+from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
 
 log = structlog.get_logger()
@@ -51,11 +60,64 @@ def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     return sqs, ssm
 
 
+def edge_options(settings: Settings) -> EdgeOptions:
+    """The edge listener's settings (certificates arrive later, from the CertificateWatcher)."""
+    s = settings
+    return EdgeOptions(
+        tls=TlsPolicy(min_version=s.edge_tls_min_version, cipher_suites=tuple(s.edge_tls_cipher_suites)),
+        access_log=AccessLog(format=AccessLogFormat(s.edge_access_log), sample_percent=s.edge_access_log_sample_percent),
+        grpc_stats=GrpcStats(s.edge_grpc_stats),
+        limits=EdgeLimits(
+            trusted_hops=s.edge_trusted_hops,
+            max_concurrent_streams=s.edge_max_concurrent_streams,
+            initial_stream_window_bytes=s.edge_initial_stream_window_bytes,
+            initial_connection_window_bytes=s.edge_initial_connection_window_bytes,
+            max_request_headers_kb=s.edge_max_request_headers_kb,
+            max_headers_count=s.edge_max_headers_count,
+            connection_idle_timeout_seconds=s.edge_connection_idle_timeout_seconds,
+            request_headers_timeout_seconds=s.edge_request_headers_timeout_seconds,
+            per_connection_buffer_bytes=s.edge_per_connection_buffer_bytes,
+        ),
+    )
+
+
+def certificate_watcher(settings: Settings, secretsmanager: Any | None, on_change: Callable[[CertificateSet], None], metrics: Metrics) -> CertificateWatcher | None:
+    """None when the edge serves plaintext; SettingsError when the settings contradict each other."""
+    s = settings
+    if s.edge_plaintext and (s.edge_certificates or s.edge_certificate_secrets or s.edge_client_ca):
+        raise SettingsError("--edge-plaintext serves no TLS: drop it, or drop --edge-certificate/--edge-certificate-secret/--edge-client-ca")
+    if not (s.edge_certificates or s.edge_certificate_secrets):
+        if s.edge_client_ca:
+            raise SettingsError("--edge-client-ca needs an edge certificate (--edge-certificate or --edge-certificate-secret)")
+        return None
+    if s.edge_certificate_secrets and secretsmanager is None:
+        session = boto3.session.Session(region_name=s.region)
+        secretsmanager = session.client(
+            "secretsmanager", config=Config(retries={"mode": "adaptive", "max_attempts": s.aws_max_attempts}, connect_timeout=5, read_timeout=20)
+        )
+    sources: list[CertificateSource] = [file_source(text) for text in s.edge_certificates]
+    sources += [secret_source(text, secretsmanager) for text in s.edge_certificate_secrets]
+    return CertificateWatcher(
+        sources,
+        on_change,
+        client_ca=CaFile("client-ca", s.edge_client_ca) if s.edge_client_ca else None,
+        file_poll_seconds=s.certificate_poll_seconds,
+        secret_refresh_seconds=s.certificate_refresh_seconds,
+        on_failure=lambda name, error: metrics.certificate_reload_failures.labels(certificate=name).inc(),
+    )
+
+
 class ControlPlane:
     """Wires the stages together; start() and stop() make it usable in-process by tests."""
 
     def __init__(
-        self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None, sqs: Any | None = None, ssm: Any | None = None
+        self,
+        settings: Settings,
+        ecs: Any | None = None,
+        ec2: Any | None = None,
+        sqs: Any | None = None,
+        ssm: Any | None = None,
+        secretsmanager: Any | None = None,
     ) -> None:
         self.settings = settings
         if ecs is None or ec2 is None:
@@ -63,10 +125,11 @@ class ControlPlane:
         if sqs is None or ssm is None:
             default_sqs, default_ssm = aws_discovery_clients(settings)
             sqs, ssm = sqs or default_sqs, ssm or default_ssm
-        self.cache = SnapshotCache(max_roles=settings.xds_max_roles)
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
+        self.cache = SnapshotCache(edge_options(settings), max_roles=settings.xds_max_roles)
+        self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
         self.discovery = PollingDiscovery(
@@ -95,6 +158,9 @@ class ControlPlane:
         self.xds_port: int | None = None
         self.admin_port: int | None = None
         self.metrics_port: int | None = None
+        self.dashboard_port: int | None = None
+        self._dashboard: Dashboard | None = None
+        self._started = False
         self._problems_logged: set[str] = set()
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
@@ -157,10 +223,22 @@ class ControlPlane:
             log.info("labels.problem_resolved", error=message)
         self._problems_logged = set(current)
 
+    def _certificates_changed(self, certificates: CertificateSet) -> None:
+        for certificate in certificates.certificates:
+            self.metrics.certificate_expiry.labels(certificate=certificate.name).set(certificate.not_after)
+        if self.cache.set_edge(replace(self.cache.edge, certificates=certificates)):
+            log.info("edge.certificates_published", certificates=[c.name for c in certificates.certificates], revision=self.cache.revision)
+
     # -- servers ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
+        if self.certificates is not None:
+            # Fails here, before anything listens, when a configured certificate cannot be served.
+            self._certificates_changed(await asyncio.to_thread(self.certificates.load))
+            self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
+        elif not s.edge_plaintext:
+            log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
         xds = grpc.aio.server(options=xds_server_options(s.xds_max_pending_streams))
         backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
         xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff).handlers())
@@ -181,23 +259,35 @@ class ControlPlane:
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
+            csds=ClientStatusService(self.registry),
         )
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
         if s.metrics_port is not None:
             self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
+        if s.dashboard_port is not None:
+            token = s.admin_token.get_secret_value() if s.admin_token else None
+            if not is_loopback(s.dashboard_address) and not token:
+                raise SettingsError(
+                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (CONTROLPLANE_ADMIN_TOKEN), "
+                    "which the dashboard then requires"
+                )
+            self._dashboard = Dashboard(admin_service, self.events, token=token)
+            self.dashboard_port = await self._dashboard.start(s.dashboard_address, s.dashboard_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info(
             "controlplane.listening",
             xds=f"{s.xds_address}:{self.xds_port}",
             admin=f"{s.admin_address}:{self.admin_port}",
             metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
+            dashboard=f"http://{s.dashboard_address}:{self.dashboard_port}/" if self.dashboard_port else None,
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
         self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+        self._started = True
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
@@ -222,4 +312,7 @@ class ControlPlane:
                 await server.stop(grace)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("controlplane.stopped")
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+        if self._started:
+            log.info("controlplane.stopped")

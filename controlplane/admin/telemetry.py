@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from controlplane.admin.event_bus import Event, EventBus
-from controlplane.admin.metrics import Metrics
+from controlplane.admin.metrics import Metrics, role_kind
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.types import TypeUrl
 
@@ -19,7 +19,6 @@ class Telemetry:
         self.metrics = metrics
         self.events = events
         self.mesh_updated_at: float | None = None
-        self._streams_by_role: dict[str, int] = {}  # live roles only (bounded like the cache's roles)
 
     def mesh_updated(self, revision: int, services: int, endpoints: int, problems: int) -> None:
         self.mesh_updated_at = time.time()
@@ -34,19 +33,11 @@ class Telemetry:
         )
 
     def connected(self, record: ProxyRecord) -> None:
-        self._streams_by_role[record.role] = self._streams_by_role.get(record.role, 0) + 1
-        self.metrics.connected_proxies.labels(role=record.role).inc()
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).inc()
         self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
 
     def disconnected(self, record: ProxyRecord) -> None:
-        left = self._streams_by_role.get(record.role, 0) - 1
-        if left > 0:
-            self._streams_by_role[record.role] = left
-            self.metrics.connected_proxies.labels(role=record.role).dec()
-        else:
-            # The role's last stream: its label goes too, so the series stay as few as the live roles.
-            self._streams_by_role.pop(record.role, None)
-            self.metrics.connected_proxies.remove(record.role)
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).dec()
         self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
 
     def refused(self, node_id: str, reason: str) -> None:
@@ -66,8 +57,11 @@ class Telemetry:
         self.metrics.acks.labels(type=short).inc()
         if sent_at is not None:
             self.metrics.ack_latency.labels(type=short).observe(max(0.0, now - sent_at))
-        if self.mesh_updated_at is not None and sent_at is not None and sent_at >= self.mesh_updated_at:
-            self.metrics.convergence.labels(type=short).observe(max(0.0, now - self.mesh_updated_at))
+        # Convergence is the time a change takes to reach proxies that were already connected; a proxy's
+        # first sync after it connects is not a change reaching it.
+        changed = self.mesh_updated_at
+        if changed is not None and sent_at is not None and sent_at >= changed and record.connected_at < changed:
+            self.metrics.convergence.labels(type=short).observe(max(0.0, now - changed))
         if self.events.subscribers:
             self.events.publish(Event(kind="ack", node_id=record.node_id, type=short, version=version))
 

@@ -12,6 +12,7 @@ from controlplane.errors import RoleLimitError
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
 from controlplane.translate import translate
+from controlplane.translate.edge_options import EdgeOptions
 
 log = structlog.get_logger()
 
@@ -34,7 +35,8 @@ class SnapshotCache:
     partial view as if it were complete.
     """
 
-    def __init__(self, max_roles: int = DEFAULT_MAX_ROLES) -> None:
+    def __init__(self, edge: EdgeOptions = EdgeOptions(), max_roles: int = DEFAULT_MAX_ROLES) -> None:
+        self._edge = edge
         self._mesh: Mesh | None = None
         self._revision = 0
         self._max_roles = max_roles
@@ -93,11 +95,28 @@ class SnapshotCache:
     def revision(self) -> int:
         return self._revision
 
+    @property
+    def edge(self) -> EdgeOptions:
+        return self._edge
+
+    def set_edge(self, edge: EdgeOptions) -> bool:
+        """Publish new edge options (a rotated certificate); False when they equal the current ones."""
+        if edge == self._edge:
+            return False
+        self._edge = edge
+        if self._mesh is not None:
+            self._publish()
+        return True
+
     def set_mesh(self, mesh: Mesh) -> bool:
         """Publish a new Mesh; returns False (and wakes nobody) when it equals the current one."""
         if mesh == self._mesh:
             return False
         self._mesh = mesh
+        self._publish()
+        return True
+
+    def _publish(self) -> None:
         self._revision += 1
         if len(self._interner) > INTERNER_LIMIT:
             self._interner = Interner()
@@ -108,7 +127,6 @@ class SnapshotCache:
             if self.snapshot(role) is not (before[1] if before else None):
                 for on_change in list(listeners):
                     on_change()
-        return True
 
     def snapshot(self, role: ProxyRole) -> Snapshot | None:
         """The snapshot for `role` at the current revision (None before the first Mesh)."""
@@ -118,7 +136,7 @@ class SnapshotCache:
         if cached is not None and cached[0] == self._revision:
             return cached[1]
         started = time.perf_counter()
-        snapshot = build_snapshot(translate(self._mesh, role), cached[1] if cached else None, self._interner)
+        snapshot = build_snapshot(translate(self._mesh, role, self._edge), cached[1] if cached else None, self._interner)
         if role in self._listeners:  # a role nobody holds is built for the caller and not kept
             self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))
