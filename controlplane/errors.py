@@ -25,5 +25,9 @@ class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
 
 
+class RoleLimitError(NodeError):
+    """A stream would open a role beyond the number of live roles the control plane serves."""
+
+
 class EcsMetadataError(ControlPlaneError):
     """The ECS task metadata endpoint could not be read or did not describe a task."""

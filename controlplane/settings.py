@@ -94,6 +94,27 @@ class Settings(BaseSettings):
     edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
     certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
     certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
+    xds_nack_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds after a NACK before the rejected resources are offered again (doubling with each NACK in a row)",
+    )
+    xds_nack_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="the longest wait before rejected resources are offered again"
+    )
+    xds_max_roles: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="proxy roles (distinct proxy configurations) served at once; streams of further roles are refused with RESOURCE_EXHAUSTED",
+    )
+    xds_max_pending_streams: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
 
