@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Callable, Iterable
 
 import boto3
@@ -26,13 +27,16 @@ from controlplane.discovery.state import ClusterState
 from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
-from controlplane.model.mesh import EndpointHealth, Mesh
+from controlplane.model.limits import Limits
+from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.authorize import StreamAuthorizer
 from controlplane.server.exposure import xds_exposure_gaps
 from controlplane.server.identity import SanScheme
 from controlplane.server.listen import SERVER_OPTIONS, bind, ensure_free
+from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.subscriptions import NackBackoff
 from controlplane.server.listen import is_loopback
 from controlplane.server.tokens import TokenBook
 from controlplane.errors import SettingsError
@@ -44,7 +48,7 @@ from controlplane.translate.edge_options import AccessLog, AccessLogFormat, Edge
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
 
-MeshBuilder = Callable[[Iterable[ClusterState], str], Mesh]
+MeshBuilder = Callable[[Iterable[ClusterState], str, Limits], Mesh]
 
 log = structlog.get_logger()
 
@@ -139,9 +143,10 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
-        self.cache = SnapshotCache(edge=edge_options(settings))
+        self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
+        self.metrics.track_cache(self.cache)
         self.discovery = PollingDiscovery(
             settings.clusters,
             ecs,
@@ -196,7 +201,7 @@ class ControlPlane:
         discovery goes on, and the next change of the view tries again.
         """
         try:
-            mesh = self._build_mesh(views, self.settings.label_prefix)
+            mesh = self._build_mesh(views, self.settings.label_prefix, self.settings.limits)
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
             return
@@ -222,6 +227,10 @@ class ControlPlane:
             for health_state in EndpointHealth:
                 self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
             self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+            counts = Counter((p.kind, p.severity) for p in mesh.problems)
+            for kind in ProblemKind:
+                for severity in ("error", "warning"):
+                    self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
             self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
 
     def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
@@ -251,6 +260,7 @@ class ControlPlane:
                     container=problem.container,
                     label=problem.label,
                     value=problem.value,
+                    kind=problem.kind.value,
                     error=message,
                 )
         for message in self._problems_logged - set(current):
@@ -279,15 +289,9 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         elif not s.edge_plaintext:
             log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
-        xds = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                *SERVER_OPTIONS,
-            ]
-        )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, authorizer=authorizer).handlers())
+        xds = grpc.aio.server(options=[*xds_server_options(s.xds_max_pending_streams), *SERVER_OPTIONS])
+        backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, authorizer=authorizer).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
         self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
@@ -347,7 +351,6 @@ class ControlPlane:
             certificates=s.xds_tls_client_ca is not None,
             sans=SanScheme(s.xds_san_template),
             tokens=tokens,
-            on_refused=lambda reason: self.metrics.xds_refused.labels(reason=reason).inc(),
         )
 
     async def _serving_when_ready(self) -> None:

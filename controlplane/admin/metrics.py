@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector, start_http_server
+
+if TYPE_CHECKING:
+    from controlplane.cache.store import SnapshotCache
 
 from controlplane import __version__
 from controlplane.errors import ListenError, SettingsError
@@ -36,6 +39,15 @@ class Metrics:
         self.pushes = Counter("controlplane_xds_pushes_total", "xDS responses sent", ["type"], registry=r)
         self.acks = Counter("controlplane_xds_acks_total", "xDS responses ACKed", ["type"], registry=r)
         self.nacks = Counter("controlplane_xds_nacks_total", "xDS responses rejected by a proxy", ["type"], registry=r)
+        self.cache_roles = Gauge("controlplane_cache_roles", "Proxy roles served now (each held by one or more streams)", registry=r)
+        self.cache_snapshots = Gauge("controlplane_cache_snapshots", "Role snapshots kept by the cache", registry=r)
+        self.cache_interned = Gauge("controlplane_cache_interned_resources", "Serialized resources kept for sharing across roles", registry=r)
+        self.refused_streams = Counter(
+            "controlplane_xds_streams_refused_total", "xDS streams refused before serving (reason: role_limit, unauthenticated, permission_denied)", ["reason"], registry=r
+        )
+        self.nack_resends = Counter(
+            "controlplane_xds_nack_resends_total", "Rejected resources offered again after the NACK backoff", ["type"], registry=r
+        )
         self.ack_latency = Histogram(
             "controlplane_xds_ack_latency_seconds", "From sending a response to its ACK", ["type"], buckets=LATENCY_BUCKETS, registry=r
         )
@@ -56,6 +68,12 @@ class Metrics:
         self.services = Gauge("controlplane_services", "Services served", registry=r)
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
+        self.label_problems = Gauge(
+            "controlplane_label_problems",
+            "Label problems in the current mesh, by kind (docs/labels.md, Problems) and severity (error, warning)",
+            ["kind", "severity"],
+            registry=r,
+        )
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
         self.pipeline_failures = Counter(
             "controlplane_pipeline_failures_total",
@@ -67,12 +85,6 @@ class Metrics:
         self.ready = Gauge("controlplane_ready", "1 while health checks say SERVING, else 0", registry=r)
         self.config_age = Gauge(
             "controlplane_config_age_seconds", "Time since the served config was last confirmed against ECS", registry=r
-        )
-        self.xds_refused = Counter(
-            "controlplane_xds_refused_streams_total",
-            "xDS streams refused: unauthenticated, or claiming a role their identity does not allow (permission_denied)",
-            ["reason"],
-            registry=r,
         )
         self.certificate_expiry = Gauge(
             "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
@@ -93,6 +105,12 @@ class Metrics:
 
     def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
         self.translation_cache_bytes.set_function(size_bytes)
+
+    def track_cache(self, cache: SnapshotCache) -> None:
+        """The snapshot cache's own size, read at each scrape."""
+        self.cache_roles.set_function(lambda: cache.live_roles)
+        self.cache_snapshots.set_function(lambda: cache.snapshots)
+        self.cache_interned.set_function(lambda: cache.interned)
 
     def track_readiness(self, degraded: Callable[[], bool], ready: Callable[[], bool], config_age: Callable[[], float | None]) -> None:
         self.degraded.set_function(lambda: 1.0 if degraded() else 0.0)

@@ -3,7 +3,7 @@ that its identity may claim the role its node metadata asks for."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import grpc
 import structlog
@@ -20,11 +20,12 @@ PERMISSION_DENIED = "permission_denied"
 
 
 class AccessDenied(ControlPlaneError):
-    """The stream is refused; `code` is the gRPC status the proxy receives."""
+    """The stream is refused; `code` is the gRPC status the proxy receives, `reason` the metric label."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.reason = UNAUTHENTICATED if code == grpc.StatusCode.UNAUTHENTICATED else PERMISSION_DENIED
 
 
 class StreamAuthorizer:
@@ -42,19 +43,17 @@ class StreamAuthorizer:
         certificates: bool = False,
         sans: SanScheme | None = None,
         tokens: TokenBook | None = None,
-        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._certificates = certificates
         self._sans = sans or SanScheme()
         self._tokens = tokens
-        self._on_refused = on_refused or (lambda reason: None)
 
     @property
     def required(self) -> bool:
         return self._certificates or self._tokens is not None
 
     def admit(self, context: grpc.aio.ServicerContext, node_id: str, role: ProxyRole) -> Identity:
-        """The identity the stream acts as, or AccessDenied (logged and counted)."""
+        """The identity the stream acts as, or AccessDenied (logged here; the server counts it)."""
         if not self.required:
             return ANONYMOUS
         claim = Claim.of(role)
@@ -66,17 +65,14 @@ class StreamAuthorizer:
             refusal = error
         if refusal is None:
             return next(identity for identity in identities if identity.permits(claim))
-        unauthenticated = refusal.code == grpc.StatusCode.UNAUTHENTICATED
-        reason = UNAUTHENTICATED if unauthenticated else PERMISSION_DENIED
         log.warning(
-            "xds.unauthenticated" if unauthenticated else "xds.permission_denied",
+            "xds.unauthenticated" if refusal.reason == UNAUTHENTICATED else "xds.permission_denied",
             node_id=node_id,
             peer=context.peer(),
             claim=str(claim),
             identities=[identity.name for identity in identities],
             error=str(refusal),
         )
-        self._on_refused(reason)
         raise refusal
 
     def _identities(self, context: grpc.aio.ServicerContext) -> tuple[list[Identity], list[str]]:

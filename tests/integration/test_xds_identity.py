@@ -144,7 +144,7 @@ def test_a_certificate_naming_nobody_without_a_token_is_refused(stack: DemoStack
     assert f"expected a SAN like {spiffe('orders')}" in (error.details() or "")  # type: ignore[attr-defined]
     with urllib.request.urlopen(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=10) as response:  # noqa: S310 - loopback
         metrics = response.read().decode()
-    refused = [line for line in metrics.splitlines() if line.startswith('controlplane_xds_refused_streams_total{reason="permission_denied"}')]
+    refused = [line for line in metrics.splitlines() if line.startswith('controlplane_xds_streams_refused_total{reason="permission_denied"}')]
     logged = [e for e in stack.control_plane_log() if e.get("event") == "xds.permission_denied"]
     # Every refusal is both logged and counted.
     assert refused and float(refused[0].split()[-1]) == len(logged) >= 1

@@ -22,6 +22,7 @@ from controlplane.proxy.roles import EdgeRole, GrpcClientRole, SidecarRole
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.authorize import StreamAuthorizer
 from controlplane.server.identity import Claim, Identity, SanScheme
+from controlplane.server.observer import NoObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.tokens import TokenBook, token_digest
 
@@ -132,6 +133,16 @@ def sidecar_request(service_name: str, node_id: str = "orders-1") -> discovery_p
     return req
 
 
+class RefusalsSeen(NoObserver):
+    """Records the reason of every refused stream, as the metrics observer counts them."""
+
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    def refused(self, node_id: str, reason: str) -> None:
+        self.seen.append(reason)
+
+
 @asynccontextmanager
 async def serving(tmp_path: Path, refusals: list[str]) -> AsyncIterator[tuple[grpc.aio.Channel, ProxyRegistry]]:
     book = TokenBook.load(
@@ -147,7 +158,8 @@ async def serving(tmp_path: Path, refusals: list[str]) -> AsyncIterator[tuple[gr
     # orders calls billing: the sidecar config of orders holds the billing cluster and its addresses.
     cache.set_mesh(mesh(replace(service("orders", "127.0.10.1"), upstreams=("billing",)), service("billing", "127.0.11.1")))
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry, authorizer=StreamAuthorizer(tokens=book, on_refused=refusals.append)).handlers())
+    observer = RefusalsSeen(refusals)
+    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry, observer, authorizer=StreamAuthorizer(tokens=book)).handlers())
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -164,7 +164,7 @@ class Endpoint(_message.Message):
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., task_arn: _Optional[str] = ..., task_id: _Optional[str] = ..., cluster: _Optional[str] = ..., task_definition: _Optional[str] = ..., health: _Optional[str] = ..., lifecycle: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message")
+    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message", "kind")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_DEFINITION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class Problem(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     service: str
     task_definition: str
     container: str
@@ -179,7 +180,8 @@ class Problem(_message.Message):
     value: str
     severity: str
     message: str
-    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListProxiesRequest(_message.Message):
     __slots__ = ()
@@ -214,7 +216,7 @@ class Proxy(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., node_cluster: _Optional[str] = ..., role: _Optional[str] = ..., peer: _Optional[str] = ..., connected_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_agent: _Optional[str] = ..., types: _Optional[_Iterable[_Union[ResourceTypeStatus, _Mapping]]] = ..., stream_id: _Optional[int] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class ResourceTypeStatus(_message.Message):
-    __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at")
+    __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at", "resends", "next_resend_at")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TYPE_URL_FIELD_NUMBER: _ClassVar[int]
     VERSION_SENT_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +227,8 @@ class ResourceTypeStatus(_message.Message):
     RESOURCE_NAMES_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     ACKED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESEND_AT_FIELD_NUMBER: _ClassVar[int]
     type: str
     type_url: str
     version_sent: str
@@ -235,7 +239,9 @@ class ResourceTypeStatus(_message.Message):
     resource_names: _containers.RepeatedScalarFieldContainer[str]
     sent_at: _timestamp_pb2.Timestamp
     acked_at: _timestamp_pb2.Timestamp
-    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., version_sent: _Optional[str] = ..., version_acked: _Optional[str] = ..., responses_sent: _Optional[int] = ..., nacks: _Optional[int] = ..., last_nack: _Optional[_Union[Nack, _Mapping]] = ..., resource_names: _Optional[_Iterable[str]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    resends: int
+    next_resend_at: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., version_sent: _Optional[str] = ..., version_acked: _Optional[str] = ..., responses_sent: _Optional[int] = ..., nacks: _Optional[int] = ..., last_nack: _Optional[_Union[Nack, _Mapping]] = ..., resource_names: _Optional[_Iterable[str]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends: _Optional[int] = ..., next_resend_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Nack(_message.Message):
     __slots__ = ("version", "error", "at")
