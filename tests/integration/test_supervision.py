@@ -24,6 +24,7 @@ from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import REGION, DemoStack
 from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
+from controlplane.model.limits import Limits
 from controlplane.model.mesh import Mesh
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
@@ -36,11 +37,11 @@ POISON = "poison"
 WINDOW = 3.0  # seconds the served config may go unconfirmed before health says NOT_SERVING
 
 
-def poisoned_build(views: Iterable[ClusterState], prefix: str) -> Mesh:
+def poisoned_build(views: Iterable[ClusterState], prefix: str, limits: Limits) -> Mesh:
     views = list(views)
     if any(task.service_name == POISON for view in views for task in view.tasks):
         raise ArithmeticError("injected: the model cannot build service poison")
-    return build_mesh(views, prefix)
+    return build_mesh(views, prefix, limits)
 
 
 class InProcessControlPlane:
