@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
+from controlplane.server.authorize import AccessDenied, StreamAuthorizer
 from controlplane.server.delta import DeltaStream
 from controlplane.server.inbox import CHANGED, RETRY, Inbox
 from controlplane.server.observer import NoObserver, StreamObserver
@@ -56,11 +57,13 @@ class DiscoveryServer:
         registry: ProxyRegistry,
         observer: StreamObserver | None = None,
         backoff: NackBackoff | None = None,
+        authorizer: StreamAuthorizer | None = None,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
         self._backoff = backoff or NackBackoff()
+        self._authorizer = authorizer or StreamAuthorizer()
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -135,6 +138,14 @@ class DiscoveryServer:
             reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        # Authentication and identity (server/authorize.py): may this proxy claim this role?
+        try:
+            identity = self._authorizer.admit(context, first.node.id, role)
+        except AccessDenied as error:
+            self._observer.refused(first.node.id, error.reason)
+            reader.cancel()
+            await context.abort(error.code, str(error))
+            return
         try:
             self._cache.acquire(role, inbox.changed)
         except RoleLimitError as error:
@@ -150,10 +161,11 @@ class DiscoveryServer:
             role=role.key,
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
+            identity=identity.name,
         )
         stream = make_stream(record, role)
         self._observer.connected(record)
-        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
+        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
         try:
             # Nothing is served before the first complete view of ECS.
