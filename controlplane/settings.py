@@ -43,6 +43,28 @@ class Settings(BaseSettings):
     service_filter: str | None = None
     family_filter: str | None = None
     discovery_concurrency: int = Field(default=4, ge=1, le=64)
+    deployment_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="polling mode: seconds between reads of a cluster while a deployment is in progress there",
+    )
+    health_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="seconds between DescribeTasks of tasks whose health check has not reported HEALTHY yet",
+    )
+    health_refresh_steady_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="event mode: seconds between DescribeTasks of every health-checked task once all are HEALTHY",
+    )
+    serve_unknown_health: bool = Field(
+        default=False,
+        description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
