@@ -30,7 +30,7 @@ from controlplane.discovery.ecs import ClusterReader  # noqa: E402
 from controlplane.discovery.events import SqsEventSource, parse_message  # noqa: E402
 from controlplane.localecs import LocalEcsServer  # noqa: E402
 from controlplane.model.build import build_mesh  # noqa: E402
-from controlplane.roles import EdgeRole  # noqa: E402
+from controlplane.proxy.roles import EdgeRole  # noqa: E402
 from controlplane.translate.resources import translate  # noqa: E402
 
 CLUSTER = "bench"

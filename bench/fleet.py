@@ -21,10 +21,10 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from controlplane.bootstrap import XdsAddress, sidecar_bootstrap  # noqa: E402
+from controlplane.proxy.bootstrap import XdsAddress, sidecar_bootstrap  # noqa: E402
 from controlplane.demo.envoy import envoy_binary  # noqa: E402
 from controlplane.demo.processes import free_port  # noqa: E402
-from controlplane.translate.resources import TypeUrl  # noqa: E402
+from controlplane.xds.types import TypeUrl  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 UPSTREAMS = 3
@@ -170,7 +170,7 @@ async def measure(clients: int, envoys: int, services: int, endpoints: int, role
 def snapshot_build(services: int, endpoints: int) -> dict[str, float]:
     from bench.fleet_server import synthetic_mesh
     from controlplane.cache.snapshot import build_snapshot
-    from controlplane.roles import EdgeRole
+    from controlplane.proxy.roles import EdgeRole
     from controlplane.translate import translate
 
     mesh = synthetic_mesh(services, endpoints)

@@ -20,7 +20,7 @@ from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
-from controlplane.translate.resources import TypeUrl
+from controlplane.xds.types import TypeUrl
 
 UPSTREAMS = 3
 

@@ -18,14 +18,14 @@ from controlplane.discovery.ecs import TaskFilter
 from controlplane.discovery.events import SqsEventSource
 from controlplane.discovery.poller import ClusterSyncStatus, PollingDiscovery
 from controlplane.discovery.state import ClusterState
-from controlplane.events import Event, EventBus
-from controlplane.metrics import Metrics
+from controlplane.admin.event_bus import Event, EventBus
+from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 from controlplane.settings import Settings
-from controlplane.telemetry import Telemetry
+from controlplane.admin.telemetry import Telemetry
 
 log = structlog.get_logger()
 

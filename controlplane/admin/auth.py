@@ -37,9 +37,4 @@ def _deny(message: str) -> grpc.RpcMethodHandler:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-        yield  # pragma: no cover
-
-    # Reflection is a bidi stream; a unary-unary denial handler would confuse its clients.
     return grpc.unary_unary_rpc_method_handler(unary)

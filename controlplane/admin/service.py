@@ -10,7 +10,7 @@ from controlplane import __version__
 from controlplane.admin import views
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.poller import PollingDiscovery
-from controlplane.events import EventBus
+from controlplane.admin.event_bus import EventBus
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
 from controlplane.server.registry import ProxyRegistry

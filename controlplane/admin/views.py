@@ -11,11 +11,8 @@ from controlplane.discovery.poller import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.server.registry import ProxyRecord
-from controlplane.translate.resources import ORDER
-
-# The translate modules register every message type that can sit inside an Any we send.
-import controlplane.translate.cluster  # noqa: F401,E402
-import controlplane.translate.listener  # noqa: F401,E402
+from controlplane.xds.any_types import load_any_types
+from controlplane.xds.types import ORDER
 
 
 def timestamp(at: float | None) -> timestamp_pb2.Timestamp | None:
@@ -166,6 +163,7 @@ def proxy(record: ProxyRecord) -> api.Proxy:
 
 def proxy_config(record: ProxyRecord) -> api.ProxyConfig:
     config = api.ProxyConfig(node_id=record.node_id, role=record.role)
+    load_any_types()  # the JSON mapping must know every type packed inside an Any
     for type_url in ORDER:
         status = record.types.get(type_url)
         if status is None:

@@ -10,8 +10,9 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2
 
-from controlplane.server import wire
-from controlplane.translate.resources import ORDER, Resources, TypeUrl
+from controlplane.xds import wire
+from controlplane.translate.resources import Resources
+from controlplane.xds.types import ORDER, TypeUrl
 from controlplane.translate.route import referenced_clusters
 
 

@@ -9,7 +9,7 @@ import structlog
 
 from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
 from controlplane.model.mesh import Mesh
-from controlplane.roles import ProxyRole
+from controlplane.proxy.roles import ProxyRole
 from controlplane.translate import translate
 
 log = structlog.get_logger()

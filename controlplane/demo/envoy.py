@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from controlplane.bootstrap import XdsAddress, edge_bootstrap
+from controlplane.proxy.bootstrap import XdsAddress, edge_bootstrap
 from controlplane.demo.processes import ChildProcess, free_port
 
 
@@ -25,7 +25,7 @@ def envoy_binary() -> str:
     return found
 
 
-class EdgeEnvoy:
+class EnvoyProcess:
     """A real Envoy on loopback (an edge proxy unless `config` says otherwise), with helpers to read its admin endpoints."""
 
     def __init__(
@@ -64,7 +64,7 @@ class EdgeEnvoy:
     def target(self) -> str:
         return f"{self.listen_address}:{self.listen_port}"
 
-    def start(self) -> EdgeEnvoy:
+    def start(self) -> EnvoyProcess:
         self.process.start()
         self.process.wait_until(self._admin_up, 20, "admin endpoint")
         return self

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import boto3
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.processes import ChildProcess, free_port
 
 REGION = "us-east-1"
@@ -106,7 +106,7 @@ class DemoStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.local_ecs: ChildProcess | None = None
         self.control_plane: ChildProcess | None = None
-        self.envoys: list[EdgeEnvoy] = []
+        self.envoys: list[EnvoyProcess] = []
         self.ecs_url = ""
         self.xds_port = 0
         self.admin_port = 0
@@ -174,28 +174,28 @@ class DemoStack:
         ).start()
         self.control_plane.wait_until(lambda: "controlplane.ready" in self.control_plane_log_text(), 30, "first view of ECS")
 
-    def start_envoy(self, node_id: str = "edge-1", listen_port: int | None = None) -> EdgeEnvoy:
-        envoy = EdgeEnvoy(node_id, self.xds_port, self.work_dir, listen_port=listen_port)
+    def start_envoy(self, node_id: str = "edge-1", listen_port: int | None = None) -> EnvoyProcess:
+        envoy = EnvoyProcess(node_id, self.xds_port, self.work_dir, listen_port=listen_port)
         self.envoys.append(envoy)
         envoy.start()
         return envoy
 
-    def start_sidecar(self, node_id: str, service: str, **options: Any) -> EdgeEnvoy:
+    def start_sidecar(self, node_id: str, service: str, **options: Any) -> EnvoyProcess:
         """An Envoy sidecar of `service`; its outbound listener is on 127.0.0.1 at `envoy.listen_port`."""
-        from controlplane.bootstrap import XdsAddress, sidecar_bootstrap
+        from controlplane.proxy.bootstrap import XdsAddress, sidecar_bootstrap
 
         outbound_port = free_port()
         config = sidecar_bootstrap(
             node_id=node_id, xds=[XdsAddress("127.0.0.1", self.xds_port)], service=service, outbound_port=outbound_port, **options
         )
-        envoy = EdgeEnvoy(node_id, self.xds_port, self.work_dir, listen_port=outbound_port, config=config)
+        envoy = EnvoyProcess(node_id, self.xds_port, self.work_dir, listen_port=outbound_port, config=config)
         self.envoys.append(envoy)
         envoy.start()
         return envoy
 
     def grpc_client_bootstrap(self, node_id: str, service: str) -> Path:
         """A GRPC_XDS_BOOTSTRAP file for a proxyless gRPC client of `service`."""
-        from controlplane.bootstrap import XdsAddress, grpc_client_bootstrap
+        from controlplane.proxy.bootstrap import XdsAddress, grpc_client_bootstrap
 
         path = self.work_dir / f"grpc-xds-{node_id}.json"
         path.write_text(json.dumps(grpc_client_bootstrap(node_id=node_id, xds=[XdsAddress("127.0.0.1", self.xds_port)], service=service)))

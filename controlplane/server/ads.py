@@ -14,12 +14,12 @@ from google.protobuf import json_format
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError
-from controlplane.roles import GrpcClientRole, ProxyRole, role_from_metadata
+from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.delta import DeltaStream
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
-from controlplane.server.wire import identity
+from controlplane.xds.wire import identity
 
 log = structlog.get_logger()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from controlplane.server.registry import ProxyRecord
-from controlplane.translate.resources import TypeUrl
+from controlplane.xds.types import TypeUrl
 
 
 class StreamObserver(Protocol):

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-from controlplane.translate.resources import TypeUrl
+from controlplane.xds.types import TypeUrl
 
 if TYPE_CHECKING:
     from controlplane.cache.snapshot import PreparedResource
@@ -67,7 +67,6 @@ class ProxyRegistry:
     def __init__(self) -> None:
         self._records: dict[int, ProxyRecord] = {}
         self._ids = itertools.count(1)
-        self.nacks_total = 0
 
     def open(self, node_id: str, node_cluster: str, role: str, peer: str, user_agent: str = "") -> ProxyRecord:
         record = ProxyRecord(

@@ -23,8 +23,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.cache.snapshot import PreparedResource, Snapshot, version_of
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRecord
-from controlplane.server.wire import SotwResponse
-from controlplane.translate.resources import ORDER, TypeUrl
+from controlplane.xds.wire import SotwResponse
+from controlplane.xds.types import ORDER, TypeUrl
 
 log = structlog.get_logger()
 

@@ -1,5 +1,5 @@
 """Translate: Mesh + proxy role -> Envoy resources (xds-protos messages). Pure and deterministic."""
 
-from controlplane.translate.resources import Resources, TypeUrl, translate
+from controlplane.translate.resources import Resources, translate
 
-__all__ = ["Resources", "TypeUrl", "translate"]
+__all__ = ["Resources", "translate"]

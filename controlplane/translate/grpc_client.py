@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from controlplane.translate.packing import pack
 from controlplane.model.mesh import Mesh, Service
-from controlplane.roles import GrpcClientRole
+from controlplane.proxy.roles import GrpcClientRole
 from controlplane.translate import endpoint
 from controlplane.translate.cluster import ads_config_source
 

@@ -11,7 +11,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from controlplane.roles import EdgeRole
+from controlplane.proxy.roles import EdgeRole
 from controlplane.translate.cluster import ads_config_source
 from controlplane.translate.packing import pack
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, listener_filter_config

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh
-from controlplane.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
+from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
+from controlplane.xds.types import TypeUrl
 
 
 # Translation of one service (its Cluster, its ClusterLoadAssignment) does not depend on the proxy
 # role: cluster.service_cluster and endpoint.load_assignment are memoised on the (immutable,
 # hashable) Service, so every role's snapshot holds the very same message objects, and the cache
 # serializes each of them once. Callers must never mutate what they return (copy first).
-
-
-class TypeUrl(StrEnum):
-    """xDS resource types, in the order ADS sends them (CDS, EDS, LDS, RDS)."""
-
-    CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-    ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-    LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-    ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-
-    @property
-    def short(self) -> str:
-        return {"Cluster": "CDS", "ClusterLoadAssignment": "EDS", "Listener": "LDS", "RouteConfiguration": "RDS"}[
-            self.value.rsplit(".", 1)[-1]
-        ]
-
-
-ORDER: tuple[TypeUrl, ...] = (TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE)
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,7 @@ from google.protobuf import wrappers_pb2
 from controlplane.model.mesh import Mesh, Service
 from controlplane.translate.durations import duration
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
-from controlplane.translate.retry import (
-    DEFAULT_NUM_RETRIES,
-    DEFAULT_RETRY_ON_TEXT,
-    retry_policy,
-)
-
-# Re-exported for the admin API and older callers.
-DEFAULT_RETRY_ON = DEFAULT_RETRY_ON_TEXT
-__all__ = ["DEFAULT_NUM_RETRIES", "DEFAULT_RETRY_ON", "default_retry_policy", "edge_routes", "referenced_clusters", "service_route"]
-
-
-def default_retry_policy() -> rc.RetryPolicy:
-    return retry_policy()
+from controlplane.translate.retry import retry_policy
 
 
 def route_match(service: Service) -> rc.RouteMatch:

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh, Service
-from controlplane.roles import SidecarRole
+from controlplane.proxy.roles import SidecarRole
 from controlplane.translate import cluster, endpoint, route
 from controlplane.translate.listener import http_listener
 

@@ -19,17 +19,18 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from google.protobuf import json_format
 
+from controlplane.demo.envoy import envoy_binary
 from controlplane.cache.snapshot import build_snapshot
 from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import Mesh
-from controlplane.roles import EdgeRole
-from controlplane.translate import Resources, TypeUrl, translate
-from controlplane.translate.resources import ORDER
+from controlplane.proxy.roles import EdgeRole
+from controlplane.translate import Resources, translate
+from controlplane.xds.types import ORDER, TypeUrl
 from unit.builders import cluster_state, task, task_definition
 
 GOLDEN = Path(__file__).parent
-ENVOY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy"
+ENVOY = envoy_binary()  # found like the demo finds it: beside this Python, else on PATH
 ROLE = EdgeRole(listen_address="127.0.0.1", listen_port=10000)
 
 

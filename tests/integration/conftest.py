@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import DemoStack
 
 SERVICE = "routeguide"
@@ -23,14 +23,14 @@ def stack() -> Iterator[DemoStack]:
 
 
 @pytest.fixture(scope="module")
-def envoy(stack: DemoStack) -> EdgeEnvoy:
+def envoy(stack: DemoStack) -> EnvoyProcess:
     envoy = stack.start_envoy("edge-it")
     envoy.wait_for_hosts(SERVICE, stack.addresses(stack.running_tasks(SERVICE)), timeout=20)
     return envoy
 
 
 @pytest.fixture
-def two_tasks(stack: DemoStack, envoy: EdgeEnvoy) -> set[str]:
+def two_tasks(stack: DemoStack, envoy: EnvoyProcess) -> set[str]:
     """The route-guide service back at exactly 2 running tasks, all of them known to Envoy."""
     stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=2)
     addresses = stack.addresses(stack.wait_for_running(SERVICE, 2))

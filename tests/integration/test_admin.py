@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import grpc
 import pytest
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import DemoStack
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
@@ -41,7 +41,7 @@ def admin_stack() -> Iterator[DemoStack]:
 
 
 @pytest.fixture(scope="module")
-def edge(admin_stack: DemoStack) -> EdgeEnvoy:
+def edge(admin_stack: DemoStack) -> EnvoyProcess:
     envoy = admin_stack.start_envoy("edge-admin")
     envoy.wait_for_hosts(SERVICE, admin_stack.addresses(admin_stack.running_tasks(SERVICE)), timeout=20)
     return envoy
@@ -65,7 +65,7 @@ def wait_for(probe: Any, timeout: float = 10.0) -> Any:
         time.sleep(0.1)
 
 
-def test_service_endpoints_match_the_running_tasks(admin_stack: DemoStack, edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_service_endpoints_match_the_running_tasks(admin_stack: DemoStack, edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     service = admin.GetService(api.GetServiceRequest(name=SERVICE), metadata=AUTH, timeout=5)
     assert service.state == "serving" and service.protocol == "grpc"
     assert service.route.path_prefix == "/routeguide.RouteGuide/"
@@ -75,7 +75,7 @@ def test_service_endpoints_match_the_running_tasks(admin_stack: DemoStack, edge:
     assert all(e.task_definition == "routeguide:1" and e.cluster == "admin" for e in service.endpoints)
 
 
-def test_service_validation_error_names_label_value_and_task_definition(edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_service_validation_error_names_label_value_and_task_definition(edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     service = admin.GetService(api.GetServiceRequest(name="broken"), metadata=AUTH, timeout=5)
     assert service.state == "disabled"
     (problem,) = service.problems
@@ -95,7 +95,7 @@ def test_unknown_service_is_not_found_with_a_message(admin: admin_pb2_grpc.Admin
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_proxy_acked_versions_match_what_envoy_reports(edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_proxy_acked_versions_match_what_envoy_reports(edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     def in_sync() -> Any:
         proxies = admin.ListProxies(api.ListProxiesRequest(), metadata=AUTH, timeout=5).proxies
         mine = [p for p in proxies if p.node_id == "edge-admin"]
@@ -114,7 +114,7 @@ def test_proxy_acked_versions_match_what_envoy_reports(edge: EdgeEnvoy, admin: a
     assert by_type["EDS"].resource_names == [SERVICE]
 
 
-def test_nack_error_text_is_reported(admin_stack: DemoStack, edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_nack_error_text_is_reported(admin_stack: DemoStack, edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -138,7 +138,7 @@ def test_nack_error_text_is_reported(admin_stack: DemoStack, edge: EdgeEnvoy, ad
         blocker.close()
 
 
-def test_proxy_config_is_the_exact_resources_sent(edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_proxy_config_is_the_exact_resources_sent(edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     config = admin.GetProxyConfig(api.GetProxyConfigRequest(node_id="edge-admin"), metadata=AUTH, timeout=5)
     names = {(r.type, r.name) for r in config.resources}
     assert names == {("CDS", SERVICE), ("EDS", SERVICE), ("LDS", "edge"), ("RDS", "edge")}
@@ -149,7 +149,7 @@ def test_proxy_config_is_the_exact_resources_sent(edge: EdgeEnvoy, admin: admin_
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND and "edge-admin" in caught.value.details()
 
 
-def test_status_reports_each_cluster_view(admin_stack: DemoStack, edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_status_reports_each_cluster_view(admin_stack: DemoStack, edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     status = admin.GetStatus(api.GetStatusRequest(), metadata=AUTH, timeout=5)
     assert status.ready and status.services == 1 and status.problems == 1
     (cluster,) = status.clusters
@@ -158,7 +158,7 @@ def test_status_reports_each_cluster_view(admin_stack: DemoStack, edge: EdgeEnvo
     assert cluster.last_sync_api_calls["DescribeTasks"] >= 1 and cluster.last_sync_api_calls["ListTasks"] == 2
 
 
-def test_watch_events_streams_pushes_and_acks(admin_stack: DemoStack, edge: EdgeEnvoy, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_watch_events_streams_pushes_and_acks(admin_stack: DemoStack, edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
     stream = admin.WatchEvents(api.WatchEventsRequest(kinds=["mesh_updated", "push", "ack"]), metadata=AUTH, timeout=30)
     admin_stack.ecs.update_service(cluster=admin_stack.cluster, service=SERVICE, desiredCount=3)
     kinds: list[tuple[str, str]] = []
@@ -187,7 +187,7 @@ def grpcurl() -> str:
     return str(found) if found.exists() else (shutil.which("grpcurl") or "grpcurl")
 
 
-def test_grpcurl_works_through_reflection(admin_stack: DemoStack, edge: EdgeEnvoy) -> None:
+def test_grpcurl_works_through_reflection(admin_stack: DemoStack, edge: EnvoyProcess) -> None:
     base = [grpcurl(), "-plaintext", "-H", f"authorization: Bearer {TOKEN}"]
     listed = subprocess.run(base + [admin_stack.admin_target, "list"], capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
@@ -205,7 +205,7 @@ def test_grpcurl_works_through_reflection(admin_stack: DemoStack, edge: EdgeEnvo
     assert denied.returncode != 0 and "Unauthenticated" in denied.stderr
 
 
-def test_cli_tables_and_json(admin_stack: DemoStack, edge: EdgeEnvoy) -> None:
+def test_cli_tables_and_json(admin_stack: DemoStack, edge: EnvoyProcess) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "controlplane", *args, "--admin", admin_stack.admin_target, "--token", TOKEN],
@@ -225,7 +225,7 @@ def test_cli_tables_and_json(admin_stack: DemoStack, edge: EdgeEnvoy) -> None:
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
 
 
-def test_prometheus_metrics(admin_stack: DemoStack, edge: EdgeEnvoy) -> None:
+def test_prometheus_metrics(admin_stack: DemoStack, edge: EnvoyProcess) -> None:
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin_stack.metrics_port}/metrics", timeout=5).read().decode()
     assert 'controlplane_connected_proxies{role="edge/127.0.0.1:%d"}' % edge.listen_port in text
     assert 'controlplane_xds_pushes_total{type="CDS"}' in text

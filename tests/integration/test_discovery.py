@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import DemoStack, task_address
 from controlplane.demo.traffic import SteadyTraffic
 
@@ -44,13 +44,13 @@ def stack() -> Iterator[DemoStack]:
 
 
 @pytest.fixture(scope="module")
-def envoy(stack: DemoStack) -> EdgeEnvoy:
+def envoy(stack: DemoStack) -> EnvoyProcess:
     envoy = stack.start_envoy("edge-events")
     envoy.wait_for_hosts(SERVICE, stack.addresses(stack.running_tasks(SERVICE)), timeout=20)
     return envoy
 
 
-def _wait_for_service(stack: DemoStack, envoy: EdgeEnvoy, count: int, task_definition: str | None = None) -> set[str]:
+def _wait_for_service(stack: DemoStack, envoy: EnvoyProcess, count: int, task_definition: str | None = None) -> set[str]:
     deadline = time.monotonic() + 40
     while True:
         running = stack.running_tasks(SERVICE)
@@ -66,7 +66,7 @@ def _wait_for_service(stack: DemoStack, envoy: EdgeEnvoy, count: int, task_defin
     return addresses
 
 
-def test_rolling_deployment_and_scale_in_under_load_lose_no_call(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_rolling_deployment_and_scale_in_under_load_lose_no_call(stack: DemoStack, envoy: EnvoyProcess) -> None:
     before = stack.addresses(stack.running_tasks(SERVICE))
     new_revision = stack.register(environment={"DEPLOYMENT": "2"})
     traffic = SteadyTraffic(envoy.target, max_seconds=70).start()
@@ -93,7 +93,7 @@ def test_rolling_deployment_and_scale_in_under_load_lose_no_call(stack: DemoStac
     _wait_for_service(stack, envoy, 2)
 
 
-def test_ecs_and_queue_outage_keeps_endpoints_and_traffic_then_catches_up(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_ecs_and_queue_outage_keeps_endpoints_and_traffic_then_catches_up(stack: DemoStack, envoy: EnvoyProcess) -> None:
     serving = _wait_for_service(stack, envoy, 2)
     traffic = SteadyTraffic(envoy.target, max_seconds=60).start()
     try:
@@ -126,7 +126,7 @@ def test_ecs_and_queue_outage_keeps_endpoints_and_traffic_then_catches_up(stack:
     _wait_for_service(stack, envoy, 2)
 
 
-def test_a_task_is_routed_within_a_second_of_running_through_events(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_a_task_is_routed_within_a_second_of_running_through_events(stack: DemoStack, envoy: EnvoyProcess) -> None:
     serving = _wait_for_service(stack, envoy, 2)
     traffic = SteadyTraffic(envoy.target, max_seconds=30, interval=0.005).start()
     try:

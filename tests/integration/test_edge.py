@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.nlb import run_in_thread
 from controlplane.demo.stack import DemoStack, task_address
 from controlplane.demo.traffic import SteadyTraffic
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 SERVICE = "routeguide"
 
 
-def test_envoy_balances_each_call_while_a_connection_balancer_pins_them(two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_envoy_balances_each_call_while_a_connection_balancer_pins_them(two_tasks: set[str], envoy: EnvoyProcess) -> None:
     per_call = count_calls(envoy.target, 100)
     assert per_call.failed == 0
     assert set(per_call.by_address) == two_tasks
@@ -36,7 +36,7 @@ def test_envoy_balances_each_call_while_a_connection_balancer_pins_them(two_task
     assert sorted(per_connection.by_address.values()) == [100]
 
 
-def test_all_four_rpc_kinds_work_through_envoy(two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_all_four_rpc_kinds_work_through_envoy(two_tasks: set[str], envoy: EnvoyProcess) -> None:
     served = exercise_all_kinds(envoy.target)
     assert set(served) == {"GetFeature", "ListFeatures", "RecordRoute", "RouteChat"}
     for method, served_by in served.items():
@@ -44,7 +44,7 @@ def test_all_four_rpc_kinds_work_through_envoy(two_tasks: set[str], envoy: EdgeE
         assert served_by.task_id, method
 
 
-def test_envoy_accepted_http2_eds_cluster_and_grpc_route(two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_envoy_accepted_http2_eds_cluster_and_grpc_route(two_tasks: set[str], envoy: EnvoyProcess) -> None:
     dump = envoy.config_dump()
     clusters = [
         c["cluster"]
@@ -69,7 +69,7 @@ def test_envoy_accepted_http2_eds_cluster_and_grpc_route(two_tasks: set[str], en
     assert versions and len(versions[0]) == 16 and versions[0] != "1"
 
 
-def test_task_added_through_boto3_receives_calls(stack: DemoStack, two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_task_added_through_boto3_receives_calls(stack: DemoStack, two_tasks: set[str], envoy: EnvoyProcess) -> None:
     traffic = SteadyTraffic(envoy.target, max_seconds=40).start()
     try:
         stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=3)
@@ -83,7 +83,7 @@ def test_task_added_through_boto3_receives_calls(stack: DemoStack, two_tasks: se
     assert report.failed == 0, report.failures[:5]
 
 
-def test_stopped_task_drains_and_stops_receiving_new_calls(stack: DemoStack, two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_stopped_task_drains_and_stops_receiving_new_calls(stack: DemoStack, two_tasks: set[str], envoy: EnvoyProcess) -> None:
     victim = sorted(stack.running_tasks(SERVICE), key=lambda t: t["taskArn"])[0]
     victim_address = task_address(victim) or ""
     traffic = SteadyTraffic(envoy.target, max_seconds=60).start()
@@ -108,7 +108,7 @@ def test_stopped_task_drains_and_stops_receiving_new_calls(stack: DemoStack, two
     stack.wait_for_running(SERVICE, 2)  # the service scheduler replaces the stopped task
 
 
-def test_malformed_label_disables_only_that_service(stack: DemoStack, two_tasks: set[str], envoy: EdgeEnvoy) -> None:
+def test_malformed_label_disables_only_that_service(stack: DemoStack, two_tasks: set[str], envoy: EnvoyProcess) -> None:
     broken = stack.register(family="broken", service="broken", labels={"xds.port": "http", "xds.route.hosts": "broken.local"})
     stack.create_service("broken", broken, 1)
     stack.wait_for_running("broken", 1)
@@ -127,7 +127,7 @@ def test_malformed_label_disables_only_that_service(stack: DemoStack, two_tasks:
     stack.ecs.delete_service(cluster=stack.cluster, service="broken", force=True)
 
 
-def test_bridge_mode_tasks_are_reached_on_their_dynamic_host_ports(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_bridge_mode_tasks_are_reached_on_their_dynamic_host_ports(stack: DemoStack, envoy: EnvoyProcess) -> None:
     bridge = stack.register(family="bridged", service="bridged", network_mode="bridge", labels={"xds.route.hosts": "bridged.local"})
     stack.ecs.create_service(cluster=stack.cluster, serviceName="bridged", taskDefinition=bridge, desiredCount=2, launchType="EC2")
     tasks = stack.wait_for_running("bridged", 2)

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
-from controlplane.demo.envoy import EdgeEnvoy
+from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import DemoStack
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
@@ -87,7 +87,7 @@ def stack() -> Iterator[DemoStack]:
 
 
 @pytest.fixture(scope="module")
-def envoy(stack: DemoStack) -> EdgeEnvoy:
+def envoy(stack: DemoStack) -> EnvoyProcess:
     envoy = stack.start_envoy("edge-policies")
     for cluster, ecs_services in {
         "orders": ["orders"], "orders-next": ["orders-next"], "lr": ["lr-fast", "lr-slow"], "hc": ["hc-a", "hc-b"],
@@ -107,14 +107,14 @@ def _address(stack: DemoStack, ecs_service: str) -> str:
     return address
 
 
-def _channel(envoy: EdgeEnvoy, host: str) -> grpc.Channel:
+def _channel(envoy: EnvoyProcess, host: str) -> grpc.Channel:
     return grpc.insecure_channel(
         envoy.target,
         options=[("grpc.default_authority", host), ("grpc.enable_http_proxy", 0), ("grpc.use_local_subchannel_pool", 1)],
     )
 
 
-def _calls(envoy: EdgeEnvoy, host: str, n: int, *, timeout: float = 5.0) -> tuple[Counter[str], Counter[grpc.StatusCode]]:
+def _calls(envoy: EnvoyProcess, host: str, n: int, *, timeout: float = 5.0) -> tuple[Counter[str], Counter[grpc.StatusCode]]:
     """n sequential GetFeature calls: answers per task address, failures per status."""
     answered: Counter[str] = Counter()
     failed: Counter[grpc.StatusCode] = Counter()
@@ -131,7 +131,7 @@ def _calls(envoy: EdgeEnvoy, host: str, n: int, *, timeout: float = 5.0) -> tupl
 DETAILS: list[str] = []  # failure details of the last concurrent calls, shown when an assertion fails
 
 
-def _concurrent(envoy: EdgeEnvoy, host: str, n: int) -> tuple[Counter[str], Counter[grpc.StatusCode]]:
+def _concurrent(envoy: EnvoyProcess, host: str, n: int) -> tuple[Counter[str], Counter[grpc.StatusCode]]:
     """n GetFeature calls started at once on one channel."""
     answered: Counter[str] = Counter()
     failed: Counter[grpc.StatusCode] = Counter()
@@ -157,14 +157,14 @@ def _wait(condition: Any, timeout: float, what: str, step: float = 0.1) -> float
     return time.monotonic() - started
 
 
-def test_a_90_10_canary_split_between_two_ecs_services(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_a_90_10_canary_split_between_two_ecs_services(stack: DemoStack, envoy: EnvoyProcess) -> None:
     answered, failed = _calls(envoy, "orders.local", 2000)
     assert not failed, failed
     stable, canary = answered[_address(stack, "orders")], answered[_address(stack, "orders-next")]
     assert 1700 <= stable <= 1900 and 100 <= canary <= 300, answered
 
 
-def test_least_request_sends_fewer_calls_to_the_slow_task(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_least_request_sends_fewer_calls_to_the_slow_task(stack: DemoStack, envoy: EnvoyProcess) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: _calls(envoy, "lr.local", 60), range(4)))
     answered = sum((a for a, _ in results), Counter())
@@ -173,7 +173,7 @@ def test_least_request_sends_fewer_calls_to_the_slow_task(stack: DemoStack, envo
     assert fast + slow == 240 and fast > 1.5 * slow, answered
 
 
-def test_routing_by_grpc_method_reaches_two_ecs_services(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_routing_by_grpc_method_reaches_two_ecs_services(stack: DemoStack, envoy: EnvoyProcess) -> None:
     with _channel(envoy, "methods.local") as channel:
         stub = pb_grpc.RouteGuideStub(channel)
         getter = {stub.GetFeature(pb.Point(latitude=1, longitude=1), timeout=5).served_by.address for _ in range(5)}
@@ -186,7 +186,7 @@ def test_routing_by_grpc_method_reaches_two_ecs_services(stack: DemoStack, envoy
     assert unrouted.value.code() is grpc.StatusCode.UNIMPLEMENTED  # no route for that method on this host
 
 
-def test_a_not_serving_task_stops_receiving_calls_and_comes_back(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_a_not_serving_task_stops_receiving_calls_and_comes_back(stack: DemoStack, envoy: EnvoyProcess) -> None:
     a, b = _address(stack, "hc-a"), _address(stack, "hc-b")
     health_file = stack.work_dir / "health-a"
     # interval x unhealthy threshold, plus Envoy's 1 s update merge window, the task's 0.2 s file
@@ -221,7 +221,7 @@ def test_a_not_serving_task_stops_receiving_calls_and_comes_back(stack: DemoStac
     assert not failed and answered[a] >= 15 and answered[b] >= 15, answered
 
 
-def test_outlier_detection_ejects_a_task_that_fails_every_call(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_outlier_detection_ejects_a_task_that_fails_every_call(stack: DemoStack, envoy: EnvoyProcess) -> None:
     bad = _address(stack, "od-bad")
     with _channel(envoy, "od.local") as channel:
         stub = pb_grpc.RouteGuideStub(channel)
@@ -238,7 +238,7 @@ def test_outlier_detection_ejects_a_task_that_fails_every_call(stack: DemoStack,
     assert answered[_address(stack, "od-good")] >= 297, (answered, failed)
 
 
-def test_retries_on_unavailable_hide_a_flaky_task(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_retries_on_unavailable_hide_a_flaky_task(stack: DemoStack, envoy: EnvoyProcess) -> None:
     answered, failed = _calls(envoy, "rt.local", 200)
     assert not failed, failed
     assert answered[_address(stack, "rt-flaky")] > 20, answered  # the flaky task still answers half its calls
@@ -246,7 +246,7 @@ def test_retries_on_unavailable_hide_a_flaky_task(stack: DemoStack, envoy: EdgeE
     assert int(stats.split(":")[-1]) > 20, stats
 
 
-def test_the_circuit_breaker_rejects_calls_above_its_limit_with_unavailable(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_the_circuit_breaker_rejects_calls_above_its_limit_with_unavailable(stack: DemoStack, envoy: EnvoyProcess) -> None:
     DETAILS.clear()
     answered, failed = _concurrent(envoy, "cb.local", 20)
     # At most 2 calls in flight and 1 waiting for a connection; calls beyond are rejected at once (a
@@ -257,7 +257,7 @@ def test_the_circuit_breaker_rejects_calls_above_its_limit_with_unavailable(stac
     assert any("overloaded=true" in detail for detail in DETAILS), sorted(set(DETAILS))[:5]
 
 
-def test_the_rate_limit_rejects_calls_above_it_with_resource_exhausted(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_the_rate_limit_rejects_calls_above_it_with_resource_exhausted(stack: DemoStack, envoy: EnvoyProcess) -> None:
     answered, failed = _calls(envoy, "limited.local", 15)
     # A bucket of 5 tokens refilled every 10 s: the first 5 calls pass, the rest are rejected.
     assert sum(answered.values()) == 5 and failed == {grpc.StatusCode.RESOURCE_EXHAUSTED: 10}, (answered, failed)
@@ -265,7 +265,7 @@ def test_the_rate_limit_rejects_calls_above_it_with_resource_exhausted(stack: De
     assert not failed  # other routes are not limited
 
 
-def test_malformed_and_unknown_labels_disable_or_warn_about_one_service(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_malformed_and_unknown_labels_disable_or_warn_about_one_service(stack: DemoStack, envoy: EnvoyProcess) -> None:
     stack.create_service("broken", stack.register(family="broken", service="broken", labels={**_host("broken"), "xds.lb.policy": "fastest"}), 1)
     stack.create_service("typo", stack.register(family="typo", service="typo", labels={**_host("typo"), "xds.retry.attemps": "3"}), 1)
     stack.wait_for_running("broken", 1)
@@ -287,7 +287,7 @@ def test_malformed_and_unknown_labels_disable_or_warn_about_one_service(stack: D
         assert sum(answered.values()) == 10 and not failed, (host, failed)
 
 
-def test_render_prints_the_resources_and_problems_of_the_live_cluster(stack: DemoStack, envoy: EdgeEnvoy) -> None:
+def test_render_prints_the_resources_and_problems_of_the_live_cluster(stack: DemoStack, envoy: EnvoyProcess) -> None:
     import json
     import subprocess
     import sys

@@ -13,8 +13,8 @@ from typing import Iterator
 import grpc
 import pytest
 
-from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap, sidecar_bootstrap
-from controlplane.demo.envoy import EdgeEnvoy, envoy_binary
+from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, sidecar_bootstrap
+from controlplane.demo.envoy import EnvoyProcess, envoy_binary
 from controlplane.demo.processes import free_port
 from controlplane.demo.stack import DemoStack
 from controlplane.proto.admin.v1 import admin_pb2 as api
@@ -67,7 +67,7 @@ def test_envoy_gets_its_config_over_mutual_tls(tls_stack: DemoStack, pki: Path) 
         node_id="edge-tls", xds=[XdsAddress("127.0.0.1", tls_stack.xds_port)], listen_address="127.0.0.1",
         listen_port=listen_port, tls=tls,
     )
-    envoy = EdgeEnvoy("edge-tls", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
+    envoy = EnvoyProcess("edge-tls", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
     tls_stack.envoys.append(envoy)
     envoy.start()
     envoy.wait_for_hosts(SERVICE, tls_stack.addresses(tls_stack.running_tasks(SERVICE)), timeout=20)
@@ -80,7 +80,7 @@ def test_a_proxy_without_a_client_certificate_gets_nothing(tls_stack: DemoStack,
         node_id="edge-anonymous", xds=[XdsAddress("127.0.0.1", tls_stack.xds_port)], listen_address="127.0.0.1",
         listen_port=listen_port, tls=tls,
     )
-    envoy = EdgeEnvoy("edge-anonymous", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
+    envoy = EnvoyProcess("edge-anonymous", tls_stack.xds_port, tls_stack.work_dir, listen_port=listen_port, config=config)
     tls_stack.envoys.append(envoy)
     envoy.start()
     import time

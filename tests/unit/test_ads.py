@@ -11,7 +11,7 @@ import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
-from controlplane.roles import EdgeRole
+from controlplane.proxy.roles import EdgeRole
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 

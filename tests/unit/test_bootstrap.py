@@ -10,11 +10,12 @@ import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
-from controlplane.bootstrap import XdsAddress, edge_bootstrap
+from controlplane.demo.envoy import envoy_binary
+from controlplane.proxy.bootstrap import XdsAddress, edge_bootstrap
 from controlplane.errors import SettingsError
-from controlplane.roles import EdgeRole, role_from_metadata
+from controlplane.proxy.roles import EdgeRole, role_from_metadata
 
-ENVOY = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy"
+ENVOY = envoy_binary()  # found like the demo finds it: beside this Python, else on PATH
 
 
 def test_edge_bootstrap_passes_envoy_validation(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from google.rpc import status_pb2
 
 from controlplane.cache.snapshot import Snapshot, build_snapshot
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
-from controlplane.roles import EdgeRole
-from controlplane.translate import TypeUrl, translate
+from controlplane.proxy.roles import EdgeRole
+from controlplane.translate import translate
+from controlplane.xds.types import TypeUrl
 
 CDS, EDS, LDS, RDS = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 ROLE = EdgeRole(listen_address="127.0.0.1", listen_port=10000)

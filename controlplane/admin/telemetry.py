@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from controlplane.events import Event, EventBus
-from controlplane.metrics import Metrics
+from controlplane.admin.event_bus import Event, EventBus
+from controlplane.admin.metrics import Metrics
 from controlplane.server.registry import ProxyRecord
-from controlplane.translate.resources import TypeUrl
+from controlplane.xds.types import TypeUrl
 
 
 class Telemetry:

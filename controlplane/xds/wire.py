@@ -31,11 +31,6 @@ def field(number: int, payload: bytes) -> bytes:
     return varint(number << 3 | _LEN) + varint(len(payload)) + payload
 
 
-def any_field(number: int, type_url: str, value: bytes) -> bytes:
-    """An Any message as field `number`: Any{type_url=1, value=2}."""
-    return field(number, field(1, type_url.encode()) + field(2, value))
-
-
 @dataclass(frozen=True, slots=True)
 class SotwResponse:
     """A DiscoveryResponse whose resources are pre-encoded `resources` entries (field 2)."""

@@ -17,9 +17,9 @@ from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
 from controlplane.model.labels import DEFAULT_PREFIX
 from controlplane.model.mesh import Mesh
-from controlplane.roles import EdgeRole
+from controlplane.proxy.roles import EdgeRole
 from controlplane.translate import translate
-from controlplane.translate.resources import ORDER
+from controlplane.xds.types import ORDER
 
 
 def parser() -> argparse.ArgumentParser:

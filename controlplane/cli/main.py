@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo_main(args[1:])
     if args and args[0] == "render":
-        from controlplane.render import main as render_main
+        from controlplane.cli.render import main as render_main
 
         return render_main(args[1:])
 
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
+    from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
     from controlplane.errors import SettingsError
 
     tls = None
