@@ -41,7 +41,7 @@ from controlplane.localecs.model import (
 )
 from controlplane.localecs.events import EventStream, task_state_change
 from controlplane.localecs.faults import FaultInjector
-from controlplane.localecs.scheduler import plan_service
+from controlplane.localecs.scheduler import AWS_HEALTHY_AFTER_RUNNING_SECONDS, plan_service
 from controlplane.localecs.sqs import LocalSqs, Queue
 
 TASK_SUBNET_OCTET = 10
@@ -113,6 +113,7 @@ class LocalEcs:
         instances_per_cluster: int = 2,
         log_dir: str | None = None,
         scheduler_interval_seconds: float = 0.05,
+        healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS,
         task_address_octet: int = TASK_SUBNET_OCTET,
         instance_address_octet: int = INSTANCE_SUBNET_OCTET,
         external_instances_per_cluster: int = 0,
@@ -171,6 +172,7 @@ class LocalEcs:
         # Public: long polls end early when the local ECS shuts down.
         self.closing = self._closed
         self._scheduler_interval = scheduler_interval_seconds
+        self._healthy_after_running_seconds = healthy_after_running_seconds
         self._log = structlog.get_logger()
         self._thread = threading.Thread(target=self._scheduler_loop, name="local-ecs-scheduler", daemon=True)
         self._thread.start()
@@ -753,7 +755,7 @@ class LocalEcs:
     def _reconcile_service(self, service: Service) -> None:
         tasks = [t for t in self._tasks.values() if t.cluster == service.cluster and t.service_name == service.name]
         live = [t for t in tasks if t.desired_status == model.RUNNING]
-        plan = plan_service(service, live)
+        plan = plan_service(service, live, healthy_after_running_seconds=self._healthy_after_running_seconds)
         cluster = self._clusters[service.cluster]
         for task, reason in plan.stop:
             self._stop(task, "ServiceSchedulerInitiated", reason)

@@ -55,6 +55,7 @@ def server(tmp_path: Any) -> Iterator[LocalEcsServer]:
         pending_seconds=0.05,
         deactivating_seconds=0.3,
         default_stop_timeout_seconds=2.0,
+        healthy_after_running_seconds=0.2,
         log_dir=str(tmp_path / "logs"),
     )
     try:
