@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-import boto3
 import grpc
 import structlog
 from botocore.config import Config
@@ -14,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
+from controlplane.discovery.aws_session import lean_session
 from controlplane.discovery.cadence import Cadence
 from controlplane.discovery.filters import TaskFilter
 from controlplane.discovery.reader import ClusterReader
@@ -39,13 +39,13 @@ def aws_clients(settings: Settings) -> tuple[Any, Any]:
     # Adaptive mode rate-limits the client itself after throttles. A failed read is retried at the
     # next sync anyway (the last good view keeps serving), so attempts stay few.
     config = Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=20)
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     return session.client("ecs", config=config), session.client("ec2", config=config)
 
 
 def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     """SQS (long polls: the read timeout outlasts the 20 s wait) and SSM (ECS Anywhere addresses)."""
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     sqs = session.client(
         "sqs", config=Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=30)
     )

@@ -3,15 +3,19 @@ what they show."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Iterator
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
+from controlplane.discovery.aws_session import lean_session
 from controlplane.discovery.ecs_api import DescribeFailure
 from controlplane.discovery.reader import ClusterReader
 from controlplane.discovery.state import ContainerEndpoint
+from controlplane.discovery.task_shape import timestamp
 from controlplane.discovery.taskdefs import TaskDefinitionCache
 
 from .ecs_stubs import CLUSTER, Aws, awsvpc_task, bridge_task, task_arn, td_arn
@@ -213,3 +217,27 @@ def test_health_and_container_status_come_from_describe_tasks(aws: Aws) -> None:
     assert task.container_last_status("metrics") == "STOPPED"
     assert state.task_definitions[td].containers[0].health_check is True
     assert state.task_definitions[td].containers[1].health_check is False
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self._data
+
+
+def test_wire_timestamps_are_kept_as_numbers_by_the_lean_session_and_read_as_epoch_seconds() -> None:
+    """What ECS puts on the wire (`1.731532991984E9`), through botocore's real parser."""
+    fields = {k: v for k, v in awsvpc_task(1, td_arn("orders", 3)).items() if not k.endswith("At")}
+    text = json.dumps({"tasks": [fields], "failures": []})
+    text = text.replace('"taskArn"', '"createdAt": 1.731532990E9, "startedAt": 1.731532991984E9, "taskArn"', 1)
+    ecs = lean_session("eu-west-1").client("ecs", aws_access_key_id="x", aws_secret_access_key="x")
+    ecs.meta.events.register("before-send.ecs.*", lambda request, **_: AWSResponse(request.url, 200, {}, _Body(text.encode())))
+
+    answer = ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn(1)])
+
+    assert answer["tasks"][0]["startedAt"] == 1731532991.984  # a number: no datetime built
+    assert timestamp(answer["tasks"][0]["startedAt"]) == 1731532991.984
+    # Events carry ISO strings with milliseconds, trailing zeros dropped.
+    assert timestamp("2024-11-13T20:56:36.54Z") == datetime(2024, 11, 13, 20, 56, 36, 540000, tzinfo=timezone.utc).timestamp()
