@@ -121,7 +121,9 @@ class ControlPlane:
 
     def publish(self, views: list[ClusterState]) -> None:
         """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix, self.health_policy)
+        mesh = build_mesh(
+            views, self.settings.label_prefix, self.health_policy, services_from_port_names=self.settings.services_from_port_names
+        )
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]

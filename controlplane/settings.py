@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         le=86400,
         description="event mode: seconds between DescribeTasks of every health-checked task once all are HEALTHY",
     )
+    services_from_port_names: bool = Field(
+        default=False,
+        description="serve containers without labels through their named port mappings with appProtocol grpc, http2 or http",
+    )
     serve_unknown_health: bool = Field(
         default=False,
         description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",

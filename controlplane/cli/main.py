@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--deployment-poll-interval", dest="deployment_poll_interval_seconds", type=float, help="polling: seconds between reads of a cluster while a deployment is in progress (default 1)")
     serve.add_argument("--health-refresh", dest="health_refresh_seconds", type=float, help="seconds between DescribeTasks of tasks not HEALTHY yet (default 2)")
     serve.add_argument("--health-refresh-steady", dest="health_refresh_steady_seconds", type=float, help="events: seconds between DescribeTasks of health-checked tasks once HEALTHY (default 30)")
+    serve.add_argument("--services-from-port-names", action="store_const", const=True, help="serve containers without labels through their named port mappings (appProtocol grpc/http2/http)")
     serve.add_argument("--serve-unknown-health", action="store_const", const=True, help="serve health-checked containers before their first check (UNKNOWN)")
     serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
     serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")

@@ -13,6 +13,7 @@ from controlplane.model.labels import (
     parse_declarations,
     unknown_labels,
 )
+from controlplane.model.implicit import with_port_name_labels
 from controlplane.model.lifecycle import HealthPolicy, endpoint_health
 from controlplane.model.mesh import (
     Endpoint,
@@ -26,7 +27,11 @@ from controlplane.model.mesh import (
 
 
 def build_mesh(
-    states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, health_policy: HealthPolicy = HealthPolicy()
+    states: Iterable[ClusterState],
+    prefix: str = DEFAULT_PREFIX,
+    health_policy: HealthPolicy = HealthPolicy(),
+    *,
+    services_from_port_names: bool = False,
 ) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems."""
     problems: list[ServiceProblem] = []
@@ -40,7 +45,9 @@ def build_mesh(
             if task_definition is None:
                 continue
             if task_definition.arn not in seen_task_definitions:
-                seen_task_definitions[task_definition.arn] = _declarations(task_definition, prefix, problems)
+                seen_task_definitions[task_definition.arn] = _declarations(
+                    task_definition, prefix, problems, services_from_port_names
+                )
                 for declaration in seen_task_definitions[task_definition.arn]:
                     declarations[declaration.name].append((task_definition, declaration))
             for declaration in seen_task_definitions[task_definition.arn]:
@@ -98,10 +105,12 @@ def build_mesh(
 
 
 def _declarations(
-    task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem]
+    task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem], services_from_port_names: bool = False
 ) -> list[ServiceDeclaration]:
     found: list[ServiceDeclaration] = []
     for container in task_definition.containers:
+        if services_from_port_names:
+            container = with_port_name_labels(container, prefix)
         parsed = parse_declarations(container, prefix)
         for result in parsed:
             if isinstance(result, LabelError):
