@@ -1,11 +1,11 @@
 """What discovery costs: ECS calls per minute by mode and cluster size (beside Traefik's published
 algorithm), what a change costs, and the CPU of a full resync.
 
-Local ECS in-process with address-only tasks (lifecycle and unique 127.x addresses, no
+A local ECS in a child process with address-only tasks (lifecycle and unique 127.x addresses, no
 processes), awsvpc, one service (and task-definition family) per 100 tasks. Calls are counted by
-the reader, the same numbers as `controlplane_ecs_api_calls_total`. CPU is the reading thread's
-own (`time.thread_time`; the local ECS answers from other threads), median of --repeats reads
-with a warm task-definition cache.
+the reader, the same numbers as `controlplane_ecs_api_calls_total`. CPU is this process's own
+(`time.process_time`: the local ECS is another process), median of --repeats full reads with a
+warm task-definition cache.
 
     .venv/bin/python bench/economy.py --tasks 2 200 2000 --resync-tasks 10000 --repeats 5
 """
@@ -18,7 +18,7 @@ import json
 import math
 import statistics
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controlplane.discovery.aws_session import lean_session  # noqa: E402
+from controlplane.demo.processes import ChildProcess  # noqa: E402
 from controlplane.discovery.reader import ClusterReader  # noqa: E402
-from controlplane.localecs import LocalEcsServer  # noqa: E402
 
 CLUSTER = "bench"
 POLL_SECONDS = 5.0
@@ -67,12 +67,16 @@ def wait_running(ecs: Any, total: int, timeout: float) -> None:
 
 
 class Cluster:
-    """A local ECS with `tasks` address-only tasks, one service per 100."""
+    """A local ECS in a child process (so that this process's CPU is discovery's alone) with
+    `tasks` address-only tasks, one service per 100."""
 
-    def __init__(self, tasks: int) -> None:
-        threading.stack_size(512 * 1024)  # thousands of idle task-runner threads
-        self.server = LocalEcsServer(provisioning_seconds=0.05, pending_seconds=0.05, scheduler_interval_seconds=0.5, processes=False)
-        self.server.start()
+    def __init__(self, tasks: int, work_dir: Path) -> None:
+        self.process = ChildProcess(
+            "local-ecs",
+            [sys.executable, "-m", "controlplane", "local-ecs", "--port", "0", "--no-processes", "--log-dir", str(work_dir)],
+            work_dir,
+        ).start()
+        self.url = str(self.process.wait_for_stdout_json("local_ecs.ready", timeout=30)["url"])
         self.tasks = tasks
         self.services = max(1, math.ceil(tasks / 100))
         self.ecs = self.client(boto3.session.Session(), "ecs")
@@ -84,27 +88,27 @@ class Cluster:
                 desiredCount=min(100, tasks - index * 100), launchType="FARGATE",
                 networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-x"]}},
             )
-        wait_running(self.ecs, tasks, timeout=120 + tasks / 40)
+        wait_running(self.ecs, tasks, timeout=120 + tasks / 20)
 
     def client(self, session: Any, service: str) -> Any:
         return session.client(
-            service, endpoint_url=self.server.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
-            config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=4),
+            service, endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=4, read_timeout=120),
         )
 
     def reader(self, session: Any) -> ClusterReader:
         return ClusterReader(self.client(session, "ecs"), self.client(session, "ec2"))
 
     def close(self) -> None:
-        self.server.close()
+        self.process.stop(timeout=60)
 
 
 def total(calls: Any) -> int:
     return int(sum(calls.values()))
 
 
-def costs(size: int) -> dict[str, Any]:
-    cluster = Cluster(size)
+def costs(size: int, work_dir: Path) -> dict[str, Any]:
+    cluster = Cluster(size, work_dir)
     try:
         reader = cluster.reader(lean_session())
         cold = reader.read(CLUSTER).calls
@@ -139,8 +143,8 @@ def costs(size: int) -> dict[str, Any]:
         cluster.close()
 
 
-def resync_cpu(size: int, repeats: int) -> dict[str, Any]:
-    cluster = Cluster(size)
+def resync_cpu(size: int, repeats: int, work_dir: Path) -> dict[str, Any]:
+    cluster = Cluster(size, work_dir)
     results: dict[str, Any] = {"tasks": size, "repeats": repeats}
     try:
         for name, session in (("botocore_default", boto3.session.Session()), ("lean_session", lean_session())):
@@ -152,9 +156,9 @@ def resync_cpu(size: int, repeats: int) -> dict[str, Any]:
                     gc.freeze()  # what the control plane does once started
                 samples = []
                 for _ in range(repeats):
-                    started = time.thread_time()
+                    started = time.process_time()
                     state = reader.read(CLUSTER).state
-                    samples.append(time.thread_time() - started)
+                    samples.append(time.process_time() - started)
                     assert len(state.tasks) == size
                 if freeze:
                     gc.unfreeze()
@@ -172,10 +176,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    for size in args.tasks:
-        print(json.dumps(costs(size)), flush=True)
-    for size in args.resync_tasks:
-        print(json.dumps(resync_cpu(size, args.repeats)), flush=True)
+    with tempfile.TemporaryDirectory(prefix="economy-") as work_dir:
+        for size in args.tasks:
+            print(json.dumps(costs(size, Path(work_dir))), flush=True)
+        for size in args.resync_tasks:
+            print(json.dumps(resync_cpu(size, args.repeats, Path(work_dir))), flush=True)
     return 0
 
 
