@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import boto3
 import grpc
 import structlog
 from botocore.config import Config
@@ -20,14 +19,18 @@ from controlplane.admin.readiness import Readiness
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
-from controlplane.discovery.ecs import TaskFilter
-from controlplane.discovery.events import SqsEventSource
-from controlplane.discovery.poller import ClusterSyncStatus, PollingDiscovery
+from controlplane.discovery.aws_session import lean_session
+from controlplane.discovery.cadence import Cadence
+from controlplane.discovery.filters import TaskFilter
+from controlplane.discovery.reader import ClusterReader
+from controlplane.discovery.sqs_events import SqsEventSource
 from controlplane.discovery.state import ClusterState
+from controlplane.discovery.status import ClusterSyncStatus
+from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
-from controlplane.model.limits import Limits
+from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.authorize import StreamAuthorizer
@@ -48,7 +51,7 @@ from controlplane.translate.edge_options import AccessLog, AccessLogFormat, Edge
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
 
-MeshBuilder = Callable[[Iterable[ClusterState], str, Limits], Mesh]
+MeshBuilder = Callable[..., Mesh]  # build_mesh, or a stand-in a test injects
 
 log = structlog.get_logger()
 
@@ -58,13 +61,13 @@ def aws_clients(settings: Settings) -> tuple[Any, Any]:
     # Adaptive mode rate-limits the client itself after throttles. A failed read is retried at the
     # next sync anyway (the last good view keeps serving), so attempts stay few.
     config = Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=20)
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     return session.client("ecs", config=config), session.client("ec2", config=config)
 
 
 def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     """SQS (long polls: the read timeout outlasts the 20 s wait) and SSM (ECS Anywhere addresses)."""
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     sqs = session.client(
         "sqs", config=Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=30)
     )
@@ -103,7 +106,7 @@ def certificate_watcher(settings: Settings, secretsmanager: Any | None, on_chang
             raise SettingsError("--edge-client-ca needs an edge certificate (--edge-certificate or --edge-certificate-secret)")
         return None
     if s.edge_certificate_secrets and secretsmanager is None:
-        session = boto3.session.Session(region_name=s.region)
+        session = lean_session(s.region)
         secretsmanager = session.client(
             "secretsmanager", config=Config(retries={"mode": "adaptive", "max_attempts": s.aws_max_attempts}, connect_timeout=5, read_timeout=20)
         )
@@ -147,20 +150,29 @@ class ControlPlane:
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
-        self.discovery = PollingDiscovery(
+        self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
+        self.discovery = ClusterWatch(
             settings.clusters,
-            ecs,
-            ec2,
+            ClusterReader(
+                ecs,
+                ec2,
+                ssm=ssm,
+                task_filter=TaskFilter(services=settings.service_filter, families=settings.family_filter),
+            ),
             self.publish,
-            interval=settings.poll_interval_seconds,
+            Cadence(
+                poll_interval=settings.poll_interval_seconds,
+                resync_interval=settings.resync_interval_seconds,
+                deployment_poll_interval=settings.deployment_poll_interval_seconds,
+                health_refresh=settings.health_refresh_seconds,
+                health_refresh_steady=settings.health_refresh_steady_seconds,
+            ),
             on_sync=self._on_sync,
             events=SqsEventSource(sqs, settings.events_queue_url) if settings.events_queue_url else None,
-            resync_interval=settings.resync_interval_seconds,
             discover_clusters=settings.discover_clusters,
-            task_filter=TaskFilter(services=settings.service_filter, families=settings.family_filter),
             max_concurrency=settings.discovery_concurrency,
-            ssm=ssm,
             trust_event_details=settings.events_trust_details,
+            on_message=self._on_event_message,
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
@@ -171,6 +183,9 @@ class ControlPlane:
             lambda: [status.last_success_at for status in self.discovery.status.values()],
         )
         self.supervisor = Supervisor(self.readiness, self.metrics, self.events)
+        reader = self.discovery.reader
+        for cache in reader.cache_sizes():
+            self.metrics.discovery_cache_entries.labels(cache=cache).set_function(_cache_size(reader, cache))
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
@@ -201,7 +216,13 @@ class ControlPlane:
         discovery goes on, and the next change of the view tries again.
         """
         try:
-            mesh = self._build_mesh(views, self.settings.label_prefix, self.settings.limits)
+            mesh = self._build_mesh(
+                views,
+                self.settings.label_prefix,
+                self.settings.limits,
+                self.health_policy,
+                services_from_port_names=self.settings.services_from_port_names,
+            )
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
             return
@@ -247,6 +268,11 @@ class ControlPlane:
         if "Throttl" in code or code == "RequestLimitExceeded":
             self.metrics.ecs_throttles.labels(cluster=status.cluster).inc()
         self.events.publish(Event(kind="sync_failed", message=status.last_error or "", details={"cluster": status.cluster}))
+
+    def _on_event_message(self, outcome: str, detail_type: str | None) -> None:
+        self.metrics.event_messages.labels(outcome=outcome).inc()
+        if detail_type is not None:
+            self.metrics.events_unhandled.labels(detail_type=detail_type).inc()
 
     def _log_problems(self, mesh: Mesh) -> None:
         current = {problem.message: problem for problem in mesh.problems}
@@ -383,3 +409,7 @@ class ControlPlane:
             await self._dashboard.stop()
         if self._started:
             log.info("controlplane.stopped")
+
+
+def _cache_size(reader: ClusterReader, cache: str) -> Callable[[], float]:
+    return lambda: float(reader.cache_sizes()[cache])

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from google.protobuf import json_format
 
-from controlplane.discovery.ecs import ClusterReader
+from controlplane.discovery.reader import ClusterReader
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.errors import ControlPlaneError
 from controlplane.model.build import build_mesh

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from controlplane.discovery.state import ClusterState, TaskDefinition
 from controlplane.model.families import Claim, Rank, resolve
 from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
-from controlplane.model.lifecycle import endpoint_health
+from controlplane.model.implicit import with_port_name_labels
+from controlplane.model.lifecycle import HealthPolicy, endpoint_health
 from controlplane.model.limits import Limits
 from controlplane.model.mesh import (
     Endpoint,
@@ -35,7 +36,14 @@ from controlplane.model.ownership import EdgeRoutes
 from controlplane.model.problems import LabelProblem, shown
 
 
-def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, limits: Limits = Limits()) -> Mesh:
+def build_mesh(
+    states: Iterable[ClusterState],
+    prefix: str = DEFAULT_PREFIX,
+    limits: Limits = Limits(),
+    health_policy: HealthPolicy = HealthPolicy(),
+    *,
+    services_from_port_names: bool = False,
+) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems."""
     problems: list[ServiceProblem] = []
     claims: dict[str, dict[str, Claim]] = defaultdict(dict)
@@ -47,13 +55,13 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, lim
             if task_definition is None:
                 continue
             if task_definition.arn not in parsed:
-                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems)
+                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems, services_from_port_names)
                 for declaration in parsed[task_definition.arn]:
                     claims[declaration.name][task_definition.arn] = Claim(task_definition, declaration)
             for declaration in parsed[task_definition.arn]:
                 claim = claims[declaration.name][task_definition.arn]
                 claim.saw(task)
-                health = endpoint_health(task, declaration.container)
+                health = endpoint_health(task, declaration.container, task_definition, health_policy)
                 reachable = task.endpoint_for(declaration.container, declaration.container_port)
                 if health is None or reachable is None:
                     continue
@@ -110,11 +118,15 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, lim
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
 
-def _declarations(task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem]) -> tuple[ServiceDeclaration, ...]:
+def _declarations(
+    task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem], services_from_port_names: bool = False
+) -> tuple[ServiceDeclaration, ...]:
     """The declarations of every container of a task definition; a service declared by two
     containers of one task definition is refused in both."""
     found: list[ServiceDeclaration] = []
     for container in task_definition.containers:
+        if services_from_port_names:
+            container = with_port_name_labels(container, prefix)
         parsed = parse_container_labels(container, prefix)
         found.extend(parsed.declarations)
         problems.extend(_in_task_definition(task_definition, container.name, p) for p in parsed.problems)

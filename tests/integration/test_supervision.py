@@ -37,11 +37,11 @@ POISON = "poison"
 WINDOW = 3.0  # seconds the served config may go unconfirmed before health says NOT_SERVING
 
 
-def poisoned_build(views: Iterable[ClusterState], prefix: str, limits: Limits) -> Mesh:
+def poisoned_build(views: Iterable[ClusterState], prefix: str, limits: Limits, *args: Any, **kwargs: Any) -> Mesh:
     views = list(views)
     if any(task.service_name == POISON for view in views for task in view.tasks):
         raise ArithmeticError("injected: the model cannot build service poison")
-    return build_mesh(views, prefix, limits)
+    return build_mesh(views, prefix, limits, *args, **kwargs)
 
 
 class InProcessControlPlane:
