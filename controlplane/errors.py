@@ -25,5 +25,13 @@ class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
 
 
+class ListenError(ControlPlaneError):
+    """A server cannot listen where it was told to (the port is taken, or the address is not ours)."""
+
+
+class RoleLimitError(NodeError):
+    """A stream would open a role beyond the number of live roles the control plane serves."""
+
+
 class EcsMetadataError(ControlPlaneError):
     """The ECS task metadata endpoint could not be read or did not describe a task."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from controlplane.errors import SettingsError
 from controlplane.model.labels import DEFAULT_PREFIX
 from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.limits import Limits
+from controlplane.server.identity import DEFAULT_SAN_TEMPLATE, SanScheme
 from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
 
 
@@ -24,21 +26,41 @@ class Settings(BaseSettings):
         default_factory=lambda: ["default"], min_length=1, description="ECS clusters to watch (repeat the flag, or a,b)"
     )
     region: str | None = Field(default=None, description="AWS region (default: boto3's chain, e.g. AWS_REGION)")
-    xds_address: str = Field(default="0.0.0.0", description="address the xDS server listens on")
+    # Loopback by default: off loopback xDS needs TLS and proxy authentication, or --xds-insecure.
+    xds_address: str = Field(
+        default="127.0.0.1", description="address the xDS server listens on (off loopback: TLS and proxy authentication, or --xds-insecure)"
+    )
     xds_port: int = Field(default=18000, ge=0, le=65535, description="port of the xDS server")
     xds_tls_cert: Path | None = Field(default=None, description="PEM certificate of the xDS server (turns TLS on)")
     xds_tls_key: Path | None = Field(default=None, description="PEM key of the xDS server")
     xds_tls_client_ca: Path | None = Field(default=None, description="PEM CA that proxies' client certificates must chain to (mTLS)")
+    xds_insecure: bool = Field(default=False, description="serve xDS off loopback without TLS or without proxy authentication (logged at every start)")
+    xds_tokens_file: Path | None = Field(
+        default=None, description="JSON file of proxy bearer tokens and the role/service each may claim (docs/security.md)"
+    )
+    xds_san_template: str = Field(
+        default=DEFAULT_SAN_TEMPLATE, description="client-certificate SAN that names a proxy's identity, with {role} and {service}"
+    )
     admin_address: str = Field(default="127.0.0.1", description="address of the admin gRPC API (and CSDS)")
     admin_port: int = Field(default=18001, ge=0, le=65535, description="port of the admin gRPC API")
     admin_token: SecretStr | None = Field(
-        default=None, description="bearer token the admin API and dashboard require (required off loopback without mTLS)"
+        default=None,
+        description="bearer token the admin API and dashboard require (required off loopback without mTLS); "
+        "on the command line every local user can read it: prefer --admin-token-file",
     )
+    admin_token_file: Path | None = Field(default=None, description="file holding the admin bearer token (keeps it out of argv)")
     admin_tls_cert: Path | None = Field(default=None, description="PEM certificate of the admin API")
     admin_tls_key: Path | None = Field(default=None, description="PEM key of the admin API")
     admin_tls_client_ca: Path | None = Field(default=None, description="PEM CA that admin clients' certificates must chain to (mTLS)")
     metrics_address: str = Field(default="127.0.0.1", description="address of the Prometheus endpoint")
     metrics_port: int | None = Field(default=18002, ge=0, le=65535, description="port of the Prometheus endpoint (null: off)")
+    metrics_insecure: bool = Field(default=False, description="serve the unauthenticated Prometheus endpoint off loopback")
+    readiness_stale_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="health turns NOT_SERVING when the served config was not confirmed against ECS for this long "
+        "(default: twice the full-read interval + 60 s)",
+    )
     dashboard_address: str = Field(default="127.0.0.1", description="address of the web dashboard (off loopback it needs the admin token)")
     dashboard_port: int | None = Field(default=18003, ge=0, le=65535, description="port of the web dashboard (null: off)")
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per AWS call, retries included (adaptive mode)")
@@ -76,6 +98,32 @@ class Settings(BaseSettings):
     service_filter: str | None = Field(default=None, description="regex: only tasks of ECS services whose whole name matches")
     family_filter: str | None = Field(default=None, description="regex: only tasks whose task definition family matches")
     discovery_concurrency: int = Field(default=4, ge=1, le=64, description="clusters read at once")
+    deployment_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="polling mode: seconds between reads of a cluster while a deployment is in progress there",
+    )
+    health_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="seconds between DescribeTasks of tasks whose health check has not reported HEALTHY yet",
+    )
+    health_refresh_steady_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="event mode: seconds between DescribeTasks of every health-checked task once all are HEALTHY",
+    )
+    services_from_port_names: bool = Field(
+        default=False,
+        description="serve containers without labels through their named port mappings with appProtocol grpc, http2 or http",
+    )
+    serve_unknown_health: bool = Field(
+        default=False,
+        description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",
+    )
     # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
     edge_certificates: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
@@ -103,6 +151,27 @@ class Settings(BaseSettings):
     edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
     certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
     certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
+    xds_nack_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds after a NACK before the rejected resources are offered again (doubling with each NACK in a row)",
+    )
+    xds_nack_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="the longest wait before rejected resources are offered again"
+    )
+    xds_max_roles: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="proxy roles (distinct proxy configurations) served at once; streams of further roles are refused with RESOURCE_EXHAUSTED",
+    )
+    xds_max_pending_streams: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
 
@@ -163,6 +232,46 @@ class Settings(BaseSettings):
             DefaultHostRule.parse(value)  # its ValueError says what is wrong
         return value or None
 
+    @field_validator("xds_san_template")
+    @classmethod
+    def _san_template(cls, value: str) -> str:
+        try:
+            SanScheme(value)
+        except SettingsError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_admin_token(self) -> Settings:
+        if self.admin_token is not None and self.admin_token_file is not None:
+            raise ValueError("set the admin token once: admin_token or admin_token_file, not both")
+        return self
+
+    @property
+    def readiness_window_seconds(self) -> float:
+        """How long the served config may go unconfirmed before health says NOT_SERVING."""
+        if self.readiness_stale_after_seconds is not None:
+            return self.readiness_stale_after_seconds
+        # In event mode a view is confirmed by each full resync; in polling mode by each poll.
+        full_read = self.resync_interval_seconds if self.events_queue_url else self.poll_interval_seconds
+        return 2 * full_read + 60.0
+
+    def resolved_admin_token(self) -> str | None:
+        """The admin token from admin_token or from the file admin_token_file names."""
+        if self.admin_token is not None:
+            if not self.admin_token.get_secret_value().strip():
+                raise SettingsError("the admin token is empty: it would accept anyone")
+            return self.admin_token.get_secret_value()
+        if self.admin_token_file is None:
+            return None
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as error:
+            raise SettingsError(f"admin token file {self.admin_token_file}: {error.strerror}") from None
+        if not token:
+            raise SettingsError(f"admin token file {self.admin_token_file} is empty")
+        return token
+
     @field_validator("label_prefix")
     @classmethod
     def _prefix_shape(cls, value: str) -> str:
@@ -177,6 +286,9 @@ FLAG_SHORTCUTS: dict[str, str | list[str]] = {
     "poll-interval-seconds": "poll-interval",
     "resync-interval-seconds": "resync-interval",
     "events-trust-details": "trust-event-details",
+    "deployment-poll-interval-seconds": "deployment-poll-interval",
+    "health-refresh-seconds": "health-refresh",
+    "health-refresh-steady-seconds": "health-refresh-steady",
     "edge-certificates": "edge-certificate",
     "edge-certificate-secrets": "edge-certificate-secret",
     "edge-connection-idle-timeout-seconds": "edge-connection-idle-timeout",

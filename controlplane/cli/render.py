@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from google.protobuf import json_format
 
-from controlplane.discovery.ecs import ClusterReader
+from controlplane.discovery.reader import ClusterReader
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.errors import ControlPlaneError
 from controlplane.model.build import build_mesh
@@ -157,7 +157,7 @@ def render(
         host_rule = DefaultHostRule.parse(args.default_host_rule) if args.default_host_rule else None
     except ValueError as reason:
         raise UsageError(f"--default-host-rule: {reason}") from None
-    mesh = build_mesh(states, args.label_prefix, limits, host_rule)
+    mesh = build_mesh(states, args.label_prefix, limits, host_rule=host_rule)
 
     planned_names = {td.display_name for td in planned}
     declared = [

@@ -133,9 +133,9 @@ def _render_container(task: Task, container: Container, definition: dict[str, An
         if task.network_mode in ("bridge", "host"):
             result["networkBindings"] = [
                 {
-                    # AWS reports the wildcard bind address; the reachable address is the
-                    # container instance's private IP.
-                    "bindIP": "0.0.0.0",
+                    # AWS reports the wildcard bind address (0.0.0.0 or ::); the reachable
+                    # address is the container instance's private IP.
+                    "bindIP": b.bind_ip,
                     "containerPort": b.container_port,
                     "hostPort": b.host_port,
                     "protocol": b.protocol,
@@ -305,7 +305,7 @@ def render_service(ecs: LocalEcs, service: Service) -> Response:
         "serviceArn": service.arn,
         "serviceName": service.name,
         "clusterArn": ecs.arns.cluster(service.cluster),
-        "loadBalancers": [],
+        "loadBalancers": list(service.load_balancers),
         "serviceRegistries": [],
         "status": service.status,
         "desiredCount": service.desired_count,
@@ -506,6 +506,7 @@ def create_service(ecs: LocalEcs, params: Params) -> Response:
         minimum_healthy_percent=minimum,
         health_check_grace_period_seconds=params.get("healthCheckGracePeriodSeconds"),
         tags=params.get("tags"),
+        load_balancers=params.get("loadBalancers"),
     )
     return {"service": render_service(ecs, service)}
 

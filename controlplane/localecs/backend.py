@@ -26,7 +26,7 @@ from controlplane.localecs.errors import (
     ServiceNotActiveException,
     ServiceNotFoundException,
 )
-from controlplane.localecs.lifecycle import TaskRunner, Timing
+from controlplane.localecs.lifecycle import AWS_DEFAULT_STOP_TIMEOUT_SECONDS, TaskRunner, Timing
 from controlplane.localecs.model import (
     Arns,
     Cluster,
@@ -41,7 +41,7 @@ from controlplane.localecs.model import (
 )
 from controlplane.localecs.events import EventStream, task_state_change
 from controlplane.localecs.faults import FaultInjector
-from controlplane.localecs.scheduler import plan_service
+from controlplane.localecs.scheduler import AWS_HEALTHY_AFTER_RUNNING_SECONDS, plan_service
 from controlplane.localecs.sqs import LocalSqs, Queue
 
 TASK_SUBNET_OCTET = 10
@@ -54,6 +54,7 @@ RESTART_BACKOFF_MAX_SECONDS = 10.0
 
 
 ADDRESS_ONLY_LABEL = "local-ecs.address-only"
+IPV6_BINDING_ORDERS = ("after", "before", "none")
 
 
 def _address_only(definition: TaskDefinition) -> bool:
@@ -63,6 +64,24 @@ def _address_only(definition: TaskDefinition) -> bool:
     return bool(containers) and all(
         str((c.get("dockerLabels") or {}).get(ADDRESS_ONLY_LABEL, "")).lower() == "true" for c in containers
     )
+
+
+def _checked_load_balancer(balancer: dict[str, Any], definition: TaskDefinition) -> dict[str, Any]:
+    """A CreateService ``loadBalancers`` entry, checked as ECS checks it."""
+    if not balancer.get("targetGroupArn") and not balancer.get("loadBalancerName"):
+        raise InvalidParameterException("Either targetGroupArn or loadBalancerName must be specified.")
+    name = balancer.get("containerName")
+    port = balancer.get("containerPort")
+    if not name or port is None:
+        raise InvalidParameterException("containerName and containerPort are required for a load balancer.")
+    container = next((c for c in definition.container_definitions if c.get("name") == name), None)
+    if container is None:
+        raise InvalidParameterException(f"The container {name} does not exist in the task definition.")
+    if not any(int(m.get("containerPort", -1)) == int(port) for m in container.get("portMappings", [])):
+        raise InvalidParameterException(
+            f"The container {name} did not have a container port {port} defined."
+        )
+    return {k: balancer[k] for k in ("targetGroupArn", "loadBalancerName", "containerName", "containerPort") if k in balancer}
 
 
 def _name_from_ref(ref: str, kind: str) -> str:
@@ -86,11 +105,15 @@ class LocalEcs:
         pending_seconds: float = 0.2,
         deactivating_seconds: float = 1.0,
         start_timeout_seconds: float = 10.0,
-        default_stop_timeout_seconds: float = 5.0,
+        default_stop_timeout_seconds: float = AWS_DEFAULT_STOP_TIMEOUT_SECONDS,
+        deprovisioning_seconds: float = 0.2,
+        drain_every_task: bool = False,
+        ipv6_bindings: str = "after",
         stopped_retention_seconds: float = 600.0,
         instances_per_cluster: int = 2,
         log_dir: str | None = None,
         scheduler_interval_seconds: float = 0.05,
+        healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS,
         task_address_octet: int = TASK_SUBNET_OCTET,
         instance_address_octet: int = INSTANCE_SUBNET_OCTET,
         external_instances_per_cluster: int = 0,
@@ -121,7 +144,13 @@ class LocalEcs:
             deactivating_seconds=deactivating_seconds,
             start_timeout_seconds=start_timeout_seconds,
             default_stop_timeout_seconds=default_stop_timeout_seconds,
+            deprovisioning_seconds=deprovisioning_seconds,
+            drain_every_task=drain_every_task,
         )
+        if ipv6_bindings not in IPV6_BINDING_ORDERS:
+            raise ValueError(f"ipv6_bindings={ipv6_bindings!r}: expected one of {', '.join(IPV6_BINDING_ORDERS)}")
+        # Where Docker's "::" binding of a bridge port goes: after the 0.0.0.0 one, before it, or none.
+        self.ipv6_bindings = ipv6_bindings
         self.stopped_retention_seconds = stopped_retention_seconds
         self.instances_per_cluster = instances_per_cluster
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="local-ecs-logs-")
@@ -143,6 +172,7 @@ class LocalEcs:
         # Public: long polls end early when the local ECS shuts down.
         self.closing = self._closed
         self._scheduler_interval = scheduler_interval_seconds
+        self._healthy_after_running_seconds = healthy_after_running_seconds
         self._log = structlog.get_logger()
         self._thread = threading.Thread(target=self._scheduler_loop, name="local-ecs-scheduler", daemon=True)
         self._thread.start()
@@ -396,6 +426,7 @@ class LocalEcs:
             task.attachment_id = model.new_uuid()
         task.containers = [self._container(task, c, overrides) for c in definition.container_definitions]
         task.address_only = not self.processes or _address_only(definition)
+        task.load_balanced = bool(service and service.load_balancers)
         task.on_change = self._task_changed
         self._tasks[task.arn] = task
         self._task_changed(task)
@@ -461,11 +492,24 @@ class LocalEcs:
             host_port = int(mapping.get("hostPort") or 0)
             if task.network_mode in ("awsvpc", "host"):
                 bindings.append(PortBinding(container_port, container_port, protocol))
-            elif host_port:
-                bindings.append(PortBinding(container_port, host_port, protocol))
-            else:
-                port = self._host_ports.acquire(task.host_address)
-                bindings.append(PortBinding(container_port, port, protocol, dynamic=True))
+                continue
+            dynamic = not host_port
+            ipv4 = PortBinding(
+                container_port, host_port or self._host_ports.acquire(task.host_address), protocol, dynamic=dynamic
+            )
+            if self.ipv6_bindings == "none":
+                bindings.append(ipv4)
+                continue
+            # Docker publishes the port on :: too; a dynamic one gets its own host port
+            # (moby#42375), which is reserved here and on which nothing listens.
+            ipv6 = PortBinding(
+                container_port,
+                self._host_ports.acquire(task.host_address) if dynamic else host_port,
+                protocol,
+                dynamic=dynamic,
+                bind_ip=model.IPV6_ANY,
+            )
+            bindings += [ipv6, ipv4] if self.ipv6_bindings == "before" else [ipv4, ipv6]
         environment = dict(os.environ)
         for pair in list(definition.get("environment", [])) + list(override.get("environment", [])):
             environment[str(pair["name"])] = str(pair.get("value", ""))
@@ -479,7 +523,8 @@ class LocalEcs:
             }
         )
         for binding in bindings:
-            environment[f"LOCAL_ECS_PORT_{binding.container_port}"] = str(binding.host_port)
+            if binding.bind_ip == model.IPV4_ANY:
+                environment[f"LOCAL_ECS_PORT_{binding.container_port}"] = str(binding.host_port)
         stop_timeout = definition.get("stopTimeout")
         return Container(
             name=name,
@@ -562,12 +607,18 @@ class LocalEcs:
         minimum_healthy_percent: int | None = None,
         health_check_grace_period_seconds: int | None = None,
         tags: list[dict[str, str]] | None = None,
+        load_balancers: list[dict[str, Any]] | None = None,
     ) -> Service:
-        """Create a REPLICA service; the scheduler starts ``desired_count`` tasks."""
+        """Create a REPLICA service; the scheduler starts ``desired_count`` tasks.
+
+        ``load_balancers`` (CreateService ``loadBalancers``) are not real load balancers: they
+        give the service's stopping tasks DEACTIVATING and the deregistration delay, as in ECS.
+        """
         cluster = self.cluster(cluster_ref)
         definition = self.task_definition(task_definition_ref)
         if desired_count < 0:
             raise InvalidParameterException("desiredCount must be >= 0.")
+        balancers = [_checked_load_balancer(lb, definition) for lb in load_balancers or []]
         with self._lock:
             existing = self._services.get((cluster.name, name))
             if existing is not None and existing.status != "INACTIVE":
@@ -584,6 +635,7 @@ class LocalEcs:
                 network_configuration=network_configuration,
                 health_check_grace_period_seconds=health_check_grace_period_seconds,
                 tags=list(tags or []),
+                load_balancers=balancers,
             )
             service.deployments.append(self._deployment(definition, desired_count))
             self._services[(cluster.name, name)] = service
@@ -703,7 +755,7 @@ class LocalEcs:
     def _reconcile_service(self, service: Service) -> None:
         tasks = [t for t in self._tasks.values() if t.cluster == service.cluster and t.service_name == service.name]
         live = [t for t in tasks if t.desired_status == model.RUNNING]
-        plan = plan_service(service, live)
+        plan = plan_service(service, live, healthy_after_running_seconds=self._healthy_after_running_seconds)
         cluster = self._clusters[service.cluster]
         for task, reason in plan.stop:
             self._stop(task, "ServiceSchedulerInitiated", reason)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from controlplane.localecs import model
@@ -23,11 +24,25 @@ class ServicePlan:
     finished: list[Deployment] = field(default_factory=list)
 
 
-def _is_healthy_running(task: Task) -> bool:
-    return task.last_status == model.RUNNING and task.health_status != model.UNHEALTHY
+# ECS, for a service without a load balancer: a task counts towards minimumHealthyPercent once
+# it is HEALTHY when an essential container has a health check, otherwise 40 s after it reached
+# RUNNING (Amazon ECS API reference, DeploymentConfiguration.minimumHealthyPercent).
+AWS_HEALTHY_AFTER_RUNNING_SECONDS = 40.0
 
 
-def plan_service(service: Service, tasks: list[Task]) -> ServicePlan:
+def _counts_as_healthy(task: Task, service: Service, now: float, healthy_after_running_seconds: float) -> bool:
+    if task.last_status != model.RUNNING or task.health_status == model.UNHEALTHY:
+        return False
+    if any(c.essential and c.health_check for c in task.containers):
+        return task.health_status == model.HEALTHY
+    if service.load_balancers or task.started_at is None:
+        return True
+    return now - task.started_at >= healthy_after_running_seconds
+
+
+def plan_service(
+    service: Service, tasks: list[Task], *, now: float | None = None, healthy_after_running_seconds: float = 0.0
+) -> ServicePlan:
     """Plan one step of a rolling deployment (ECS deployment controller semantics).
 
     ``tasks`` are the service's tasks whose desiredStatus is still RUNNING. New tasks of
@@ -36,6 +51,11 @@ def plan_service(service: Service, tasks: list[Task]) -> ServicePlan:
     deployment the new tasks are RUNNING before old ones begin stopping.
     """
     plan = ServicePlan()
+    at = time.time() if now is None else now
+
+    def _is_healthy_running(task: Task) -> bool:
+        return _counts_as_healthy(task, service, at, healthy_after_running_seconds)
+
     if service.status != "ACTIVE" or not service.deployments:
         plan.stop = [(task, "Service is being deleted") for task in tasks]
         return plan
@@ -82,11 +102,13 @@ def plan_service(service: Service, tasks: list[Task]) -> ServicePlan:
     can_stop = healthy - min_healthy
     old_ranked = sorted(old_live, key=lambda t: (_is_healthy_running(t), t.created_at))
     for task in old_ranked:
-        if not _is_healthy_running(task):
+        if task.last_status != model.RUNNING:
             plan.stop.append((task, "Deployment replaced this task"))
         elif can_stop > 0:
+            # A RUNNING task not counted healthy yet is stopped within the same budget, but
+            # does not use it up.
             plan.stop.append((task, "Deployment replaced this task"))
-            can_stop -= 1
+            can_stop -= _is_healthy_running(task)
 
     stopping = {id(t) for t, _ in plan.stop}
     remaining_old_ids = {t.deployment_id for t in old_live if id(t) not in stopping}

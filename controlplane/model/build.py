@@ -20,7 +20,8 @@ from controlplane.discovery.state import ClusterState, TaskDefinition
 from controlplane.model.families import Claim, Rank, resolve
 from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
-from controlplane.model.lifecycle import endpoint_health
+from controlplane.model.implicit import with_port_name_labels
+from controlplane.model.lifecycle import HealthPolicy, endpoint_health
 from controlplane.model.limits import Charge, Limits
 from controlplane.model.mesh import (
     Endpoint,
@@ -40,7 +41,13 @@ from controlplane.model.problems import LabelProblem, shown
 
 
 def build_mesh(
-    states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, limits: Limits = Limits(), host_rule: DefaultHostRule | None = None
+    states: Iterable[ClusterState],
+    prefix: str = DEFAULT_PREFIX,
+    limits: Limits = Limits(),
+    health_policy: HealthPolicy = HealthPolicy(),
+    *,
+    services_from_port_names: bool = False,
+    host_rule: DefaultHostRule | None = None,
 ) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems. With a
     `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`."""
@@ -56,13 +63,13 @@ def build_mesh(
                 continue
             clusters_of[task_definition.arn].add(task.cluster)
             if task_definition.arn not in parsed:
-                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems)
+                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems, services_from_port_names)
                 for declaration in parsed[task_definition.arn]:
                     claims[declaration.name][task_definition.arn] = Claim(task_definition, declaration)
             for declaration in parsed[task_definition.arn]:
                 claim = claims[declaration.name][task_definition.arn]
                 claim.saw(task)
-                health = endpoint_health(task, declaration.container)
+                health = endpoint_health(task, declaration.container, task_definition, health_policy)
                 reachable = task.endpoint_for(declaration.container, declaration.container_port)
                 if health is None or reachable is None:
                     continue
@@ -127,11 +134,15 @@ def build_mesh(
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
 
-def _declarations(task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem]) -> tuple[ServiceDeclaration, ...]:
+def _declarations(
+    task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem], services_from_port_names: bool = False
+) -> tuple[ServiceDeclaration, ...]:
     """The declarations of every container of a task definition; a service declared by two
     containers of one task definition is refused in both."""
     found: list[ServiceDeclaration] = []
     for container in task_definition.containers:
+        if services_from_port_names:
+            container = with_port_name_labels(container, prefix)
         parsed = parse_container_labels(container, prefix)
         found.extend(parsed.declarations)
         problems.extend(_in_task_definition(task_definition, container.name, p) for p in parsed.problems)

@@ -59,3 +59,28 @@ def test_drained_old_deployment_is_finished() -> None:
     old = Deployment(id="ecs-svc/1", task_definition=_definition(1), desired_count=1, status="ACTIVE")
     plan = plan_service(_service(1, new, old), [_task(new, model.RUNNING, 1)])
     assert plan.finished == [old]
+
+
+def test_without_a_load_balancer_a_new_task_counts_40_s_after_running_or_once_healthy() -> None:
+    """AWS: for a service without a load balancer, a task without a health check counts towards
+    minimumHealthyPercent 40 s after RUNNING; one with a health check once HEALTHY."""
+    new = Deployment(id="ecs-svc/2", task_definition=_definition(2), desired_count=1)
+    old = Deployment(id="ecs-svc/1", task_definition=_definition(1), desired_count=1, status="ACTIVE")
+    service = _service(1, new, old)
+    old_task, new_task = _task(old, model.RUNNING, 1), _task(new, model.RUNNING, 2)
+    new_task.started_at = 1000.0
+
+    def stopped(now: float) -> list[str]:
+        plan = plan_service(service, [old_task, new_task], now=now, healthy_after_running_seconds=40.0)
+        return [t.arn for t, _ in plan.stop]
+
+    assert stopped(1039.0) == []
+    assert stopped(1040.0) == ["task/1"]
+
+    checked = model.Container(
+        name="app", arn="c", image="x", essential=True, command=[], environment={}, health_check={"command": ["true"]}, stop_timeout=30
+    )
+    new_task.containers = [checked]
+    assert stopped(2000.0) == []  # UNKNOWN: not checked yet
+    checked.health_status = model.HEALTHY
+    assert stopped(1000.5) == ["task/1"]

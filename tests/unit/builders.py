@@ -22,6 +22,7 @@ def task_definition(
     container: str = "app",
     network_mode: str = "awsvpc",
     extra_containers: tuple[ContainerDefinition, ...] = (),
+    health_check: bool = False,
 ) -> TaskDefinition:
     return TaskDefinition(
         arn=f"{ACCOUNT}:task-definition/{family}:{revision}",
@@ -33,6 +34,7 @@ def task_definition(
                 name=container,
                 labels=dict(labels or {}),
                 port_mappings=tuple(PortMapping(container_port=p) for p in ports),
+                health_check=health_check,
             ),
             *extra_containers,
         ),
@@ -51,6 +53,8 @@ def task(
     zone: str = "eu-west-1a",
     cluster: str = "prod",
     started_at: float | None = None,
+    container_status: dict[str, str] | None = None,
+    started_by: str = "",
 ) -> Task:
     container = td.containers[0]
     endpoints = tuple(
@@ -69,6 +73,8 @@ def task(
         container_health={container.name: container_health},
         endpoints=endpoints,
         started_at=started_at,
+        container_status=dict(container_status or {}),
+        started_by=started_by,
     )
 
 

@@ -139,7 +139,16 @@ def test_the_stream_serves_secrets_by_name_and_a_rotation_pushes_only_the_secret
     after = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
     snap = build_snapshot(translate(m, ROLE, edge=before))
     record = ProxyRegistry().open(node_id="edge-1", node_cluster="edge", role=ROLE.key, peer="ipv4:127.0.0.1:1")
-    stream = SotwStream(record, nonce_prefix="t-")
+    sotw = SotwStream(record, nonce_prefix="t-")
+
+    class Stream:  # the responses as the proxy reads them off the wire
+        def on_request(self, *args):  # type: ignore[no-untyped-def]
+            return [response.message() for response in sotw.on_request(*args)]
+
+        def push(self, *args):  # type: ignore[no-untyped-def]
+            return [response.message() for response in sotw.push(*args)]
+
+    stream = Stream()
     (cds,) = stream.on_request(request(CDS), snap)
     stream.on_request(request(LDS), snap)
     stream.on_request(request(CDS, ack=cds), snap)
