@@ -4,7 +4,7 @@ Rules (docs/labels.md, "Route ownership"):
 - A host's own routes come first, then the routes of every wildcard host that also matches it, the
   most specific wildcard first (`*.shop.example.com`, `*.example.com`, then `*`). An explicit host
   therefore always beats a wildcard for that host, whatever the priorities. A fallback that could
-  never match (an earlier route without header matches has a prefix of its path) is left out.
+  never match (an earlier route without header or query matches has a prefix of its path) is left out.
 - Inside one host's own routes: higher priority first, then exact gRPC methods, then the longest
   prefix, then more header and query matches; the service name breaks remaining ties (such routes never
   match the same request, or they would be a conflict).
@@ -64,7 +64,7 @@ def virtual_hosts(services: Iterable[Service]) -> tuple[VirtualHost, ...]:
         seen = set(routes)
         # Prefixes of routes without header matches already in this host: a fallback under one of
         # them could never match (a host's own "/" makes every fallback dead), so it is left out.
-        catch_alls = [s.route.path_prefix for s in ordered[host] if not s.route.method and not s.route.headers]
+        catch_alls = [s.route.path_prefix for s in ordered[host] if not s.route.method and not s.route.headers and not s.route.query]
         for wildcard in wildcards_covering(host):
             for service in ordered.get(wildcard, ()):
                 path = service.route.method or service.route.path_prefix
@@ -72,7 +72,7 @@ def virtual_hosts(services: Iterable[Service]) -> tuple[VirtualHost, ...]:
                     continue
                 seen.add(service.name)
                 routes.append(service.name)
-                if not service.route.method and not service.route.headers:
+                if not service.route.method and not service.route.headers and not service.route.query:
                     catch_alls.append(service.route.path_prefix)
         result.append(VirtualHost(host=host, routes=tuple(routes)))
     return tuple(result)

@@ -42,11 +42,9 @@ def test_the_rule_gives_each_service_without_hosts_its_own() -> None:
     assert {s.name: s.route.hosts for s in mesh.services} == {
         "hidden": ("*",), "legacy": ("*",), "orders": ("orders.example.com",), "users": ("users.example.com",), "web": ("www.example.com",),
     }
+    # Each named host's own "/" takes every call: the catch-all is no fallback there.
     assert [(v.host, v.routes) for v in mesh.virtual_hosts] == [
-        ("*", ("legacy",)),
-        ("orders.example.com", ("orders", "legacy")),
-        ("users.example.com", ("users", "legacy")),
-        ("www.example.com", ("web", "legacy")),
+        ("*", ("legacy",)), ("orders.example.com", ("orders",)), ("users.example.com", ("users",)), ("www.example.com", ("web",)),
     ]
 
 
@@ -93,6 +91,12 @@ def test_a_higher_priority_route_covering_an_established_one_is_refused_with_the
     mesh = _mesh(established, grabber)
     assert [s.name for s in mesh.services] == ["tenants"]
     assert mesh.problems[0].kind is ProblemKind.ROUTE_CONFLICT and "x-tenant:prefix:acme-" in mesh.problems[0].message
+
+
+def test_a_route_with_query_matches_is_no_catch_all_for_fallbacks() -> None:
+    named = ("search", {"xds.service": "search", "xds.route.hosts": "a.example.com", "xds.route.query.v": "exact:2"})
+    mesh = _mesh(named, ("wild", {"xds.service": "wild"}))
+    assert [(v.host, v.routes) for v in mesh.virtual_hosts] == [("*", ("wild",)), ("a.example.com", ("search", "wild"))]
 
 
 def test_different_query_matches_do_not_clash() -> None:
