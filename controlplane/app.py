@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Callable
 
 import grpc
@@ -10,6 +11,11 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from dataclasses import replace
+
+from controlplane.admin.csds import ClientStatusService
+from controlplane.admin.dashboard import Dashboard
+from controlplane.admin.readiness import Readiness
 from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
@@ -25,11 +31,27 @@ from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.lifecycle import HealthPolicy
-from controlplane.model.mesh import EndpointHealth, Mesh
+from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.authorize import StreamAuthorizer
+from controlplane.server.exposure import xds_exposure_gaps
+from controlplane.server.identity import SanScheme
+from controlplane.server.listen import SERVER_OPTIONS, bind, ensure_free
+from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.subscriptions import NackBackoff
+from controlplane.server.listen import is_loopback
+from controlplane.server.tokens import TokenBook
+from controlplane.errors import SettingsError
+from controlplane.secrets.certificate import CertificateSet
+from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
+from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
+from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
+from controlplane.supervision import Supervisor
+
+MeshBuilder = Callable[..., Mesh]  # build_mesh, or a stand-in a test injects
 
 log = structlog.get_logger()
 
@@ -53,23 +75,81 @@ def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     return sqs, ssm
 
 
+def edge_options(settings: Settings) -> EdgeOptions:
+    """The edge listener's settings (certificates arrive later, from the CertificateWatcher)."""
+    s = settings
+    return EdgeOptions(
+        tls=TlsPolicy(min_version=s.edge_tls_min_version, cipher_suites=tuple(s.edge_tls_cipher_suites)),
+        access_log=AccessLog(format=AccessLogFormat(s.edge_access_log), sample_percent=s.edge_access_log_sample_percent),
+        grpc_stats=GrpcStats(s.edge_grpc_stats),
+        limits=EdgeLimits(
+            trusted_hops=s.edge_trusted_hops,
+            max_concurrent_streams=s.edge_max_concurrent_streams,
+            initial_stream_window_bytes=s.edge_initial_stream_window_bytes,
+            initial_connection_window_bytes=s.edge_initial_connection_window_bytes,
+            max_request_headers_kb=s.edge_max_request_headers_kb,
+            max_headers_count=s.edge_max_headers_count,
+            connection_idle_timeout_seconds=s.edge_connection_idle_timeout_seconds,
+            request_headers_timeout_seconds=s.edge_request_headers_timeout_seconds,
+            per_connection_buffer_bytes=s.edge_per_connection_buffer_bytes,
+        ),
+    )
+
+
+def certificate_watcher(settings: Settings, secretsmanager: Any | None, on_change: Callable[[CertificateSet], None], metrics: Metrics) -> CertificateWatcher | None:
+    """None when the edge serves plaintext; SettingsError when the settings contradict each other."""
+    s = settings
+    if s.edge_plaintext and (s.edge_certificates or s.edge_certificate_secrets or s.edge_client_ca):
+        raise SettingsError("--edge-plaintext serves no TLS: drop it, or drop --edge-certificate/--edge-certificate-secret/--edge-client-ca")
+    if not (s.edge_certificates or s.edge_certificate_secrets):
+        if s.edge_client_ca:
+            raise SettingsError("--edge-client-ca needs an edge certificate (--edge-certificate or --edge-certificate-secret)")
+        return None
+    if s.edge_certificate_secrets and secretsmanager is None:
+        session = lean_session(s.region)
+        secretsmanager = session.client(
+            "secretsmanager", config=Config(retries={"mode": "adaptive", "max_attempts": s.aws_max_attempts}, connect_timeout=5, read_timeout=20)
+        )
+    sources: list[CertificateSource] = [file_source(text) for text in s.edge_certificates]
+    sources += [secret_source(text, secretsmanager) for text in s.edge_certificate_secrets]
+    return CertificateWatcher(
+        sources,
+        on_change,
+        client_ca=CaFile("client-ca", s.edge_client_ca) if s.edge_client_ca else None,
+        file_poll_seconds=s.certificate_poll_seconds,
+        secret_refresh_seconds=s.certificate_refresh_seconds,
+        on_failure=lambda name, error: metrics.certificate_reload_failures.labels(certificate=name).inc(),
+    )
+
+
 class ControlPlane:
     """Wires the stages together; start() and stop() make it usable in-process by tests."""
 
     def __init__(
-        self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None, sqs: Any | None = None, ssm: Any | None = None
+        self,
+        settings: Settings,
+        ecs: Any | None = None,
+        ec2: Any | None = None,
+        sqs: Any | None = None,
+        ssm: Any | None = None,
+        secretsmanager: Any | None = None,
+        *,
+        mesh_builder: MeshBuilder = build_mesh,
     ) -> None:
         self.settings = settings
+        self._build_mesh = mesh_builder
         if ecs is None or ec2 is None:
             ecs, ec2 = aws_clients(settings)
         if sqs is None or ssm is None:
             default_sqs, default_ssm = aws_discovery_clients(settings)
             sqs, ssm = sqs or default_sqs, ssm or default_ssm
-        self.cache = SnapshotCache()
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
+        self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
+        self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
+        self.metrics.track_cache(self.cache)
         self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
         self.discovery = ClusterWatch(
             settings.clusters,
@@ -96,6 +176,13 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.metrics.track_translation_cache(self.cache.memo.size_bytes)
+        self.readiness = Readiness(
+            settings.readiness_window_seconds,
+            self.discovery.first_view,
+            lambda: [status.last_success_at for status in self.discovery.status.values()],
+        )
+        self.supervisor = Supervisor(self.readiness, self.metrics, self.events)
         reader = self.discovery.reader
         for cache in reader.cache_sizes():
             self.metrics.discovery_cache_entries.labels(cache=cache).set_function(_cache_size(reader, cache))
@@ -108,6 +195,9 @@ class ControlPlane:
         self.xds_port: int | None = None
         self.admin_port: int | None = None
         self.metrics_port: int | None = None
+        self.dashboard_port: int | None = None
+        self._dashboard: Dashboard | None = None
+        self._started = False
         self._problems_logged: set[str] = set()
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
@@ -120,10 +210,30 @@ class ControlPlane:
     # -- discovery -> model -> cache ----------------------------------------------------------
 
     def publish(self, views: list[ClusterState]) -> None:
-        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(
-            views, self.settings.label_prefix, self.health_policy, services_from_port_names=self.settings.services_from_port_names
-        )
+        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed.
+
+        Never raises: a failure keeps the last good mesh served and is reported by the supervisor;
+        discovery goes on, and the next change of the view tries again.
+        """
+        try:
+            mesh = self._build_mesh(
+                views,
+                self.settings.label_prefix,
+                self.settings.limits,
+                self.health_policy,
+                services_from_port_names=self.settings.services_from_port_names,
+            )
+        except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
+            self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
+            return
+        try:
+            self._publish_mesh(mesh)
+        except Exception as error:  # noqa: BLE001
+            self.supervisor.failed("publish", error)
+            return
+        self.supervisor.succeeded("build", "publish")
+
+    def _publish_mesh(self, mesh: Mesh) -> None:
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]
@@ -138,6 +248,10 @@ class ControlPlane:
             for health_state in EndpointHealth:
                 self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
             self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+            counts = Counter((p.kind, p.severity) for p in mesh.problems)
+            for kind in ProblemKind:
+                for severity in ("error", "warning"):
+                    self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
             self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
 
     def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
@@ -145,6 +259,7 @@ class ControlPlane:
             if error is None:
                 self.metrics.ecs_calls.labels(cluster=status.cluster, operation=operation).inc(count)
         if error is None:
+            self.supervisor.succeeded("discovery")
             if status.last_duration_seconds is not None:
                 self.metrics.sync_duration.labels(cluster=status.cluster).observe(status.last_duration_seconds)
             return
@@ -171,63 +286,106 @@ class ControlPlane:
                     container=problem.container,
                     label=problem.label,
                     value=problem.value,
+                    kind=problem.kind.value,
                     error=message,
                 )
         for message in self._problems_logged - set(current):
             log.info("labels.problem_resolved", error=message)
         self._problems_logged = set(current)
 
+    def _certificates_changed(self, certificates: CertificateSet) -> None:
+        for certificate in certificates.certificates:
+            self.metrics.certificate_expiry.labels(certificate=certificate.name).set(certificate.not_after)
+        if self.cache.set_edge(replace(self.cache.edge, certificates=certificates)):
+            log.info("edge.certificates_published", certificates=[c.name for c in certificates.certificates], revision=self.cache.revision)
+
     # -- servers ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
-        xds = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
-        )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry).handlers())
+        authorizer = self._authorizer()
+        tls = bool(s.xds_tls_cert and s.xds_tls_key)
+        # Refused before anything starts or listens: exposure the operator did not ask for.
+        gaps = xds_exposure_gaps(s.xds_address, tls=tls, authenticated=authorizer.required, insecure=s.xds_insecure)
+        if s.metrics_port is not None:
+            Metrics.check_exposure(s.metrics_address, insecure=s.metrics_insecure)
+        if self.certificates is not None:
+            # Fails here, before anything listens, when a configured certificate cannot be served.
+            self._certificates_changed(await asyncio.to_thread(self.certificates.load))
+            self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
+        elif not s.edge_plaintext:
+            log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
+        xds = grpc.aio.server(options=[*xds_server_options(s.xds_max_pending_streams), *SERVER_OPTIONS])
+        backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, authorizer=authorizer).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
-        if s.xds_tls_cert and s.xds_tls_key:
-            self.xds_port = xds.add_secure_port(
-                f"{s.xds_address}:{s.xds_port}", server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca)
-            )
-        else:
-            self.xds_port = xds.add_insecure_port(f"{s.xds_address}:{s.xds_port}")
+        credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
+        self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
 
-        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.discovery.first_view)
+        admin_token = s.resolved_admin_token()
+        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.readiness)
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
             s.admin_port,
-            token=s.admin_token.get_secret_value() if s.admin_token else None,
+            token=admin_token,
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
+            csds=ClientStatusService(self.registry),
         )
+        if s.metrics_port is not None:
+            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port, insecure=s.metrics_insecure)
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
-        if s.metrics_port is not None:
-            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
+        if s.dashboard_port is not None:
+            if not is_loopback(s.dashboard_address) and not admin_token:
+                raise SettingsError(
+                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (--admin-token-file, "
+                    "CONTROLPLANE_ADMIN_TOKEN_FILE or CONTROLPLANE_ADMIN_TOKEN), which the dashboard then requires"
+                )
+            ensure_free("dashboard", s.dashboard_address, s.dashboard_port)
+            self._dashboard = Dashboard(admin_service, self.events, token=admin_token)
+            self.dashboard_port = await self._dashboard.start(s.dashboard_address, s.dashboard_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if gaps:
+            # Loud on purpose, at every start: an operator must not forget this was switched on.
+            log.warning(
+                "xds.insecure",
+                address=f"{s.xds_address}:{self.xds_port}",
+                gaps=gaps,
+                consequence="any client that reaches this address can read every service's endpoints and claim any proxy role",
+            )
         log.info(
             "controlplane.listening",
             xds=f"{s.xds_address}:{self.xds_port}",
             admin=f"{s.admin_address}:{self.admin_port}",
             metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
+            dashboard=f"http://{s.dashboard_address}:{self.dashboard_port}/" if self.dashboard_port else None,
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
-        self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
+        self._tasks.append(asyncio.create_task(self.supervisor.keep_running("discovery", self.discovery.run), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+        self._started = True
+
+    def _authorizer(self) -> StreamAuthorizer:
+        s = self.settings
+        tokens = TokenBook.load(s.xds_tokens_file) if s.xds_tokens_file else None
+        return StreamAuthorizer(
+            certificates=s.xds_tls_client_ca is not None,
+            sans=SanScheme(s.xds_san_template),
+            tokens=tokens,
+        )
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        log.info("controlplane.ready")
+
+        async def set_health(ready: bool) -> None:
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        await self.supervisor.watch_readiness(set_health)
 
     async def _set_health(self, status: int) -> None:
         for servicer in (self._health, self._admin_health):
@@ -247,7 +405,10 @@ class ControlPlane:
                 await server.stop(grace)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("controlplane.stopped")
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+        if self._started:
+            log.info("controlplane.stopped")
 
 
 def _cache_size(reader: ClusterReader, cache: str) -> Callable[[], float]:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Any, Iterable
 
 from google.protobuf import json_format, timestamp_pb2
 
+from controlplane.admin.readiness import Readiness
 from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.any_types import load_any_types
-from controlplane.xds.types import ORDER
+from controlplane.xds.types import ORDER, TypeUrl
 
 
 def timestamp(at: float | None) -> timestamp_pb2.Timestamp | None:
@@ -32,6 +33,7 @@ def problem(p: ServiceProblem) -> api.Problem:
         value=p.value or "",
         severity=p.severity,
         message=p.message,
+        kind=p.kind.value,
     )
 
 
@@ -137,6 +139,7 @@ def proxy(record: ProxyRecord) -> api.Proxy:
         connected_since=timestamp(record.connected_at),
         user_agent=record.user_agent,
         stream_id=record.stream_id,
+        identity=record.identity,
     )
     for type_url in ORDER:
         status = record.types.get(type_url)
@@ -152,7 +155,10 @@ def proxy(record: ProxyRecord) -> api.Proxy:
             resource_names=list(status.resource_names),
             sent_at=timestamp(status.sent_at),
             acked_at=timestamp(status.acked_at),
+            resends=status.resends,
         )
+        if status.retry_at is not None:
+            entry.next_resend_at.FromNanoseconds(int(status.retry_at * 1e9))
         if status.last_nack is not None:
             entry.last_nack.CopyFrom(
                 api.Nack(version=status.last_nack.version, error=status.last_nack.message, at=timestamp(status.last_nack.at))
@@ -162,7 +168,7 @@ def proxy(record: ProxyRecord) -> api.Proxy:
 
 
 def proxy_config(record: ProxyRecord) -> api.ProxyConfig:
-    config = api.ProxyConfig(node_id=record.node_id, role=record.role)
+    config = api.ProxyConfig(node_id=record.node_id, role=record.role, stream_id=record.stream_id, identity=record.identity)
     load_any_types()  # the JSON mapping must know every type packed inside an Any
     for type_url in ORDER:
         status = record.types.get(type_url)
@@ -170,6 +176,9 @@ def proxy_config(record: ProxyRecord) -> api.ProxyConfig:
             continue
         for name, prepared in sorted(status.resources.items()):
             as_dict = json_format.MessageToDict(prepared.packed, preserving_proto_field_name=True)
+            if type_url is TypeUrl.SECRET and "tls_certificate" in as_dict:
+                # The admin API shows what a proxy receives, but never a private key.
+                as_dict["tls_certificate"]["private_key"] = {"inline_string": "[redacted]"}
             config.resources.append(
                 api.Resource(
                     type=type_url.short,
@@ -195,3 +204,17 @@ def cluster_status(status: ClusterSyncStatus, tasks: int) -> api.ClusterStatus:
     for operation, count in (status.last_api_calls or {}).items():
         message.last_sync_api_calls[operation] = count
     return message
+
+
+def readiness(r: Readiness) -> dict[str, Any]:
+    """The readiness fields of api.Status."""
+    return {
+        "degraded": r.degraded,
+        "failures": [
+            api.StageFailure(stage=f.stage, error=f.error, since=timestamp(f.since), last=timestamp(f.last), consecutive=f.consecutive)
+            for f in r.failures
+        ],
+        "config_age_seconds": r.config_age_seconds() or 0.0,
+        "readiness_window_seconds": r.window_seconds,
+        "pipeline_failures_total": r.failures_total,
+    }

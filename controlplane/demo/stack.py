@@ -111,6 +111,7 @@ class DemoStack:
         self.xds_port = 0
         self.admin_port = 0
         self.metrics_port = 0
+        self.dashboard_port = 0
         self.ecs: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class DemoStack:
             AWS_ENDPOINT_URL_EC2=self.ecs_url,
             AWS_ENDPOINT_URL_SQS=self.ecs_url,
             AWS_ENDPOINT_URL_SSM=self.ecs_url,
+            AWS_ENDPOINT_URL_SECRETS_MANAGER=self.ecs_url,
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",
             AWS_DEFAULT_REGION=REGION,
@@ -157,6 +159,7 @@ class DemoStack:
         self.xds_port = free_port()
         self.admin_port = free_port()
         self.metrics_port = free_port()
+        self.dashboard_port = free_port()
         self.control_plane = ChildProcess(
             "controlplane",
             [
@@ -164,10 +167,12 @@ class DemoStack:
                 "--xds-address", "127.0.0.1", "--xds-port", str(self.xds_port),
                 "--admin-address", "127.0.0.1", "--admin-port", str(self.admin_port),
                 "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+                "--dashboard-address", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
                 *(["--poll-interval", str(self.poll_interval)] if self.poll_interval is not None else []),
                 "--log-format", "json",
                 *(["--events-queue-url", self.events_queue_url] if self.events_queue_url else []),
                 *(["--resync-interval", str(self.resync_interval)] if self.resync_interval else []),
+                *([] if any(arg.startswith("--edge-certificate") for arg in extra) else ["--edge-plaintext"]),
                 *extra,
             ],
             self.work_dir,
