@@ -33,21 +33,21 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
         self._failures = FailureInjector(behaviour.fail_fraction, behaviour.seed)
 
     def GetFeature(self, request: pb.Point, context: grpc.ServicerContext) -> pb.Feature:
-        _echo_metadata(context)
         self._maybe_fail(context)
+        _echo_metadata(context)
         self._delay()
         return self._feature(request)
 
     def ListFeatures(self, request: pb.Rectangle, context: grpc.ServicerContext) -> Iterator[pb.Feature]:
-        _echo_metadata(context)
         self._maybe_fail(context)
+        _echo_metadata(context)
         for point in _diagonal(request.lo, request.hi):
             self._delay()
             yield self._feature(point)
 
     def RecordRoute(self, request_iterator: Iterable[pb.Point], context: grpc.ServicerContext) -> pb.RouteSummary:
-        _echo_metadata(context)
         self._maybe_fail(context)
+        _echo_metadata(context)
         started = time.monotonic()
         count, distance, previous = 0, 0.0, None
         for point in request_iterator:
@@ -60,8 +60,8 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
                                elapsed_time=int(time.monotonic() - started), served_by=self._served_by)
 
     def RouteChat(self, request_iterator: Iterable[pb.RouteNote], context: grpc.ServicerContext) -> Iterator[pb.RouteNote]:
-        _echo_metadata(context)
         self._maybe_fail(context)
+        _echo_metadata(context)
         for note in request_iterator:
             self._delay()
             yield pb.RouteNote(location=note.location, message=note.message, served_by=self._served_by)
@@ -139,7 +139,9 @@ class RouteGuideServer:
 
 def _echo_metadata(context: grpc.ServicerContext) -> None:
     """Tell the caller, in the reply's initial metadata, which request metadata reached this task, so
-    tests see what proxies added, removed or rewrote on the way (binary `-bin` entries left out)."""
+    tests see what proxies added, removed or rewrote on the way (binary `-bin` entries left out).
+    Only on calls that succeed: a failed call stays trailers-only, which is what lets Envoy retry it
+    and count it for outlier detection."""
     received = sorted((m.key, m.value) for m in context.invocation_metadata() if not m.key.endswith("-bin"))
     context.send_initial_metadata(((RECEIVED_METADATA, json.dumps(received)),))
 

@@ -388,12 +388,14 @@ def test_faults_appear_at_their_rate_only_for_calls_with_the_header(stack: DemoS
                 statuses[grpc.StatusCode.OK] += 1
             except grpc.RpcError as error:
                 statuses[error.code()] += 1
-            slow += time.monotonic() - started >= DELAY_S
+            slow += time.monotonic() - started >= 0.9 * DELAY_S  # Envoy's timer may fire a hair early
 
     aborted = statuses[grpc.StatusCode.UNAVAILABLE]
     assert set(statuses) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, statuses
-    # 30% of 60 (18) and 50% of 60 (30) expected; the ranges are about 3.5 standard deviations wide either way.
+    # 30% of 60 (18) aborted and 50% of 60 (30) delayed expected; the ranges are about 3.5 standard deviations wide either way.
+    delayed = counter(envoy, "http.edge.fault.delays_injected") - delays_before
     assert 6 <= aborted <= 32, statuses
-    assert 15 <= slow <= 45, slow
     assert counter(envoy, "http.edge.fault.aborts_injected") - aborts_before == aborted
-    assert counter(envoy, "http.edge.fault.delays_injected") - delays_before == slow
+    assert 15 <= delayed <= 45, delayed
+    # Every delayed call took the delay (a busy machine may slow others too: a lower bound only).
+    assert slow >= delayed, (slow, delayed)
