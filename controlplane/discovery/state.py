@@ -100,14 +100,50 @@ class Task:
         return None
 
 
+class ChangeLog:
+    """The ARNs of the tasks that changed (came, went, or changed state) in one cluster's task
+    table, in order; append-only, the oldest entries beyond `keep` forgotten. Shared by every
+    ClusterState of that table: a state records its `position`, so a reader that applied the state
+    at position p and now reads the state at q learns which tasks changed from `between(p, q)`,
+    whatever states it skipped."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self._keep = keep
+        self._arns: list[str] = []
+        self._base = 0  # entries forgotten so far
+
+    @property
+    def position(self) -> int:
+        return self._base + len(self._arns)
+
+    def record(self, arn: str) -> None:
+        self._arns.append(arn)
+        if len(self._arns) > 2 * self._keep:
+            del self._arns[: self._keep]
+            self._base += self._keep
+
+    def between(self, start: int, end: int) -> frozenset[str] | None:
+        """The tasks that changed between two positions (two states' `position`); None when that
+        is forgotten, or the positions are not in order (compare every task)."""
+        if start < self._base or start > end or end > self.position:
+            return None
+        return frozenset(self._arns[start - self._base : end - self._base])
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """The last known-good view of one ECS cluster."""
+    """The last known-good view of one ECS cluster.
+
+    A task that did not change between two states of one cluster is the same Task object in both.
+    `changes` (with the state's `position` in it) names the tasks that changed since any earlier
+    state of the same table, and then `tasks` are in ARN order; None when unknown (compare every task)."""
 
     cluster: str
     tasks: tuple[Task, ...]
     task_definitions: Mapping[str, TaskDefinition]
     synced_at: float
+    changes: ChangeLog | None = field(default=None, compare=False, repr=False)
+    position: int = field(default=0, compare=False)
 
     def same_view(self, other: ClusterState | None) -> bool:
         """True when the tasks and task definitions are the same (the sync time may differ)."""

@@ -15,10 +15,11 @@ reports (events, describes, full reads) into it. Pure (no I/O).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Mapping
 
-from controlplane.discovery.state import ClusterState, Task, TaskDefinition
+from controlplane.discovery.state import ChangeLog, ClusterState, Task, TaskDefinition
 
 # How long a tombstone is kept: longer than any event can arrive late (EventBridge retries for up
 # to 24 h, but SQS messages of a stopped task are redelivered within minutes).
@@ -81,6 +82,11 @@ class TaskTable:
     def __init__(self, cluster: str) -> None:
         self.cluster = cluster
         self._live: dict[str, Entry] = {}
+        self._changes = ChangeLog()  # which tasks changed, for the model (see ClusterState.changes)
+        self._last: ClusterState | None = None  # the last view made, the next one is made from
+        self._definitions: dict[str, TaskDefinition] = {}  # of live tasks
+        self._definition_uses: dict[str, int] = {}
+        self._definitions_moved = False
         self._tombstones: dict[str, Tombstone] = {}
         self._suspects: set[str] = set()
 
@@ -124,13 +130,45 @@ class TaskTable:
         return sorted(arn for arn, entry in self._live.items() if entry.health_checked)
 
     def state(self, synced_at: float) -> ClusterState:
-        entries = sorted(self._live.values(), key=lambda e: e.task.arn)
-        return ClusterState(
+        """The table as a view. Made from the last view when the change log says what changed
+        since: a change costs what it touches (and a copy of the tuple), not a sort of every task."""
+        position = self._changes.position
+        last = self._last
+        changed = self._changes.between(last.position, position) if last is not None else None
+        if last is None or changed is None:
+            tasks = tuple(e.task for e in sorted(self._live.values(), key=_entry_arn))
+        else:
+            tasks = self._patched(last.tasks, changed) if changed else last.tasks
+        if last is None or self._definitions_moved:
+            definitions: Mapping[str, TaskDefinition] = dict(self._definitions)
+        else:
+            definitions = last.task_definitions
+        self._definitions_moved = False
+        self._last = ClusterState(
             cluster=self.cluster,
-            tasks=tuple(e.task for e in entries),
-            task_definitions={e.task_definition.arn: e.task_definition for e in entries},
+            tasks=tasks,
+            task_definitions=definitions,
             synced_at=synced_at,
+            changes=self._changes,
+            position=position,
         )
+        return self._last
+
+    def _patched(self, tasks: tuple[Task, ...], changed: Iterable[str]) -> tuple[Task, ...]:
+        """`tasks` (in ARN order) with the changed tasks replaced, inserted or taken out."""
+        patched = list(tasks)
+        for arn in changed:
+            index = bisect.bisect_left(patched, arn, key=_task_arn)
+            present = index < len(patched) and patched[index].arn == arn
+            entry = self._live.get(arn)
+            if entry is None:
+                if present:
+                    del patched[index]
+            elif present:
+                patched[index] = entry.task
+            else:
+                patched.insert(index, entry.task)
+        return tuple(patched)
 
     # -- merging -----------------------------------------------------------------------------
 
@@ -140,11 +178,11 @@ class TaskTable:
             return False
         if report.stopped:
             self._tombstones[report.arn] = Tombstone(now, report.version, confirmed=False)
-            self._live.pop(report.arn, None)
+            self._drop(report.arn)
         elif report.entry is None:
-            self._live.pop(report.arn, None)
+            self._drop(report.arn)
         else:
-            self._live[report.arn] = replace(report.entry, from_event=True)
+            self._set(report.arn, replace(report.entry, from_event=True))
         return True
 
     def apply_describe(self, report: Report, now: float, *, health: tuple[str, Mapping[str, str]] | None) -> bool:
@@ -160,7 +198,7 @@ class TaskTable:
         known = self._live.get(arn)
         if known is not None and not _newer(report.version, known.version, or_equal=True):
             if health is not None and not report.stopped:
-                self._live[arn] = replace(known, task=replace(known.task, health_status=health[0], container_health=dict(health[1])))
+                self._set(arn, replace(known, task=replace(known.task, health_status=health[0], container_health=dict(health[1]))))
             return False
         self._take(report, now)
         return True
@@ -194,7 +232,7 @@ class TaskTable:
             taken += 1
         for arn in set(described) - returned:
             # ECS no longer knows the task (long stopped): nothing to serve or drain.
-            self._live.pop(arn, None)
+            self._drop(arn)
             self._suspects.discard(arn)
         self._expire(now)
         return taken
@@ -207,14 +245,55 @@ class TaskTable:
         arn = report.arn
         if report.stopped:
             self._tombstones[arn] = Tombstone(now, report.version, confirmed=True)
-            self._live.pop(arn, None)
+            self._drop(arn)
             return
         self._tombstones.pop(arn, None)
         if report.entry is None:
-            self._live.pop(arn, None)  # filtered out
+            self._drop(arn)  # filtered out
         else:
-            self._live[arn] = report.entry if not report.entry.from_event else replace(report.entry, from_event=False)
+            self._set(arn, report.entry if not report.entry.from_event else replace(report.entry, from_event=False))
+
+    def _set(self, arn: str, entry: Entry) -> None:
+        """Hold `entry`; a task that did not change keeps its Task object, so that whoever reads the
+        states tells changed tasks by identity, and the change log names only tasks that changed."""
+        known = self._live.get(arn)
+        if known is not None and known.task is not entry.task and known.task == entry.task:
+            entry = replace(entry, task=known.task)
+        if known is None or known.task is not entry.task:
+            self._changes.record(arn)
+        if known is None or known.task_definition.arn != entry.task_definition.arn:
+            self._use(entry.task_definition, 1)
+            if known is not None:
+                self._use(known.task_definition, -1)
+        self._live[arn] = entry
+
+    def _drop(self, arn: str) -> None:
+        known = self._live.pop(arn, None)
+        if known is not None:
+            self._changes.record(arn)
+            self._use(known.task_definition, -1)
+
+    def _use(self, task_definition: TaskDefinition, delta: int) -> None:
+        """Count the live tasks of each task definition (a view names those with any)."""
+        arn = task_definition.arn
+        uses = self._definition_uses.get(arn, 0) + delta
+        if uses > 0:
+            self._definition_uses[arn] = uses
+            if arn not in self._definitions:
+                self._definitions[arn], self._definitions_moved = task_definition, True
+        else:
+            self._definition_uses.pop(arn, None)
+            self._definitions.pop(arn, None)
+            self._definitions_moved = True
 
     def _expire(self, now: float) -> None:
         if any(now - t.at >= TOMBSTONE_SECONDS for t in self._tombstones.values()):
             self._tombstones = {arn: t for arn, t in self._tombstones.items() if now - t.at < TOMBSTONE_SECONDS}
+
+
+def _entry_arn(entry: Entry) -> str:
+    return entry.task.arn
+
+
+def _task_arn(task: Task) -> str:
+    return task.arn
