@@ -277,7 +277,7 @@ async def measure(
         sys.executable, __file__, "--clients", str(port), "--services", str(cluster.services), "--sidecars", str(streams),
         stdout=asyncio.subprocess.PIPE,
     )
-    received = {"count": 0, "cpu": 0.0}
+    received: dict[str, Any] = {"count": 0, "cpu": 0.0}
     arrived = asyncio.Event()
     synced = asyncio.Event()
 

@@ -29,7 +29,9 @@ from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
-from controlplane.model.build import build_mesh
+from controlplane.model.delta import MeshDelta
+from controlplane.model.incremental import MeshBuilder
+from controlplane.model.label_cache import TaskDefinitionLabels
 from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
@@ -51,7 +53,7 @@ from controlplane.translate.edge_options import AccessLog, AccessLogFormat, Edge
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
 
-MeshBuilder = Callable[..., Mesh]  # build_mesh, or a stand-in a test injects
+ModelFactory = Callable[..., MeshBuilder]  # MeshBuilder, or a stand-in a test injects
 
 log = structlog.get_logger()
 
@@ -134,10 +136,10 @@ class ControlPlane:
         ssm: Any | None = None,
         secretsmanager: Any | None = None,
         *,
-        mesh_builder: MeshBuilder = build_mesh,
+        model: ModelFactory = MeshBuilder,
     ) -> None:
         self.settings = settings
-        self._build_mesh = mesh_builder
+        self._model_factory = model
         if ecs is None or ec2 is None:
             ecs, ec2 = aws_clients(settings)
         if sqs is None or ssm is None:
@@ -151,6 +153,7 @@ class ControlPlane:
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
         self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
+        self.model = self._new_model()
         self.discovery = ClusterWatch(
             settings.clusters,
             ClusterReader(
@@ -177,6 +180,7 @@ class ControlPlane:
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
         self.metrics.track_translation_cache(self.cache.memo.size_bytes)
+        self.metrics.track_label_cache(self.model.labels)
         self.readiness = Readiness(
             settings.readiness_window_seconds,
             self.discovery.first_view,
@@ -210,50 +214,56 @@ class ControlPlane:
     # -- discovery -> model -> cache ----------------------------------------------------------
 
     def publish(self, views: list[ClusterState]) -> None:
-        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed.
+        """A new view of ECS: update the mesh by what changed, and let the cache rebuild (and wake)
+        only the roles the change reaches. Costs what the change touches, not the mesh's size.
 
         Never raises: a failure keeps the last good mesh served and is reported by the supervisor;
         discovery goes on, and the next change of the view tries again.
         """
         try:
-            mesh = self._build_mesh(
-                views,
-                self.settings.label_prefix,
-                self.settings.limits,
-                self.health_policy,
-                services_from_port_names=self.settings.services_from_port_names,
-                host_rule=self.settings.host_rule,
-            )
+            update = self.model.update(views)
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
+            # The model may hold a view half applied: the next view is built afresh (labels stay parsed).
+            self.model = self._new_model(self.model.labels)
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
             return
         try:
-            self._publish_mesh(mesh)
+            self._publish_mesh(update.mesh, update.delta)
         except Exception as error:  # noqa: BLE001
             self.supervisor.failed("publish", error)
             return
         self.supervisor.succeeded("build", "publish")
 
-    def _publish_mesh(self, mesh: Mesh) -> None:
-        self._log_problems(mesh)
+    def _new_model(self, labels: TaskDefinitionLabels | None = None) -> MeshBuilder:
+        s = self.settings
+        return self._model_factory(
+            s.label_prefix, s.limits, self.health_policy, services_from_port_names=s.services_from_port_names, host_rule=s.host_rule, labels=labels
+        )
+
+    def _publish_mesh(self, mesh: Mesh, delta: MeshDelta) -> None:
+        if delta.problems:
+            self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
-            endpoints = [e for s in mesh.services for e in s.endpoints]
+            by_health = self.model.endpoints_by_health()
+            endpoints = sum(by_health.values())
             log.info(
                 "mesh.updated",
                 revision=self.cache.revision,
                 services=len(mesh.services),
-                endpoints=len(endpoints),
+                endpoints=endpoints,
                 problems=len(mesh.problems),
+                changed_services=len(delta.services),
             )
             self.metrics.services.set(len(mesh.services))
             for health_state in EndpointHealth:
-                self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
-            self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
-            counts = Counter((p.kind, p.severity) for p in mesh.problems)
-            for kind in ProblemKind:
-                for severity in ("error", "warning"):
-                    self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
-            self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
+                self.metrics.endpoints.labels(health=health_state.value).set(by_health[health_state])
+            if delta.problems:
+                self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+                counts = Counter((p.kind, p.severity) for p in mesh.problems)
+                for kind in ProblemKind:
+                    for severity in ("error", "warning"):
+                        self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
+            self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), endpoints, len(mesh.problems))
 
     def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
         for operation, count in (status.last_api_calls or {}).items():

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Plat
 
 if TYPE_CHECKING:
     from controlplane.cache.store import SnapshotCache
+    from controlplane.model.label_cache import TaskDefinitionLabels
 
 from controlplane import __version__
 from controlplane.errors import ListenError, SettingsError
@@ -42,6 +43,12 @@ class Metrics:
         self.cache_roles = Gauge("controlplane_cache_roles", "Proxy roles served now (each held by one or more streams)", registry=r)
         self.cache_snapshots = Gauge("controlplane_cache_snapshots", "Role snapshots kept by the cache", registry=r)
         self.cache_interned = Gauge("controlplane_cache_interned_resources", "Serialized resources kept for sharing across roles", registry=r)
+        self.label_cache_bytes = Gauge(
+            "controlplane_label_cache_bytes", "Estimated bytes of the parsed labels kept by task-definition ARN", registry=r
+        )
+        self.label_cache_entries = Gauge(
+            "controlplane_label_cache_task_definitions", "Task definitions whose parsed labels are kept", registry=r
+        )
         self.refused_streams = Counter(
             "controlplane_xds_streams_refused_total", "xDS streams refused before serving (reason: role_limit, unauthenticated, permission_denied)", ["reason"], registry=r
         )
@@ -126,6 +133,11 @@ class Metrics:
         self.cache_roles.set_function(lambda: cache.live_roles)
         self.cache_snapshots.set_function(lambda: cache.snapshots)
         self.cache_interned.set_function(lambda: cache.interned)
+
+    def track_label_cache(self, labels: TaskDefinitionLabels) -> None:
+        """The model's parsed-label cache, read at each scrape."""
+        self.label_cache_bytes.set_function(labels.size_bytes)
+        self.label_cache_entries.set_function(lambda: len(labels))
 
     def track_readiness(self, degraded: Callable[[], bool], ready: Callable[[], bool], config_age: Callable[[], float | None]) -> None:
         self.degraded.set_function(lambda: 1.0 if degraded() else 0.0)

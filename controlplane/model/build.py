@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from controlplane.discovery.state import ClusterState, TaskDefinition
-from controlplane.model.families import Claim, Rank, resolve
+from controlplane.model.families import Claim, Ownership, Rank, resolve
 from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
 from controlplane.model.implicit import with_port_name_labels
-from controlplane.model.lifecycle import HealthPolicy, endpoint_health
+from controlplane.model.label_cache import ParsedTaskDefinition
+from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.limits import Charge, Limits
 from controlplane.model.mesh import (
     Endpoint,
@@ -51,49 +53,70 @@ def build_mesh(
 ) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems. With a
     `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`."""
+    # The incremental builder keeps what this module derives from one view to the next; a fresh
+    # one builds the whole mesh, so there is one way to build it.
+    from controlplane.model.incremental import MeshBuilder
+
+    builder = MeshBuilder(prefix, limits, health_policy, services_from_port_names=services_from_port_names, host_rule=host_rule)
+    return builder.update(states).mesh
+
+
+def parse_task_definition(task_definition: TaskDefinition, prefix: str, services_from_port_names: bool = False) -> ParsedTaskDefinition:
+    """Step 1: the declarations of a task definition's labels, and their problems."""
     problems: list[ServiceProblem] = []
-    claims: dict[str, dict[str, Claim]] = defaultdict(dict)
-    parsed: dict[str, tuple[ServiceDeclaration, ...]] = {}
-    clusters_of: dict[str, set[str]] = defaultdict(set)  # task definition ARN -> clusters of its tasks
+    declarations = _declarations(task_definition, prefix, problems, services_from_port_names)
+    return ParsedTaskDefinition(declarations, tuple(problems))
 
-    for state in states:
-        for task in state.tasks:
-            task_definition = state.task_definitions.get(task.task_definition_arn)
-            if task_definition is None:
-                continue
-            clusters_of[task_definition.arn].add(task.cluster)
-            if task_definition.arn not in parsed:
-                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems, services_from_port_names)
-                for declaration in parsed[task_definition.arn]:
-                    claims[declaration.name][task_definition.arn] = Claim(task_definition, declaration)
-            for declaration in parsed[task_definition.arn]:
-                claim = claims[declaration.name][task_definition.arn]
-                claim.saw(task)
-                health = endpoint_health(task, declaration.container, task_definition, health_policy)
-                reachable = task.endpoint_for(declaration.container, declaration.container_port)
-                if health is None or reachable is None:
-                    continue
-                claim.endpoints[(reachable.address, reachable.port)] = Endpoint(
-                    address=reachable.address,
-                    port=reachable.port,
-                    task_arn=task.arn,
-                    cluster=task.cluster,
-                    task_definition=task_definition.display_name,
-                    health=health,
-                    availability_zone=task.availability_zone,
-                )
 
+def merged_endpoints(claims: Iterable[Claim]) -> tuple[Endpoint, ...]:
+    """The endpoints of the claims that serve one service, by address and port. Two tasks on one
+    address and port (an address reused while the old task drains) give the later task ARN's,
+    whatever order ECS answered in."""
+    by_key: dict[tuple[str, int], Endpoint] = {}
+    for claim in claims:
+        for endpoint in claim.endpoints():
+            key = (endpoint.address, endpoint.port)
+            other = by_key.get(key)
+            if other is None or endpoint.task_arn > other.task_arn:
+                by_key[key] = endpoint
+    return tuple(by_key[key] for key in sorted(by_key))
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """A mesh's services and problems, and what the incremental builder reuses: each name's
+    ownership, and the established order (rank, name) in which services were admitted to the edge."""
+
+    services: tuple[Service, ...]
+    problems: tuple[ServiceProblem, ...]
+    ownership: dict[str, Ownership]
+    order: list[tuple[Rank, str]]
+
+
+def assemble(
+    claims: Mapping[str, Mapping[str, Claim]],
+    parse_problems: Iterable[ServiceProblem],
+    limits: Limits = Limits(),
+    host_rule: DefaultHostRule | None = None,
+    clusters_of: Mapping[str, Iterable[str]] | None = None,
+    *,
+    ownership_of: Callable[[str, list[Claim]], Ownership] = resolve,
+    endpoints_of: Callable[[str, tuple[Claim, ...]], tuple[Endpoint, ...]] = lambda _, accepted: merged_endpoints(accepted),
+) -> Assembly:
+    """Steps 2-4: the claims of every service name (by task-definition ARN) -> the Mesh's services
+    and problems. `clusters_of`: the clusters each task definition's live tasks run in (for the
+    host rule). `ownership_of` and `endpoints_of` may answer from what they kept for names whose
+    claims did not change (the incremental builder)."""
+    problems: list[ServiceProblem] = list(parse_problems)
+    ownerships: dict[str, Ownership] = {}
     candidates: list[tuple[Rank, Service, ServiceDeclaration, dict[str, int]]] = []
     for name in sorted(claims):
-        ownership = resolve(name, list(claims[name].values()))
+        ownership = ownerships[name] = ownership_of(name, list(claims[name].values()))
         problems.extend(ownership.problems)
-        endpoints: dict[tuple[str, int], Endpoint] = {}
-        for claim in ownership.accepted:
-            endpoints.update(claim.endpoints)
         winner = ownership.winner.declaration
         route = winner.route
         if host_rule is not None:
-            clusters = {c for claim in ownership.accepted for c in clusters_of[claim.task_definition.arn]}
+            clusters = {c for claim in ownership.accepted for c in (clusters_of or {}).get(claim.task_definition.arn, ())}
             hosts = _default_hosts(host_rule, name, ownership.winner, clusters, problems)
             if hosts is None:
                 continue
@@ -104,7 +127,7 @@ def build_mesh(
             route=route,
             container_port=winner.container_port,
             declared_by=ownership.winner.task_definition.display_name,
-            endpoints=tuple(sorted(endpoints.values(), key=lambda e: (e.address, e.port))),
+            endpoints=endpoints_of(name, ownership.accepted),
             policy=winner.policy,
             split=winner.split,
             newest_revision_weight=winner.newest_revision_weight,
@@ -131,7 +154,12 @@ def build_mesh(
     services = sorted(_with_resolved_mirrors(_with_resolved_splits(services, winners, problems), winners, problems), key=lambda s: s.name)
     problems.extend(_unknown_upstreams(services, winners))
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
-    return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
+    return Assembly(
+        services=tuple(services),
+        problems=tuple(dict.fromkeys(problems)),
+        ownership=ownerships,
+        order=[(rank, service.name) for rank, service, _, _ in candidates],
+    )
 
 
 def _declarations(

@@ -9,6 +9,7 @@ ordered; revisions of two families are not).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from controlplane.discovery.state import Task, TaskDefinition
@@ -21,18 +22,35 @@ Rank = tuple[int, float]
 NOT_STARTED: Rank = (1, 0.0)
 
 
-@dataclass
+@dataclass(eq=False)
 class Claim:
-    """One task definition's declaration of a service, with the endpoints of its tasks."""
+    """One task definition's declaration of a service, with what its live tasks contribute: an
+    endpoint each (None while a task takes no traffic) and their start times. Kept between meshes
+    by the incremental builder, so a task that comes or goes touches only its own claims."""
 
     task_definition: TaskDefinition
     declaration: ServiceDeclaration
-    endpoints: dict[tuple[str, int], Endpoint] = field(default_factory=dict)
+    tasks: dict[str, Endpoint | None] = field(default_factory=dict)  # task ARN -> its endpoint
+    started: dict[str, float] = field(default_factory=dict)  # task ARN -> startedAt
     first_started: float | None = None
 
-    def saw(self, task: Task) -> None:
-        if task.started_at is not None and (self.first_started is None or task.started_at < self.first_started):
-            self.first_started = task.started_at
+    def add(self, task: Task, endpoint: Endpoint | None) -> None:
+        """`task` (new, or the new state of a task removed first) serves this claim."""
+        self.tasks[task.arn] = endpoint
+        if task.started_at is not None:
+            self.started[task.arn] = task.started_at
+            if self.first_started is None or task.started_at < self.first_started:
+                self.first_started = task.started_at
+
+    def remove(self, task_arn: str) -> None:
+        """A task of this claim is gone (or about to be added again in a new state)."""
+        self.tasks.pop(task_arn, None)
+        started = self.started.pop(task_arn, None)
+        if started is not None and started == self.first_started:
+            self.first_started = min(self.started.values()) if self.started else None
+
+    def endpoints(self) -> Iterable[Endpoint]:
+        return (endpoint for endpoint in self.tasks.values() if endpoint is not None)
 
     @property
     def family(self) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Protocol(StrEnum):
@@ -406,15 +408,31 @@ class Mesh:
     services: tuple[Service, ...]
     problems: tuple[ServiceProblem, ...] = ()
     virtual_hosts: tuple[VirtualHost, ...] = field(init=False, compare=False)
+    by_name: Mapping[str, Service] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived, never given: which routes each host gets is a pure function of the services.
         from controlplane.model.routing import virtual_hosts
 
         object.__setattr__(self, "virtual_hosts", virtual_hosts(self.services))
+        object.__setattr__(self, "by_name", MappingProxyType({s.name: s for s in self.services}))
+
+    @classmethod
+    def with_routes_of(cls, previous: Mesh, services: tuple[Service, ...], replaced: Mapping[str, Service], problems: tuple[ServiceProblem, ...]) -> Mesh:
+        """A mesh whose services route exactly as `previous`'s do (`replaced` differ in their
+        endpoints at most): the virtual hosts and the index are taken over, not derived again."""
+        mesh = object.__new__(cls)
+        object.__setattr__(mesh, "services", services)
+        object.__setattr__(mesh, "problems", problems)
+        object.__setattr__(mesh, "virtual_hosts", previous.virtual_hosts)
+        if replaced:
+            # Always a MappingProxyType: its copy() copies the dict at C speed (dict() would not).
+            by_name = previous.by_name.copy()  # type: ignore[attr-defined]
+            by_name.update(replaced)
+            object.__setattr__(mesh, "by_name", MappingProxyType(by_name))
+        else:
+            object.__setattr__(mesh, "by_name", previous.by_name)
+        return mesh
 
     def service(self, name: str) -> Service | None:
-        for service in self.services:
-            if service.name == name:
-                return service
-        return None
+        return self.by_name.get(name)

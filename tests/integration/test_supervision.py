@@ -1,8 +1,8 @@
 """The pipeline survives an exception in the model: the control plane keeps serving the last good
 config, says so (`controlplane status`, /metrics, health), and later changes still reach Envoy.
 
-The control plane runs in-process with a mesh builder that raises whenever a task of the ECS
-service `poison` is in view (constructor injection: the product's own build_mesh otherwise)."""
+The control plane runs in-process with a model that raises whenever a task of the ECS service
+`poison` is in view (constructor injection: the product's own MeshBuilder otherwise)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,7 @@ from controlplane.app import ControlPlane
 from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import REGION, DemoStack
 from controlplane.discovery.state import ClusterState
-from controlplane.model.build import build_mesh
-from controlplane.model.limits import Limits
-from controlplane.model.mesh import Mesh
+from controlplane.model.incremental import MeshBuilder, MeshUpdate
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
 from controlplane.settings import Settings
@@ -37,11 +35,14 @@ POISON = "poison"
 WINDOW = 3.0  # seconds the served config may go unconfirmed before health says NOT_SERVING
 
 
-def poisoned_build(views: Iterable[ClusterState], prefix: str, limits: Limits, *args: Any, **kwargs: Any) -> Mesh:
-    views = list(views)
-    if any(task.service_name == POISON for view in views for task in view.tasks):
-        raise ArithmeticError("injected: the model cannot build service poison")
-    return build_mesh(views, prefix, limits, *args, **kwargs)
+class PoisonedModel(MeshBuilder):
+    """The product's model, failing on any view with a task of the poison service."""
+
+    def update(self, states: Iterable[ClusterState]) -> MeshUpdate:
+        states = list(states)
+        if any(task.service_name == POISON for view in states for task in view.tasks):
+            raise ArithmeticError("injected: the model cannot build service poison")
+        return super().update(states)
 
 
 class InProcessControlPlane:
@@ -93,7 +94,7 @@ def plane(stack: DemoStack) -> Iterator[ControlPlane]:
         poll_interval_seconds=0.5, readiness_stale_after_seconds=WINDOW,
     )
     make = lambda: ControlPlane(  # noqa: E731
-        settings, client("ecs"), client("ec2"), client("sqs"), client("ssm"), mesh_builder=poisoned_build
+        settings, client("ecs"), client("ec2"), client("sqs"), client("ssm"), model=PoisonedModel
     )
     with InProcessControlPlane(make) as plane:
         yield plane
