@@ -243,7 +243,7 @@ class ControlPlane:
     def _publish_mesh(self, mesh: Mesh, delta: MeshDelta) -> None:
         if delta.problems:
             self._log_problems(mesh)
-        if self.cache.set_mesh(mesh):
+        if self.cache.set_mesh(mesh, delta):
             by_health = self.model.endpoints_by_health()
             endpoints = sum(by_health.values())
             log.info(

@@ -43,6 +43,9 @@ class Metrics:
         self.cache_roles = Gauge("controlplane_cache_roles", "Proxy roles served now (each held by one or more streams)", registry=r)
         self.cache_snapshots = Gauge("controlplane_cache_snapshots", "Role snapshots kept by the cache", registry=r)
         self.cache_interned = Gauge("controlplane_cache_interned_resources", "Serialized resources kept for sharing across roles", registry=r)
+        self.cache_interned_bytes = Gauge(
+            "controlplane_cache_interned_bytes", "Estimated bytes of the serialized resources kept for sharing across roles", registry=r
+        )
         self.label_cache_bytes = Gauge(
             "controlplane_label_cache_bytes", "Estimated bytes of the parsed labels kept by task-definition ARN", registry=r
         )
@@ -133,6 +136,7 @@ class Metrics:
         self.cache_roles.set_function(lambda: cache.live_roles)
         self.cache_snapshots.set_function(lambda: cache.snapshots)
         self.cache_interned.set_function(lambda: cache.interned)
+        self.cache_interned_bytes.set_function(cache.interned_bytes)
 
     def track_label_cache(self, labels: TaskDefinitionLabels) -> None:
         """The model's parsed-label cache, read at each scrape."""

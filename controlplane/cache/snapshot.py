@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
@@ -83,6 +83,10 @@ class Snapshot:
     """Everything one role receives, by type and name."""
 
     resources: Mapping[TypeUrl, Mapping[str, PreparedResource]]
+    # For a snapshot made from another by replacing some resources (`replacing`): per type, the
+    # mapping it replaced and the names that differ from it, so that a stream that saw that mapping
+    # looks at those names only. Empty for a snapshot built in full.
+    patched: Mapping[TypeUrl, tuple[Mapping[str, PreparedResource], frozenset[str]]] = field(default_factory=dict, compare=False, repr=False)
     _versions: dict[TypeUrl, str] = field(default_factory=dict, compare=False, repr=False)  # memo
 
     def of(self, type_url: TypeUrl) -> Mapping[str, PreparedResource]:
@@ -95,28 +99,101 @@ class Snapshot:
             found = self._versions[type_url] = version_of(self.of(type_url).values())
         return found
 
+    def replacing(self, type_url: TypeUrl, resources: Mapping[str, PreparedResource]) -> tuple[Snapshot, dict[str, PreparedResource]]:
+        """This snapshot with some resources of one type (ones it has) replaced, and the resources
+        replaced (by name); itself when every one has the version it had. The other types' mappings
+        are the same objects, so streams see by identity that nothing else changed."""
+        old = self.of(type_url)
+        replaced = {name: was for name, resource in resources.items() if (was := old.get(name)) is not None and was.version != resource.version}
+        if not replaced:
+            return self, replaced
+        mapping = dict(old)
+        for name in replaced:
+            mapping[name] = resources[name]
+        by_type = dict(self.resources)
+        by_type[type_url] = mapping
+        return Snapshot(resources=by_type, patched={type_url: (old, frozenset(replaced))}), replaced
+
+    def all(self) -> Iterator[PreparedResource]:
+        for mapping in self.resources.values():
+            yield from mapping.values()
+
 
 _EMPTY: Mapping[str, PreparedResource] = MappingProxyType({})
+# The bytes one interned resource keeps (its payload three times: the Any, the SotW and the Delta
+# entries) beyond the payload, estimated: the objects and the message identity record.
+INTERNED_OVERHEAD_BYTES = 512
+# Beyond this many bytes, resources are prepared but not shared (each snapshot serializes its own).
+DEFAULT_INTERNER_MAX_BYTES = 1024 * 1024 * 1024
+
+
+class _Interned:
+    __slots__ = ("message", "type_url", "prepared", "holders", "size")
+
+    def __init__(self, message: object, type_url: TypeUrl, prepared: PreparedResource) -> None:
+        self.message, self.type_url, self.prepared, self.holders = message, type_url, prepared, 0
+        self.size = len(prepared.packed.value) + len(prepared.sotw_entry) + len(prepared.delta_entry) + INTERNED_OVERHEAD_BYTES
 
 
 class Interner:
-    """Prepared resources by message identity, shared by every role's snapshot of one revision: a
-    message object translated once (see translate.resources) is serialized once."""
+    """Prepared resources by message identity, shared by every role's snapshot: a message object
+    translated once (see translate.memo) is serialized once.
 
-    def __init__(self) -> None:
-        # id() is only unique while the object lives: keep the message alongside.
-        self._by_id: dict[int, tuple[object, TypeUrl, str, PreparedResource]] = {}
+    A prepared resource is kept while a snapshot holds it: the cache tells the interner which
+    resources its snapshots take up (`hold`) and let go of (`let_go`), and `settle` drops those
+    nobody holds, so a superseded resource and its bytes go with the last snapshot that had them
+    (streams that have not moved on yet keep their own reference), and what the interner holds
+    follows the live roles, not the number of changes."""
+
+    def __init__(self, max_bytes: int = DEFAULT_INTERNER_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        # id() is only unique while the object lives: each entry keeps its message and resource.
+        self._by_message: dict[int, _Interned] = {}
+        self._by_prepared: dict[int, _Interned] = {}
+        self._unheld: list[_Interned] = []
+        self._bytes = 0
 
     def prepare(self, name: str, type_url: TypeUrl, message: object) -> PreparedResource:
-        found = self._by_id.get(id(message))
-        if found is not None and found[0] is message and found[1] is type_url and found[2] == name:
-            return found[3]
+        found = self._by_message.get(id(message))
+        if found is not None and found.message is message and found.type_url is type_url and found.prepared.name == name:
+            return found.prepared
         prepared = prepare(name, type_url, message)
-        self._by_id[id(message)] = (message, type_url, name, prepared)
+        entry = _Interned(message, type_url, prepared)
+        if found is None and self._bytes + entry.size <= self.max_bytes:
+            self._by_message[id(message)] = self._by_prepared[id(prepared)] = entry
+            self._bytes += entry.size
+            self._unheld.append(entry)
         return prepared
 
+    def hold(self, resources: Iterable[PreparedResource]) -> None:
+        for resource in resources:
+            entry = self._by_prepared.get(id(resource))
+            if entry is not None:
+                entry.holders += 1
+
+    def let_go(self, resources: Iterable[PreparedResource]) -> None:
+        for resource in resources:
+            entry = self._by_prepared.get(id(resource))
+            if entry is not None:
+                entry.holders -= 1
+                if entry.holders <= 0:
+                    self._unheld.append(entry)
+
+    def settle(self) -> None:
+        """Drop the resources no snapshot holds."""
+        for entry in self._unheld:
+            if entry.holders <= 0 and self._by_prepared.get(id(entry.prepared)) is entry:
+                del self._by_prepared[id(entry.prepared)]
+                del self._by_message[id(entry.message)]
+                self._bytes -= entry.size
+        self._unheld.clear()
+
+    def size_bytes(self) -> int:
+        """Estimated bytes held (the controlplane_cache_interned_bytes metric)."""
+        return self._bytes
+
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_prepared)
 
 
 def build_snapshot(resources: Resources, previous: Snapshot | None = None, interner: Interner | None = None) -> Snapshot:

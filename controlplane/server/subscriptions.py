@@ -151,6 +151,8 @@ class SubscriptionStream(Generic[Request, Response]):
         self._order = [(type_url, self._subs[type_url], type_url in GATED_TYPES) for type_url in ORDER]
         self._route_references: frozenset[str] | None = None  # clusters held or ACKed routes use (memo)
         self._needed_endpoints: frozenset[str] | None = None  # endpoints the ACKed clusters need (memo)
+        # Clusters kept for make-before-break, for the snapshot's cluster mapping it was computed with (memo).
+        self._retained: tuple[Mapping[str, PreparedResource], frozenset[str]] | None = None
         self._log = log.bind(node_id=record.node_id, stream=record.stream_id, mode=self.mode)
 
     def subscription(self, type_url: TypeUrl) -> Subscription:
@@ -279,10 +281,10 @@ class SubscriptionStream(Generic[Request, Response]):
         set depends on it (the resources kept for make-before-break). A push evaluates only types
         that are dirty or whose snapshot mapping changed; the ordering gate is checked every push."""
         if type_url is TypeUrl.ROUTE:  # routes hold on to clusters
-            self._route_references = None
+            self._route_references = self._retained = None
             self._subs[TypeUrl.CLUSTER].dirty = self._subs[TypeUrl.ENDPOINT].dirty = True
         elif type_url is TypeUrl.CLUSTER:  # kept clusters hold on to their endpoints; the gate needs theirs
-            self._needed_endpoints = None
+            self._needed_endpoints = self._retained = None
             self._subs[TypeUrl.ENDPOINT].dirty = True
 
     # -- pushes --------------------------------------------------------------------------------
@@ -307,9 +309,15 @@ class SubscriptionStream(Generic[Request, Response]):
                 self._subs[TypeUrl.ENDPOINT].dirty = True  # endpoints kept for removed clusters depend on it
             if gated and self._ordered and not self._clusters_settled():
                 continue
-            if retained is None and (type_url is TypeUrl.CLUSTER or type_url is TypeUrl.ENDPOINT):
-                retained = self._retained_clusters(snapshot)
-            change = self._change(type_url, sub, available, retained or _NONE)
+            step = snapshot.patched.get(type_url)
+            if step is not None and step[0] is sub.seen and not sub.dirty and not sub.must_answer:
+                # Nothing changed on our side since we last looked, and the snapshot says which of
+                # these resources are new: look at those only (a change costs what it changes).
+                change = self._stepped(sub, available, step[1])
+            else:
+                if retained is None and (type_url is TypeUrl.CLUSTER or type_url is TypeUrl.ENDPOINT):
+                    retained = self._retained_clusters(snapshot)
+                change = self._change(type_url, sub, available, retained or _NONE)
             sub.seen, sub.dirty = available, False
             if change.changed or change.removed or sub.must_answer:
                 if not sub.wildcard and not sub.names and not change.removed:
@@ -351,6 +359,21 @@ class SubscriptionStream(Generic[Request, Response]):
                     sub.acked[name] = resource
         removed = tuple(sorted(name for name in held if name not in desired)) if self._removes(type_url) else ()
         return Change(desired=desired, changed=changed, removed=removed)
+
+    @staticmethod
+    def _stepped(sub: Subscription, available: Mapping[str, PreparedResource], names: Iterable[str]) -> Change:
+        """The change when only the resources `names` (ones the previous mapping had) are new: none
+        comes or goes, so nothing is removed and what is kept for make-before-break stays as it is."""
+        changed: dict[str, PreparedResource] = {}
+        held = sub.held
+        for name in names:
+            resource = available.get(name)
+            if resource is None or not sub.covers(name):
+                continue
+            have = held.get(name)
+            if have is None or have.version != resource.version:
+                changed[name] = resource
+        return Change(desired=available, changed=changed, removed=())
 
     def _kept(
         self, type_url: TypeUrl, sub: Subscription, retained: frozenset[str], desired: Mapping[str, PreparedResource]
@@ -406,9 +429,13 @@ class SubscriptionStream(Generic[Request, Response]):
             referenced = self._route_references = frozenset(
                 name for route in _chain(routes.held.values(), routes.acked.values()) for name in route.references
             )
-        held_clusters = self._subs[TypeUrl.CLUSTER].held
         current = snapshot.of(TypeUrl.CLUSTER)
-        return frozenset(name for name in referenced if name not in current and name in held_clusters)
+        if self._retained is not None and self._retained[0] is current:
+            return self._retained[1]
+        held_clusters = self._subs[TypeUrl.CLUSTER].held
+        retained = frozenset(name for name in referenced if name not in current and name in held_clusters)
+        self._retained = (current, retained)
+        return retained
 
     def _clusters_settled(self) -> bool:
         """The proxy has answered our last CDS response and asked for the endpoints of the clusters it

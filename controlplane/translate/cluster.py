@@ -102,7 +102,7 @@ def service_cluster(service: Service) -> cluster_pb2.Cluster:
 
 def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
     """service_cluster, built once per service settings and shared by the edge and every sidecar."""
-    return memo.get("cluster", memo.settings_key(service), lambda: service_cluster(service))
+    return memo.get_for("cluster", service.name, memo.settings_key(service), lambda: service_cluster(service))
 
 
 def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:

@@ -6,35 +6,42 @@ from __future__ import annotations
 
 from functools import partial
 
+from google.protobuf.message import Message
+
 from controlplane.model.mesh import Mesh, Service
 from controlplane.proxy.roles import GrpcClientRole
 from controlplane.translate import cluster, endpoint, listener, route
 from controlplane.translate.memo import TranslationMemo
-from controlplane.translate.mesh_index import services_by_name
 from controlplane.translate.resources import Resources
 from controlplane.xds.types import TypeUrl
 
 
-def visible_services(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) -> list[Service]:
-    """The services the client declares it calls; every service when it declares none."""
-    index = services_by_name(mesh, memo)
-    own = index.get(role.service)
-    candidates = [index[name] for name in sorted(own.upstreams) if name in index] if own and own.upstreams else mesh.services
+def visible_services(mesh: Mesh, role: GrpcClientRole) -> tuple[list[Service], frozenset[str] | None]:
+    """The services the client declares it calls (every service when it declares none), and the
+    names they depend on (None: every service)."""
+    own = mesh.by_name.get(role.service)
+    if own and own.upstreams:
+        candidates = [mesh.by_name[name] for name in sorted(own.upstreams) if name in mesh.by_name]
+        depends_on: frozenset[str] | None = frozenset({role.service, *own.upstreams})
+    else:
+        candidates, depends_on = list(mesh.services), None
     # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
-    return [s for s in candidates if s.subset_of is None]
+    return [s for s in candidates if s.subset_of is None], depends_on
+
+
+def grpc_client_load_assignment(memo: TranslationMemo, service: Service) -> Message:
+    return memo.get_for("endpoints/grpc-client", service.name, memo.endpoints_key(service), partial(endpoint.grpc_client_load_assignment, service))
 
 
 def grpc_client_resources(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) -> Resources:
-    services = visible_services(mesh, role, memo)
+    services, depends_on = visible_services(mesh, role)
     # Each of these is built from the service's name alone (the endpoints: its endpoint set).
     return Resources(
         by_type={
             TypeUrl.CLUSTER: {s.name: memo.get("cluster/grpc-client", s.name, partial(cluster.grpc_client_cluster, s)) for s in services},
-            TypeUrl.ENDPOINT: {
-                s.name: memo.get("endpoints/grpc-client", memo.endpoints_key(s), partial(endpoint.grpc_client_load_assignment, s))
-                for s in services
-            },
+            TypeUrl.ENDPOINT: {s.name: grpc_client_load_assignment(memo, s) for s in services},
             TypeUrl.LISTENER: {s.name: memo.get("listener/api", s.name, partial(listener.api_listener, s.name)) for s in services},
             TypeUrl.ROUTE: {s.name: memo.get("routes/grpc-client", s.name, partial(route.grpc_client_routes, s)) for s in services},
-        }
+        },
+        depends_on=depends_on,
     )

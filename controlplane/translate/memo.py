@@ -3,22 +3,32 @@ whose input is unchanged, bounded in bytes.
 
 Sharing matters beyond the CPU saved: the cache serializes a message object once (see
 cache.snapshot.Interner), so an unchanged service keeps its bytes and its version across revisions.
-Keys hold only what a message is built from: a Cluster or a Route is keyed on the service's
-settings (`TranslationMemo.settings_key`, every field but its endpoints), so an endpoint change re-creates only
-that service's ClusterLoadAssignment. Callers must never mutate what the memo returns (copy first).
+
+Each message has a slot: `get(kind, key, build)` keys the slot on `key` itself (small hashable
+inputs: a role's listen address); `get_for(kind, name, key, build)` gives one slot per service name
+and kind, and compares `key` (what the message is built from: a service's settings, or its
+endpoints) with the one the slot was built from. Comparing, not hashing, is what keeps a lookup
+cheap: the incremental model hands over the very objects of unchanged services, so the comparison
+is a few identity checks, where hashing would walk every policy object. A slot whose key changed is
+built again in place: the superseded message is released at once, so what the memo holds follows
+the mesh, not the number of changes.
+
+Slots live while roles use them: the cache records the slots each role's translation used, holds
+them (`retain`) while it keeps that role's snapshot, and lets them go (`release`); `settle` drops
+the slots nobody holds. Callers must never mutate what the memo returns (copy first).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 import sys
-from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Callable, Hashable, TypeVar
 
 from google.protobuf.message import Message
 
-from controlplane.model.mesh import Mesh, Service
+from controlplane.model.delta import settings_of
+from controlplane.model.mesh import Service
 
 T = TypeVar("T")
 
@@ -28,56 +38,17 @@ T = TypeVar("T")
 # record). Calibrated against RSS, see docs/benchmarks.md ("Translation memo").
 IN_MEMORY_PER_SERIALIZED_BYTE = 7
 ENTRY_OVERHEAD_BYTES = 2048
-# The two keys of one service of the current mesh (the tuples; their parts belong to the mesh).
-SERVICE_KEYS_BYTES = 400
-# One memo per process (the snapshot cache holds it). It must hold at least one revision's
-# messages for every role (about 60 MB at 10,000 tasks, 1,000 services, 2,000 roles), or each
-# revision would evict what it is about to need.
+# One memo per process (the snapshot cache holds it). It must hold one revision's messages for
+# every live role (about 60 MB at 10,000 tasks, 1,000 services, 2,000 roles); beyond the bound
+# new messages are built but not kept.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 
-# Every field of a Service but its endpoints, whatever fields the model adds later.
-_settings_of = operator.attrgetter(*(f.name for f in dataclasses.fields(Service) if f.name != "endpoints"))
-
-
-class Key:
-    """A key built from deep frozen dataclasses, hashed once: the memo's OrderedDict hashes a key
-    on every lookup, and hashing a Service walks its whole traffic policy."""
-
-    __slots__ = ("parts", "hash")
-
-    def __init__(self, parts: tuple[object, ...]) -> None:
-        self.parts, self.hash = parts, hash(parts)
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, Key) and self.hash == other.hash and self.parts == other.parts)
-
-
-class _Slot:
-    """(kind, key), hashed once."""
-
-    __slots__ = ("kind", "key", "hash")
-
-    def __init__(self, kind: str, key: Hashable) -> None:
-        self.kind, self.key, self.hash = kind, key, hash((kind, key))
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (
-            isinstance(other, _Slot) and self.hash == other.hash and self.kind == other.kind and self.key == other.key
-        )
-
-
 class _Entry:
-    __slots__ = ("value", "size", "generation")
+    __slots__ = ("key", "value", "size", "holders")
 
-    def __init__(self, value: object, size: int, generation: int) -> None:
-        self.value, self.size, self.generation = value, size, generation
+    def __init__(self, key: object, value: object, size: int) -> None:
+        self.key, self.value, self.size, self.holders = key, value, size, 0
 
 
 def estimated_bytes(value: object) -> int:
@@ -88,101 +59,92 @@ def estimated_bytes(value: object) -> int:
 
 
 class TranslationMemo:
-    """Messages by (kind, key) for the current and the previous mesh, at most `max_bytes` of them
-    (least recently used go first); `max_bytes=0` memoises nothing.
-
-    A message no role used while translating the previous mesh has been superseded (an old endpoint
-    set, a changed service): it is dropped when the next mesh arrives, so what the memo holds
-    follows the mesh, not the number of changes.
-    """
+    """Messages by slot, at most `max_bytes` of them; `max_bytes=0` memoises nothing."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes={max_bytes}: expected 0 (off) or more")
         self.max_bytes = max_bytes
-        # Least recently used first.
-        self._entries: OrderedDict[_Slot, _Entry] = OrderedDict()
+        self._entries: dict[Hashable, _Entry] = {}
         self._bytes = 0
-        self._mesh: Mesh | None = None
-        self._generation = 0
-        self._by_mesh: dict[str, tuple[Mesh, object, int]] = {}
-        # Per service object of the current mesh: its keys, computed once for every role.
-        self._service_keys: dict[int, tuple[Service, Key, Key]] = {}
-
-    def begin(self, mesh: Mesh) -> None:
-        """Translation for `mesh` starts; a new mesh (by identity) starts a new generation."""
-        if mesh is self._mesh:
-            return
-        self._mesh = mesh
-        self._generation += 1
-        self._by_mesh.clear()
-        self._service_keys.clear()
-        # Least recently used first: stop at the first entry used for the previous mesh or this one.
-        while self._entries:
-            slot, entry = next(iter(self._entries.items()))
-            if entry.generation >= self._generation - 1:
-                break
-            del self._entries[slot]
-            self._bytes -= entry.size
+        self._recording: set[Hashable] | None = None
+        self._unheld: list[Hashable] = []  # slots created since the last settle (held by nobody yet)
 
     def get(self, kind: str, key: Hashable, build: Callable[[], T]) -> T:
         """The memoised value of `build()` for (kind, key), built now if absent."""
+        return self._lookup((kind, key), key, build)
+
+    def get_for(self, kind: str, name: Hashable, key: object, build: Callable[[], T]) -> T:
+        """The memoised value of `build()` in the slot (kind, name), built again when `key` differs
+        from the key it was built from (compared with ==, identity first)."""
+        return self._lookup((kind, name), key, build)
+
+    def _lookup(self, slot: Hashable, key: object, build: Callable[[], T]) -> T:
         if not self.max_bytes:
             return build()
-        slot = _Slot(kind, key)
-        found = self._entries.pop(slot, None)
-        if found is not None:
-            # Stored again under this slot, last: later lookups from this mesh compare keys by identity.
-            found.generation = self._generation
-            self._entries[slot] = found
-            return found.value  # type: ignore[return-value]
+        if self._recording is not None:
+            self._recording.add(slot)
+        entry = self._entries.get(slot)
+        if entry is not None and (entry.key is key or entry.key == key):
+            return entry.value  # type: ignore[return-value]
         value = build()
         size = estimated_bytes(value)
-        if size > self.max_bytes:
-            return value  # larger than the whole memo: never kept
-        self._entries[slot] = _Entry(value, size, self._generation)
-        self._bytes += size
-        while self._entries and self.size_bytes() > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.size
+        if entry is not None:  # superseded: replaced in place, held by the same roles
+            self._bytes += size - entry.size
+            entry.key, entry.value, entry.size = key, value, size
+        elif self._bytes + size <= self.max_bytes:
+            self._entries[slot] = _Entry(key, value, size)
+            self._bytes += size
+            self._unheld.append(slot)
         return value
 
-    def settings_key(self, service: Service) -> Key:
+    @staticmethod
+    def settings_key(service: Service) -> tuple[object, ...]:
         """The service without its endpoints: what its Cluster and Route are built from."""
-        return self._keys(service)[1]
+        return settings_of(service)  # type: ignore[no-any-return]
 
-    def endpoints_key(self, service: Service) -> Key:
+    @staticmethod
+    def endpoints_key(service: Service) -> tuple[object, ...]:
         """What the service's ClusterLoadAssignments are built from: its endpoints and locality mode."""
-        return self._keys(service)[2]
+        return (service.policy.load_balancing.locality, service.endpoints)
 
-    def _keys(self, service: Service) -> tuple[Service, Key, Key]:
-        found = self._service_keys.get(id(service))
-        if found is not None and found[0] is service:
-            return found
-        keys = (
-            service,
-            Key(_settings_of(service)),
-            Key((service.name, service.policy.load_balancing.locality, service.endpoints)),
-        )
-        if self.max_bytes:
-            self._service_keys[id(service)] = keys
-        return keys
+    # -- lifetime ------------------------------------------------------------------------------
 
-    def for_mesh(self, kind: str, mesh: Mesh, build: Callable[[], T]) -> T:
-        """A value derived from the whole mesh, kept for the latest mesh only (by identity: hashing
-        a whole mesh would cost more than the value saves)."""
-        found = self._by_mesh.get(kind)
-        if found is not None and found[0] is mesh:
-            return found[1]  # type: ignore[return-value]
-        value = build()
-        if self.max_bytes:
-            self._by_mesh[kind] = (mesh, value, estimated_bytes(value))
-        return value
+    @contextmanager
+    def recording(self) -> Iterator[set[Hashable]]:
+        """The slots used inside the block (one role's translation)."""
+        outer, self._recording = self._recording, set()
+        try:
+            yield self._recording
+        finally:
+            self._recording = outer
+
+    def retain(self, slots: Iterable[Hashable]) -> None:
+        for slot in slots:
+            entry = self._entries.get(slot)
+            if entry is not None:
+                entry.holders += 1
+
+    def release(self, slots: Iterable[Hashable]) -> None:
+        for slot in slots:
+            entry = self._entries.get(slot)
+            if entry is not None:
+                entry.holders -= 1
+                if entry.holders <= 0:
+                    self._unheld.append(slot)
+
+    def settle(self) -> None:
+        """Drop the slots no role holds (created for a role nobody keeps, or released)."""
+        for slot in self._unheld:
+            entry = self._entries.get(slot)
+            if entry is not None and entry.holders <= 0:
+                del self._entries[slot]
+                self._bytes -= entry.size
+        self._unheld.clear()
 
     def size_bytes(self) -> int:
         """The memory the memo holds now, estimated in bytes (the controlplane_translation_cache_bytes metric)."""
-        per_mesh = sum(size for _, _, size in self._by_mesh.values()) + len(self._service_keys) * SERVICE_KEYS_BYTES
-        return self._bytes + per_mesh
+        return self._bytes
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._by_mesh)
+        return len(self._entries)

@@ -12,9 +12,15 @@ from controlplane.xds.types import TypeUrl
 @dataclass(frozen=True)
 class Resources:
     """Resources by type URL, then by name. The messages may be shared with other roles and
-    other revisions (see memo.py): never mutate them."""
+    other revisions (see memo.py): never mutate them.
+
+    `depends_on` names the services whose settings, presence or endpoints these resources are
+    built from (None: every service in the mesh, as the edge's are): a change to any other service
+    leaves them as they are, which is what lets the cache rebuild only the roles a change reaches.
+    A service's endpoints only ever reach the ClusterLoadAssignment named after it."""
 
     by_type: dict[TypeUrl, dict[str, Message]] = field(default_factory=dict)
+    depends_on: frozenset[str] | None = None
 
     def of(self, type_url: TypeUrl) -> dict[str, Message]:
         return self.by_type.get(type_url, {})

@@ -104,7 +104,7 @@ def service_route(service: Service, *, by_name: bool = False) -> rc.Route:
 
 def memoised_route(memo: TranslationMemo, service: Service, *, by_name: bool = False) -> rc.Route:
     """service_route, built once per service settings: an endpoint change does not rebuild it."""
-    return memo.get("route/by-name" if by_name else "route", memo.settings_key(service), lambda: service_route(service, by_name=by_name))
+    return memo.get_for("route/by-name" if by_name else "route", service.name, memo.settings_key(service), lambda: service_route(service, by_name=by_name))
 
 
 def forward_route(cluster: str, prefix: str) -> rc.Route:

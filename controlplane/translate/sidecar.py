@@ -3,18 +3,19 @@ outbound listener, and optionally an inbound listener in front of the app."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh, Service
 from controlplane.proxy.roles import SidecarRole
 from controlplane.translate import cluster, endpoint, listener, route
 from controlplane.translate.memo import TranslationMemo
-from controlplane.translate.mesh_index import services_by_name
 from controlplane.translate.resources import Resources
 from controlplane.xds.types import TypeUrl
 
 
-def upstreams_of(index: dict[str, Service], service_name: str) -> list[Service]:
+def upstreams_of(index: Mapping[str, Service], service_name: str) -> list[Service]:
     """The services `service_name` declares it calls that exist in the mesh, by name."""
     own = index.get(service_name)
     wanted = sorted(set(own.upstreams) if own else set())
@@ -23,10 +24,11 @@ def upstreams_of(index: dict[str, Service], service_name: str) -> list[Service]:
 
 
 def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> Resources:
-    index = services_by_name(mesh, memo)
+    index = mesh.by_name
     upstreams = upstreams_of(index, role.service)
-    outbound = memo.get(
-        "routes/outbound", tuple(memo.settings_key(s) for s in upstreams), lambda: route.outbound_routes(listener.OUTBOUND, upstreams, memo)
+    outbound = memo.get_for(
+        "routes/outbound", tuple(s.name for s in upstreams), tuple(memo.settings_key(s) for s in upstreams),
+        lambda: route.outbound_routes(listener.OUTBOUND, upstreams, memo),
     )
     # A route may split traffic (canary weights, per-revision subsets) to clusters beyond the
     # upstreams themselves: the sidecar needs every cluster its routes name.
@@ -55,5 +57,8 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> R
             TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in targets},
             TypeUrl.LISTENER: listeners,
             TypeUrl.ROUTE: {listener.OUTBOUND: outbound},
-        }
+        },
+        # Its own service (upstreams, protocol), the upstreams it declares, present or not (one
+        # that shows up joins), and every cluster its routes send to.
+        depends_on=frozenset({role.service, *(own.upstreams if (own := index.get(role.service)) else ()), *needed}),
     )

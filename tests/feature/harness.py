@@ -1,5 +1,5 @@
 """Feature-test harness (Contour's featuretests, in Python): ECS views go through the real pipeline
-(build_mesh -> SnapshotCache -> DiscoveryServer on a loopback port) to a real grpcio ADS client
+(the incremental MeshBuilder -> SnapshotCache -> DiscoveryServer on a loopback port) to a real grpcio ADS client
 that behaves like the proxy of its role: it ACKs every response, asks EDS for the clusters it
 received and RDS for the route configurations its listeners name (a gRPC client: the other way
 round, from its target down), and keeps what it holds by type and name."""
@@ -21,7 +21,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.state import ClusterState
-from controlplane.model.build import build_mesh
+from controlplane.model.incremental import MeshBuilder
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 from controlplane.translate import TranslationMemo
@@ -40,13 +40,15 @@ class Pipeline:
 
     def __init__(self, memo: TranslationMemo) -> None:
         self.memo = memo
+        self.model = MeshBuilder()
         self.cache = SnapshotCache(memo=memo)
         self.registry = ProxyRegistry()
         self.channel: grpc.aio.Channel | None = None
 
     def publish(self, *views: ClusterState) -> bool:
-        """What discovery does with a new view of ECS; True when the mesh changed."""
-        return self.cache.set_mesh(build_mesh(list(views)))
+        """What the control plane does with a new view of ECS; True when the mesh changed."""
+        update = self.model.update(views)
+        return self.cache.set_mesh(update.mesh, update.delta)
 
     def proxy(self, node_id: str, metadata: Mapping[str, object], targets: tuple[str, ...] = ()) -> Proxy:
         assert self.channel is not None, "use `async with serving() as pipeline`"
@@ -104,6 +106,7 @@ class Proxy:
         self.subscribed: dict[TypeUrl, list[str]] = {}
         self.acked: dict[TypeUrl, tuple[str, str]] = {}  # (version, nonce), sent with every later request
         self.received: list[TypeUrl] = []  # every response's type, in order
+        self.responses: list[tuple[TypeUrl, list[str]]] = []  # every response's type and resource names, in order
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
@@ -132,6 +135,9 @@ class Proxy:
         if type_url in self.acked:
             request.version_info, request.response_nonce = self.acked[type_url]
         self.subscribed[type_url] = names
+        if type_url in (EDS, RDS) and names:
+            # A proxy forgets what it no longer asks for.
+            self.held[type_url] = {name: held for name, held in self.held[type_url].items() if name in names}
         await self.call.write(request)
 
     async def _follow(self, type_url: TypeUrl, names: list[str]) -> None:
@@ -147,7 +153,11 @@ class Proxy:
                 return
             type_url = TypeUrl(response.type_url)
             self.received.append(type_url)
-            self.held[type_url] = decoded(response)
+            resources = decoded(response)
+            self.responses.append((type_url, sorted(resources)))
+            # State of the world: CDS and LDS responses carry every resource; EDS and RDS ones only
+            # those that changed (an omission changes nothing), as Envoy reads them.
+            self.held[type_url] = resources if type_url in (CDS, LDS) else {**self.held[type_url], **resources}
             self.acked[type_url] = (response.version_info, response.nonce)
             await self._subscribe(type_url, self.subscribed.get(type_url, []))
             if type_url is CDS:

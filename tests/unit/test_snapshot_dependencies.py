@@ -1,0 +1,196 @@
+"""Dependency-tracked snapshots: after any sequence of views the cache's snapshots, kept up to date
+change by change, equal snapshots built from scratch; a change rebuilds only the roles that depend
+on what changed; the caches' own sizes stay flat over 1,000 changes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from hypothesis import HealthCheck, given, settings
+
+from controlplane.cache.snapshot import build_snapshot
+from controlplane.cache.store import SnapshotCache
+from controlplane.discovery.state import ClusterState, Task
+from controlplane.model.incremental import MeshBuilder
+from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
+from controlplane.translate import translate
+from controlplane.xds.types import ORDER, TypeUrl
+
+from .builders import cluster_state, task, task_definition
+from .test_incremental_model import histories, views
+from .xds import Proxy
+
+ROLES: tuple[ProxyRole, ...] = (
+    EdgeRole("127.0.0.1", 10000),
+    SidecarRole(service="orders", inbound_address="127.0.0.1", inbound_port=15000, app_port=8080),
+    SidecarRole(service="users"),
+    SidecarRole(service="canary"),
+    SidecarRole(service="ghost"),  # declared by nothing (yet)
+    GrpcClientRole(service="orders"),  # declares upstreams
+    GrpcClientRole(service="catch"),  # declares none: sees every service
+)
+
+
+def contents(snapshot: object) -> dict[TypeUrl, dict[str, str]]:
+    return {t: {name: r.version for name, r in snapshot.of(t).items()} for t in ORDER}  # type: ignore[attr-defined]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_snapshots_kept_up_to_date_equal_snapshots_built_from_scratch(history: list[tuple[list[Task], list[str], bool]]) -> None:
+    builder, cache = MeshBuilder(), SnapshotCache()
+    for role in ROLES:
+        cache.acquire(role, lambda: None)
+    live: dict[str, Task] = {}
+    states: dict[str, ClusterState] = {}
+    for upserts, removals, hide in history:
+        for changed in upserts:
+            live[changed.arn.rsplit("/", 1)[1]] = changed
+        for gone in removals:
+            live.pop(gone, None)
+        states = views(live, states, hide)
+        update = builder.update(states.values())
+        cache.set_mesh(update.mesh, update.delta)
+        for role in ROLES:
+            kept = cache.snapshot(role)
+            assert contents(kept) == contents(build_snapshot(translate(update.mesh, role))), role.key
+
+
+ORDERS = task_definition("orders", 1, {"xds.service": "orders", "xds.route.prefix": "/orders/", "xds.upstreams": "users"})
+USERS = task_definition("users", 1, {"xds.service": "users", "xds.route.prefix": "/users/"})
+BILLING = task_definition("billing", 1, {"xds.service": "billing", "xds.route.prefix": "/billing/", "xds.upstreams": "ledger"})
+LEDGER = task_definition("ledger", 1, {"xds.service": "ledger", "xds.route.prefix": "/ledger/"})
+DEFINITIONS = [ORDERS, USERS, BILLING, LEDGER]
+
+
+def fleet(generation: int = 0) -> list[Task]:
+    """Two tasks per service; the second task of `users` moves with the generation."""
+    tasks = []
+    for i, td in enumerate(DEFINITIONS):
+        for k in range(2):
+            moving = td is USERS and k == 1
+            # Addresses of one length: a message's size does not drift with the generation.
+            address = f"127.9.{100 + generation // 100 % 100}.{100 + generation % 100}" if moving else f"127.0.{i}.{k + 1}"
+            tasks.append(task(td, f"{td.family}-{k}-{generation if moving else 0:04d}", address, started_at=float(k + 1)))
+    return tasks
+
+
+def test_an_endpoint_change_rebuilds_no_role_and_leaves_unrelated_snapshots_alone() -> None:
+    builder, cache = MeshBuilder(), SnapshotCache()
+    edge, orders, billing = EdgeRole("127.0.0.1", 10000), SidecarRole(service="orders"), SidecarRole(service="billing")
+    woken: list[str] = []
+    for role in (edge, orders, billing):
+        cache.acquire(role, lambda key=role.key: woken.append(key))
+    update = builder.update([cluster_state(fleet(), DEFINITIONS)])
+    cache.set_mesh(update.mesh, update.delta)
+    before = {role: cache.snapshot(role) for role in (edge, orders, billing)}
+    builds = cache.builds
+    woken.clear()
+
+    update = builder.update([cluster_state(fleet(1), DEFINITIONS)])
+    assert update.delta.endpoints == {"users"} and update.delta.endpoints_only
+    cache.set_mesh(update.mesh, update.delta)
+
+    assert cache.builds == builds  # nothing translated in full: the endpoint sets were replaced
+    assert cache.snapshot(billing) is before[billing]  # billing calls ledger only: untouched, not woken
+    assert sorted(woken) == sorted([edge.key, orders.key])
+    for role in (edge, orders):
+        after = cache.snapshot(role)
+        assert after is not None and after is not before[role]
+        # Only the users ClusterLoadAssignment differs; every other mapping is the very same object.
+        for type_url in ORDER:
+            if type_url is not TypeUrl.ENDPOINT:
+                assert after.of(type_url) is before[role].of(type_url)  # type: ignore[union-attr]
+        changed = {n for n, r in after.of(TypeUrl.ENDPOINT).items() if before[role].of(TypeUrl.ENDPOINT)[n] is not r}  # type: ignore[union-attr]
+        assert changed == {"users"}
+
+
+def test_a_settings_change_rebuilds_only_the_roles_that_depend_on_the_service() -> None:
+    builder, cache = MeshBuilder(), SnapshotCache()
+    edge, orders, billing = EdgeRole("127.0.0.1", 10000), SidecarRole(service="orders"), SidecarRole(service="billing")
+    for role in (edge, orders, billing):
+        cache.acquire(role, lambda: None)
+    update = builder.update([cluster_state(fleet(), DEFINITIONS)])
+    cache.set_mesh(update.mesh, update.delta)
+    kept = {role: cache.snapshot(role) for role in (edge, orders, billing)}
+    builds = cache.builds
+
+    # users:2 with a retry policy replaces users:1 (a rolling deploy done).
+    users2 = task_definition("users", 2, {"xds.service": "users", "xds.route.prefix": "/users/", "xds.retry.attempts": "5"})
+    tasks = [t if t.task_definition_arn != USERS.arn else dataclasses.replace(t, task_definition_arn=users2.arn) for t in fleet()]
+    update = builder.update([cluster_state(tasks, [ORDERS, users2, BILLING, LEDGER])])
+    assert update.delta.settings == {"users"}
+    cache.set_mesh(update.mesh, update.delta)
+
+    assert cache.builds == builds + 2  # the edge and the sidecar of orders, which calls users
+    assert cache.snapshot(billing) is kept[billing]
+    assert cache.snapshot(orders) is not kept[orders]
+
+
+def test_what_the_caches_hold_stays_flat_over_1000_changes() -> None:
+    """By the caches' own size metrics: label cache, translation memo, interner."""
+    builder, cache = MeshBuilder(), SnapshotCache()
+    roles = [EdgeRole("127.0.0.1", 10000), SidecarRole(service="orders"), SidecarRole(service="billing"), GrpcClientRole(service="orders")]
+    for role in roles:
+        cache.acquire(role, lambda: None)
+        cache.snapshot(role)
+    users2 = task_definition("users", 2, {"xds.service": "users", "xds.route.prefix": "/users/", "xds.retry.attempts": "5"})
+    sizes = []
+    for change in range(1000):
+        tasks = fleet(change)
+        if change % 10 == 5:  # now and then a label change too: a new revision of users
+            tasks = [t if t.task_definition_arn != USERS.arn else dataclasses.replace(t, task_definition_arn=users2.arn) for t in tasks]
+        update = builder.update([cluster_state(tasks, [*DEFINITIONS, users2])])
+        cache.set_mesh(update.mesh, update.delta)
+        for role in roles:
+            cache.snapshot(role)
+        sizes.append((builder.labels.size_bytes(), cache.memo.size_bytes(), len(cache.memo), cache.interned_bytes(), cache.interned))
+    first, rest = sizes[:10], sizes[10:]
+    for metric in range(5):
+        assert max(s[metric] for s in rest) <= max(s[metric] for s in first), (metric, first, max(rest))
+    assert all(size > 0 for size in sizes[-1])
+
+
+@pytest.mark.parametrize("protocol", ["sotw", "delta"])
+def test_a_stream_fed_patched_snapshots_ends_up_holding_every_current_endpoint_set(protocol: str) -> None:
+    """Streams look only at the resources a patched snapshot names when they saw the one before;
+    one that missed a snapshot (or whose own state moved) compares everything. Either way, with
+    ACKs or without, it ends up holding exactly the current ClusterLoadAssignments."""
+    builder, cache = MeshBuilder(), SnapshotCache()
+    edge = EdgeRole("127.0.0.1", 10000)
+    cache.acquire(edge, lambda: None)
+    tasks = fleet()
+    update = builder.update([cluster_state(tasks, DEFINITIONS)])
+    cache.set_mesh(update.mesh, update.delta)
+    proxy = Proxy(protocol)
+    snapshot = cache.snapshot(edge)
+    assert snapshot is not None
+    proxy.handshake(snapshot)
+    late: list[object] = []
+    for change in range(40):
+        moving = change % len(tasks)
+        tasks[moving] = dataclasses.replace(tasks[moving], container_health={"app": "UNHEALTHY" if change % 3 else "HEALTHY"})
+        update = builder.update([cluster_state(tasks, DEFINITIONS)])
+        cache.set_mesh(update.mesh, update.delta)
+        if change % 5 == 4:
+            continue  # this stream misses a snapshot
+        replies = proxy.push(cache.snapshot(edge))
+        for reply in late:
+            proxy.ack(reply)  # ACKs that come in after the next push
+        late = []
+        for reply in replies:
+            if change % 2:
+                late.append(reply)
+            else:
+                proxy.ack(reply)
+    for reply in [*late, *proxy.push(cache.snapshot(edge))]:  # the last change was one this stream missed
+        proxy.ack(reply)
+    current = cache.snapshot(edge)
+    assert current is not None
+    wanted = {name: r.version for name, r in current.of(TypeUrl.ENDPOINT).items()}
+    assert {name: r.version for name, r in proxy.stream.subscription(TypeUrl.ENDPOINT).held.items()} == wanted
+    assert proxy.running[TypeUrl.ENDPOINT] == {
+        name: ClusterLoadAssignment.FromString(r.packed.value) for name, r in current.of(TypeUrl.ENDPOINT).items()
+    }
