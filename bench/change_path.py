@@ -29,6 +29,7 @@ import asyncio
 import cProfile
 import dataclasses
 import gc
+import os
 import json
 import logging
 import random
@@ -296,6 +297,8 @@ async def measure(
         await asyncio.wait_for(synced.wait(), sync_timeout)
         await asyncio.sleep(1.0)
         gc.collect()
+        if os.environ.get("BENCH_GC_FREEZE"):
+            gc.freeze()
         rss_synced = rss_mib()
         profiler = cProfile.Profile() if profile else None
         timings: dict[str, list[float]] = {kind: [] for kind in kinds}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from typing import Any, Callable
 
@@ -203,6 +204,7 @@ class ControlPlane:
         self._dashboard: Dashboard | None = None
         self._started = False
         self._problems_logged: set[str] = set()
+        self._heap_frozen = False
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
         def last_success() -> float | None:
@@ -233,6 +235,19 @@ class ControlPlane:
             self.supervisor.failed("publish", error)
             return
         self.supervisor.succeeded("build", "publish")
+        if not self._heap_frozen:
+            self._freeze_heap()
+
+    def _freeze_heap(self) -> None:
+        """Once, after the first mesh: move what the first full build made (tasks, task definitions,
+        parsed labels, services, translations) out of the garbage collector's sight. Most of it lives
+        as long as the mesh does, and scanning it again and again cost about 0.8 ms of every change
+        at 10,000 tasks (docs/benchmarks.md, "Change path"). It is freed by reference counting as
+        usual; only reference cycles among these objects would never be collected, and since this
+        happens once, that is bounded by the first build, whatever the number of changes."""
+        self._heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
     def _new_model(self, labels: TaskDefinitionLabels | None = None) -> MeshBuilder:
         s = self.settings
