@@ -22,6 +22,19 @@ from controlplane.xds.wire import SotwResponse
 _ANY = frozenset({"*"})
 
 
+def subscription_key(request: discovery_pb2.DiscoveryRequest) -> bytes:
+    """The request without its version and nonce, encoded: equal for two requests that ask for the
+    same resources. A SotW proxy repeats its whole subscription in every request (each ACK of the
+    edge's EDS names every cluster): comparing this encoding (C speed) costs a few microseconds
+    where building and comparing the set of names cost hundreds at 1,000 clusters."""
+    version, nonce = request.version_info, request.response_nonce
+    request.version_info = request.response_nonce = ""  # restored below: the caller's request is unchanged
+    try:
+        return request.SerializeToString(deterministic=True)
+    finally:
+        request.version_info, request.response_nonce = version, nonce
+
+
 class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse]):
     """One state-of-the-world xDS stream."""
 
@@ -34,9 +47,15 @@ class SotwStream(SubscriptionStream[discovery_pb2.DiscoveryRequest, SotwResponse
         error = request.error_detail.message if request.HasField("error_detail") else None
         if request.response_nonce and not self._answered(type_url, request.response_nonce, error):
             return []  # stale: superseded by a response the proxy has not seen yet
+        sub = self._subs[type_url]
+        key = subscription_key(request)
+        if sub.requested and key == sub.request_key:
+            self._subscribe(type_url, sub.wildcard, sub.names)  # the same subscription again (every ACK)
+            return self.push(snapshot)
         names = frozenset(request.resource_names)
         wildcard = type_url in WILDCARD_TYPES and (not names or "*" in names)
         self._subscribe(type_url, wildcard, names - _ANY if "*" in names else names)
+        sub.request_key = key
         return self.push(snapshot)
 
     def _removes(self, type_url: TypeUrl) -> bool:

@@ -90,6 +90,8 @@ class Subscription:
     # nothing else changed since, has nothing to do.
     seen: Mapping[str, PreparedResource] | None = None
     dirty: bool = True
+    # SotW: the encoding of the last request's subscription (see stream.subscription_key).
+    request_key: bytes = b""
 
     def covers(self, name: str) -> bool:
         return self.wildcard or name in self.names
@@ -245,7 +247,7 @@ class SubscriptionStream(Generic[Request, Response]):
         sub.requested = True
         if first:
             sub.must_answer = True
-        if not first and wildcard == sub.wildcard and names == sub.names:
+        if not first and wildcard == sub.wildcard and (names is sub.names or names == sub.names):
             return
         added = set() if sub.wildcard or wildcard else names - sub.names
         sub.wildcard, sub.names, sub.sorted_names = wildcard, names, tuple(sorted(names))

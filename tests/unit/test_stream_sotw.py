@@ -3,6 +3,8 @@ stale requests ignored as a whole, full sets for CDS and LDS."""
 
 from __future__ import annotations
 
+from controlplane.server.stream import subscription_key
+
 from .xds import EDS, Proxy, mesh, request, service, snapshot
 
 
@@ -46,3 +48,20 @@ def test_an_eds_subscription_change_sends_only_the_new_names_and_cannot_remove()
     assert proxy.ack(added, ()) == []
     (again,) = proxy.ask(EDS, ("b",))
     assert again.names == ["b"]
+
+
+def test_an_ack_naming_the_same_resources_keeps_the_subscription_and_a_changed_one_updates_it() -> None:
+    """ACKs repeat the whole subscription; one recognised as unchanged by its encoding must not hide
+    a change of names, and the request handed in is left as it was."""
+    proxy = Proxy("sotw")
+    proxy.handshake(snapshot(mesh(service("a", "127.0.0.1"), service("b", "127.0.0.2"), service("c", "127.0.0.3"))))
+    assert subscription_key(request(EDS, ("a", "b"), version="1", nonce="x")) == subscription_key(request(EDS, ("a", "b"), version="2", nonce="y"))
+    assert subscription_key(request(EDS, ("a", "b"))) != subscription_key(request(EDS, ("a", "c")))
+    (eds,) = proxy.push(snapshot(mesh(service("a", "127.0.0.9"), service("b", "127.0.0.2"), service("c", "127.0.0.3"))))
+    ack = request(EDS, tuple(proxy.subscribed[EDS]), ack=eds.message)  # type: ignore[arg-type]
+    sent = (ack.version_info, ack.response_nonce, list(ack.resource_names))
+    assert proxy.stream.on_request(ack, proxy.snapshot) == []
+    assert (ack.version_info, ack.response_nonce, list(ack.resource_names)) == sent
+    narrower = request(EDS, ("a",), ack=eds.message)  # type: ignore[arg-type]
+    proxy.stream.on_request(narrower, proxy.snapshot)
+    assert proxy.record.status(EDS).resource_names == ("a",)
