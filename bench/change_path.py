@@ -19,7 +19,10 @@ the last response of the change received (a change is over once no response came
 the ACKs (and the idle window's own cost, reported as idle_cpu_ms_per_quiet_window).
 
 One JSON object per size: tasks, services, streams, cpu_ms_per_change (median of all changes),
-medians per kind, rss_mib_start (after 10 changes) and rss_mib_end (after all). Each size runs in
+cpu_ms_endpoint_change_median (the task added / removed / health changes: the issue's target),
+medians per kind, rss_mib_start (after 10 changes) and rss_mib_end (after all).
+BENCH_GC_FREEZE=1 also freezes the heap after the streams synced (the product freezes it once,
+after its first mesh, see ControlPlane._freeze_heap). Each size runs in
 its own process (RSS figures would mix otherwise). Loopback addresses only; every wait is bounded."""
 
 from __future__ import annotations
@@ -346,6 +349,7 @@ async def measure(
             await asyncio.sleep(quiet_ms / 1000)
             idle.append(time.process_time() - cpu)
         every = [t for kind in kinds for t in timings[kind]]
+        endpoint = [t for kind in kinds if kind != "label" for t in timings[kind]]
         return {
             "tasks": tasks,
             "services": cluster.services,
@@ -353,6 +357,8 @@ async def measure(
             "changes": changes,
             "cpu_ms_per_change": round(statistics.median(every) * 1000, 2),
             "cpu_ms_median_by_kind": {kind: round(statistics.median(v) * 1000, 2) for kind, v in timings.items() if v},
+            # The issue's target: an endpoint change (a task added or removed, a health change).
+            "cpu_ms_endpoint_change_median": round(statistics.median(endpoint) * 1000, 2) if endpoint else None,
             "cpu_ms_p90": round(sorted(every)[int(0.9 * (len(every) - 1))] * 1000, 2),
             "cpu_ms_with_acks_median_by_kind": {kind: round(statistics.median(v) * 1000, 2) for kind, v in with_acks.items() if v},
             "publish_cpu_ms_median_by_kind": {kind: round(statistics.median(v) * 1000, 2) for kind, v in publish.items() if v},
