@@ -241,7 +241,7 @@ async def run_clients(port: int, services: int, sidecars: int) -> None:
                     sys.stdout.write("synced\n")
                     sys.stdout.flush()
 
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(1 + sidecars // 100)]
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 256 * 1024 * 1024)]) for _ in range(1 + sidecars // 100)]
     streams = [stream(channels[0], "edge-0", {"role": "edge", "listen_address": "127.0.0.1", "listen_port": 10000})]
     streams += [
         stream(channels[(k + 1) % len(channels)], f"sidecar-{k}", {"role": "sidecar", "service": service_name(k % services), "outbound_port": 15001})
