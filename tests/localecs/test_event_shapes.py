@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.session
 
-from controlplane.localecs.events import event_time, iso
+from controlplane.localecs.eventbridge import event_time, iso
 from controlplane.localecs.wire import aws_json, java_double
 
 from .conftest import LocalEcsFactory
@@ -62,8 +62,12 @@ def test_events_carry_no_health_and_a_health_change_sends_none(local_ecs: LocalE
     reader.until(lambda events: any(e["detail"]["lastStatus"] == "RUNNING" for e in events))
     healthy = wait_for(lambda: (t := described())["healthStatus"] == "HEALTHY" and t, what="HEALTHY")
     sick.touch()
-    unhealthy = wait_for(lambda: (t := described())["healthStatus"] == "UNHEALTHY" and t, what="UNHEALTHY")
-    assert {c["healthStatus"] for c in unhealthy["containers"]} == {"UNHEALTHY"}
+    def all_unhealthy() -> dict[str, Any] | None:
+        task = described()
+        return task if {c["healthStatus"] for c in task["containers"]} == {"UNHEALTHY"} else None
+
+    unhealthy = wait_for(all_unhealthy, what="every container UNHEALTHY")
+    assert unhealthy["healthStatus"] == "UNHEALTHY"
     # Health is visible through DescribeTasks only: the version did not move and no event came.
     running_version = reader.events[-1]["detail"]["version"]
     assert healthy["version"] == unhealthy["version"] == running_version

@@ -55,7 +55,9 @@ def test_rolling_deployment_starts_new_tasks_before_stopping_old(ecs: Any, clust
     first_old_stop: list[list[dict[str, Any]]] = []
 
     def watch() -> bool:
-        every = _tasks(ecs, cluster, serviceName="roll") + _tasks(ecs, cluster, desired="STOPPED", serviceName="roll")
+        # One DescribeTasks for both lists: a consistent view (two calls could straddle a change).
+        arns = [a for d in ("RUNNING", "STOPPED") for a in ecs.list_tasks(cluster=cluster, desiredStatus=d, serviceName="roll")["taskArns"]]
+        every = ecs.describe_tasks(cluster=cluster, tasks=list(dict.fromkeys(arns)))["tasks"]
         old_stopping = [t for t in every if t["taskDefinitionArn"] == old["taskDefinitionArn"] and t["desiredStatus"] == "STOPPED"]
         if old_stopping and not first_old_stop:
             first_old_stop.append(every)
