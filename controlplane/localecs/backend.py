@@ -22,6 +22,7 @@ from controlplane.localecs.faults import FaultInjector
 from controlplane.localecs.lifecycle import AWS_DEFAULT_STOP_TIMEOUT_SECONDS, Timing
 from controlplane.localecs.model import Arns, Task
 from controlplane.localecs.render import render_task
+from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS
 from controlplane.localecs.services import Services
 from controlplane.localecs.sqs import LocalSqs, Queue
 from controlplane.localecs.taskdefs import TaskDefinitions
@@ -46,6 +47,7 @@ class LocalEcs:
         default_stop_timeout_seconds: float = AWS_DEFAULT_STOP_TIMEOUT_SECONDS,
         deprovisioning_seconds: float = 0.2,
         drain_every_task: bool = False,
+        running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS,
         ipv6_bindings: str = "after",
         stopped_retention_seconds: float = 600.0,
         instances_per_cluster: int = 2,
@@ -111,7 +113,9 @@ class LocalEcs:
             on_change=self._task_changed,
             on_finished=self._task_finished,
         )
-        self.services = Services(self.lock, self.arns, self.clusters, self.tasks, self.closing)
+        self.services = Services(
+            self.lock, self.arns, self.clusters, self.tasks, self.closing, running_grace_seconds=running_grace_seconds
+        )
         self._scheduler_interval = scheduler_interval_seconds
         self._log = structlog.get_logger()
         self._thread = threading.Thread(target=self._scheduler_loop, name="local-ecs-scheduler", daemon=True)

@@ -13,7 +13,7 @@ from controlplane.localecs import model
 from controlplane.localecs.clusters import Clusters, name_from_ref
 from controlplane.localecs.errors import InvalidParameterException, ServiceNotActiveException, ServiceNotFoundException
 from controlplane.localecs.model import Arns, Cluster, Deployment, Service, ServiceEvent, Task, TaskDefinition
-from controlplane.localecs.scheduler import plan_service
+from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS, plan_service
 from controlplane.localecs.tasks import Tasks, default_launch_type
 
 MAX_SERVICE_EVENTS = 100
@@ -41,8 +41,19 @@ def checked_load_balancer(balancer: dict[str, Any], definition: TaskDefinition) 
 class Services:
     """Every service by (cluster, name); ``reconcile`` converges each on its deployments."""
 
-    def __init__(self, lock: threading.RLock, arns: Arns, clusters: Clusters, tasks: Tasks, closing: threading.Event) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        arns: Arns,
+        clusters: Clusters,
+        tasks: Tasks,
+        closing: threading.Event,
+        *,
+        running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS,
+    ) -> None:
         self._lock = lock
+        # How long a new task without health checks runs before it counts as healthy (AWS: 40 s).
+        self._running_grace_seconds = running_grace_seconds
         self._closing = closing
         self._arns = arns
         self._clusters = clusters
@@ -197,7 +208,8 @@ class Services:
 
     def _reconcile(self, service: Service) -> None:
         tasks = self._tasks.of_service(service)
-        plan = plan_service(service, [t for t in tasks if t.desired_status == model.RUNNING])
+        live = [t for t in tasks if t.desired_status == model.RUNNING]
+        plan = plan_service(service, live, time.time(), self._running_grace_seconds)
         for task, reason in plan.stop:
             self._tasks.stop(task, "ServiceSchedulerInitiated", reason)
         if plan.start and time.time() >= service.launch_not_before:
