@@ -11,7 +11,9 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from controlplane.admin.server import build_admin_server, server_credentials
+from controlplane.admin.csds import ClientStatusService
+from controlplane.admin.dashboard import Dashboard
+from controlplane.admin.server import build_admin_server, is_loopback, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.ecs import TaskFilter
@@ -24,6 +26,7 @@ from controlplane.model.build import build_mesh
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
+from controlplane.errors import SettingsError
 from controlplane.settings import Settings
 from controlplane.admin.telemetry import Telemetry
 
@@ -92,6 +95,9 @@ class ControlPlane:
         self.xds_port: int | None = None
         self.admin_port: int | None = None
         self.metrics_port: int | None = None
+        self.dashboard_port: int | None = None
+        self._dashboard: Dashboard | None = None
+        self._started = False
         self._problems_logged: set[str] = set()
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
@@ -183,23 +189,35 @@ class ControlPlane:
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
+            csds=ClientStatusService(self.registry),
         )
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
         if s.metrics_port is not None:
             self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
+        if s.dashboard_port is not None:
+            token = s.admin_token.get_secret_value() if s.admin_token else None
+            if not is_loopback(s.dashboard_address) and not token:
+                raise SettingsError(
+                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (CONTROLPLANE_ADMIN_TOKEN), "
+                    "which the dashboard then requires"
+                )
+            self._dashboard = Dashboard(admin_service, self.events, token=token)
+            self.dashboard_port = await self._dashboard.start(s.dashboard_address, s.dashboard_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info(
             "controlplane.listening",
             xds=f"{s.xds_address}:{self.xds_port}",
             admin=f"{s.admin_address}:{self.admin_port}",
             metrics=f"{s.metrics_address}:{self.metrics_port}" if self.metrics_port else None,
+            dashboard=f"http://{s.dashboard_address}:{self.dashboard_port}/" if self.dashboard_port else None,
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
         self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
+        self._started = True
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
@@ -224,4 +242,7 @@ class ControlPlane:
                 await server.stop(grace)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        log.info("controlplane.stopped")
+        if self._dashboard is not None:
+            await self._dashboard.stop()
+        if self._started:
+            log.info("controlplane.stopped")

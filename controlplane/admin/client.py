@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import grpc
@@ -21,7 +22,47 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin", default=None, help=f"admin API HOST:PORT (default {DEFAULT_ADMIN}, or CONTROLPLANE_ADMIN)")
     parser.add_argument("--token", default=None, help="bearer token (or CONTROLPLANE_ADMIN_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the admin API (default 10)")
+    parser.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that verifies the admin API (turns TLS on; or CONTROLPLANE_ADMIN_TLS_CA)")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="PEM client certificate for mTLS (or CONTROLPLANE_ADMIN_TLS_CERT)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM client key for mTLS (or CONTROLPLANE_ADMIN_TLS_KEY)")
+    parser.add_argument("--tls-server-name", default=None, help="name to verify in the admin API's certificate (default: the host)")
+
+
+class ClientError(Exception):
+    """A mistake in how the CLI was asked to reach the admin API; printed as one line."""
+
+
+def _read(path: Path | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ClientError(f"{flag} {path}: {error.strerror or error}") from None
+
+
+def channel_for(args: argparse.Namespace, target: str) -> grpc.Channel:
+    """Plaintext, TLS (a CA given) or mTLS (a client certificate and key too) to the admin API."""
+    import os
+
+    def setting(value: Path | None, env: str) -> Path | None:
+        return value if value is not None else (Path(os.environ[env]) if os.environ.get(env) else None)
+
+    ca = setting(args.tls_ca, "CONTROLPLANE_ADMIN_TLS_CA")
+    cert = setting(args.tls_cert, "CONTROLPLANE_ADMIN_TLS_CERT")
+    key = setting(args.tls_key, "CONTROLPLANE_ADMIN_TLS_KEY")
+    options: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]
+    if ca is None:
+        if cert is not None or key is not None:
+            raise ClientError("--tls-cert/--tls-key need --tls-ca (the CA that verifies the admin API)")
+        return grpc.insecure_channel(target, options=options)
+    if (cert is None) != (key is None):
+        raise ClientError("mTLS needs both --tls-cert and --tls-key")
+    if args.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", args.tls_server_name))
+    credentials = grpc.ssl_channel_credentials(_read(ca, "--tls-ca"), _read(key, "--tls-key"), _read(cert, "--tls-cert"))
+    return grpc.secure_channel(target, credentials, options=options)
 
 
 def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tuple[str, str]], grpc.Channel]:
@@ -29,7 +70,7 @@ def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tupl
 
     target = args.admin or os.environ.get("CONTROLPLANE_ADMIN", DEFAULT_ADMIN)
     token = args.token or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
-    channel = grpc.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)])
+    channel = channel_for(args, target)
     metadata = [("authorization", f"Bearer {token}")] if token else []
     return admin_pb2_grpc.AdminStub(channel), metadata, channel
 
@@ -52,7 +93,10 @@ def _age(stamp: Any) -> str:
 
 
 def show_status(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
-    status = stub.GetStatus(api.GetStatusRequest(), metadata=metadata, timeout=args.timeout)
+    return format_status(stub.GetStatus(api.GetStatusRequest(), metadata=metadata, timeout=args.timeout), args)
+
+
+def format_status(status: api.Status, args: argparse.Namespace) -> str:
     if args.json:
         return json.dumps(_as_dict(status), indent=2)
     head = (
@@ -63,7 +107,7 @@ def show_status(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]],
         (
             c.cluster,
             c.tasks,
-            f"{c.view_age_seconds:.1f}s",
+            f"{c.view_age_seconds:.1f}s" if c.last_success.seconds else "never read",
             f"{c.last_sync_seconds * 1000:.0f}ms",
             sum(c.last_sync_api_calls.values()),
             c.consecutive_failures,
@@ -138,13 +182,39 @@ COMMANDS: dict[str, Callable[[admin_pb2_grpc.AdminStub, list[tuple[str, str]], a
 }
 
 
+NOT_READY = 3  # `controlplane status` as a readiness probe: 0 only when every watched cluster has been read
+
+
 def run(args: argparse.Namespace) -> int:
-    stub, metadata, channel = _stub(args)
     try:
-        print(COMMANDS[args.command](stub, metadata, args))
+        stub, metadata, channel = _stub(args)
+    except ClientError as error:
+        print(f"controlplane {args.command}: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command != "status":
+            print(COMMANDS[args.command](stub, metadata, args))
+        else:
+            status = stub.GetStatus(api.GetStatusRequest(), metadata=metadata, timeout=args.timeout)
+            print(format_status(status, args))
+            never = [c.cluster for c in status.clusters if not c.last_success.seconds]
+            if not status.ready or never:
+                print(f"controlplane status: not ready ({'never read: ' + ', '.join(never) if never else 'no view published yet'})", file=sys.stderr)
+                return NOT_READY
     except grpc.RpcError as error:
-        print(f"controlplane {args.command}: {error.code().name}: {error.details()}", file=sys.stderr)
+        print(f"controlplane {args.command}: {error.code().name}: {_explain(error, args)}", file=sys.stderr)
         return 1
     finally:
         channel.close()
     return 0
+
+
+def _explain(error: grpc.RpcError, args: argparse.Namespace) -> str:
+    """gRPC's detail on one line, with what to change when the cause is likely a setting."""
+    details = " ".join((error.details() or "").split())
+    code = error.code()
+    if code == grpc.StatusCode.UNAVAILABLE and args.tls_ca is None:
+        return f"{details} (is the admin API running at that address? if it serves TLS, pass --tls-ca)"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"{details} (pass --token or set CONTROLPLANE_ADMIN_TOKEN)"
+    return details

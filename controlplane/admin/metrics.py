@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector, start_http_server
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from controlplane import __version__
+
+# Waits here range from milliseconds (an ACK on loopback) to minutes (a proxy on a slow link, an ECS read
+# under throttling), so the buckets reach five minutes.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def role_kind(role: str) -> str:
+    """A role's kind (edge, sidecar, grpc-client) for metric labels: bounded, unlike the role itself."""
+    return role.split("/", 1)[0] or "unknown"
 
 
 class Metrics:
@@ -16,7 +26,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.connected_proxies = Gauge("controlplane_connected_proxies", "xDS streams open now", ["role"], registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Gauge("controlplane_build_info", "Always 1; labels say what is running", ["version", "python"], registry=r)
+        self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
+        self.connected_proxies = Gauge("controlplane_connected_proxies", "xDS streams open now, by role kind", ["role"], registry=r)
         self.pushes = Counter("controlplane_xds_pushes_total", "xDS responses sent", ["type"], registry=r)
         self.acks = Counter("controlplane_xds_acks_total", "xDS responses ACKed", ["type"], registry=r)
         self.nacks = Counter("controlplane_xds_nacks_total", "xDS responses rejected by a proxy", ["type"], registry=r)
@@ -25,7 +39,7 @@ class Metrics:
         )
         self.convergence = Histogram(
             "controlplane_convergence_seconds",
-            "From a new view of ECS (mesh update) to a proxy ACKing the resulting push",
+            "From a new view of ECS (mesh update) to a proxy connected before it ACKing the resulting push",
             ["type"],
             buckets=LATENCY_BUCKETS,
             registry=r,

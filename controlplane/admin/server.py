@@ -9,7 +9,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
+
 from controlplane.admin.auth import BearerTokenInterceptor
+from controlplane.admin.csds import ClientStatusService
 from controlplane.admin.service import AdminService
 from controlplane.errors import SettingsError
 from controlplane.proto.admin.v1 import admin_pb2, admin_pb2_grpc
@@ -41,6 +44,7 @@ def build_admin_server(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     tls_client_ca: Path | None = None,
+    csds: ClientStatusService | None = None,
 ) -> tuple[grpc.aio.Server, int, health.HealthServicer]:
     """The server (not started), its bound port and its health servicer.
 
@@ -56,12 +60,15 @@ def build_admin_server(
     interceptors = [BearerTokenInterceptor(token)] if token else []
     server = grpc.aio.server(interceptors=interceptors)
     admin_pb2_grpc.add_AdminServicer_to_server(service, server)
+    if csds is not None:
+        csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(csds, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
             admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            *([csds_pb2.DESCRIPTOR.services_by_name["ClientStatusDiscoveryService"].full_name] if csds is not None else []),
             reflection.SERVICE_NAME,
         ),
         server,

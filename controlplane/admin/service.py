@@ -37,7 +37,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self._events = events
         self._ready = ready
 
-    async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802
+    def list_services(self) -> api.ListServicesResponse:
+        """Every service the labels declare (serving or disabled), with problems not tied to one service."""
         mesh = self._cache.mesh
         if mesh is None:
             return api.ListServicesResponse()
@@ -47,6 +48,29 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             problems=[views.problem(p) for p in mesh.problems if p.service not in served],
             mesh_revision=self._cache.revision,
         )
+
+    def list_proxies(self) -> api.ListProxiesResponse:
+        return api.ListProxiesResponse(proxies=[views.proxy(record) for record in self._registry.proxies()])
+
+    def status(self) -> api.Status:
+        mesh = self._cache.mesh
+        clusters = []
+        for cluster in self._discovery.clusters:
+            view = self._discovery.view(cluster)
+            clusters.append(views.cluster_status(self._discovery.status[cluster], len(view.tasks) if view else 0))
+        return api.Status(
+            version=__version__,
+            ready=self._ready.is_set(),
+            mesh_revision=self._cache.revision,
+            services=len(mesh.services) if mesh else 0,
+            endpoints=sum(len(s.endpoints) for s in mesh.services) if mesh else 0,
+            proxies=len(self._registry.proxies()),
+            problems=len(mesh.problems) if mesh else 0,
+            clusters=clusters,
+        )
+
+    async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802
+        return self.list_services()
 
     async def GetService(self, request: api.GetServiceRequest, context: grpc.aio.ServicerContext) -> api.Service:  # noqa: N802
         if not request.name:
@@ -63,7 +87,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         raise AssertionError("unreachable")
 
     async def ListProxies(self, request: api.ListProxiesRequest, context: grpc.aio.ServicerContext) -> api.ListProxiesResponse:  # noqa: N802
-        return api.ListProxiesResponse(proxies=[views.proxy(record) for record in self._registry.proxies()])
+        return self.list_proxies()
 
     async def GetProxyConfig(self, request: api.GetProxyConfigRequest, context: grpc.aio.ServicerContext) -> api.ProxyConfig:  # noqa: N802
         if not request.node_id:
@@ -75,21 +99,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return views.proxy_config(records[-1])
 
     async def GetStatus(self, request: api.GetStatusRequest, context: grpc.aio.ServicerContext) -> api.Status:  # noqa: N802
-        mesh = self._cache.mesh
-        clusters = []
-        for cluster in self._discovery.clusters:
-            view = self._discovery.view(cluster)
-            clusters.append(views.cluster_status(self._discovery.status[cluster], len(view.tasks) if view else 0))
-        return api.Status(
-            version=__version__,
-            ready=self._ready.is_set(),
-            mesh_revision=self._cache.revision,
-            services=len(mesh.services) if mesh else 0,
-            endpoints=sum(len(s.endpoints) for s in mesh.services) if mesh else 0,
-            proxies=len(self._registry.proxies()),
-            problems=len(mesh.problems) if mesh else 0,
-            clusters=clusters,
-        )
+        return self.status()
 
     async def WatchEvents(self, request: api.WatchEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[api.Event]:  # noqa: N802
         kinds = set(request.kinds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from controlplane.admin.event_bus import Event, EventBus
-from controlplane.admin.metrics import Metrics
+from controlplane.admin.metrics import Metrics, role_kind
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.types import TypeUrl
 
@@ -31,11 +31,11 @@ class Telemetry:
         )
 
     def connected(self, record: ProxyRecord) -> None:
-        self.metrics.connected_proxies.labels(role=record.role).inc()
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).inc()
         self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
 
     def disconnected(self, record: ProxyRecord) -> None:
-        self.metrics.connected_proxies.labels(role=record.role).dec()
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).dec()
         self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
 
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None:
@@ -49,8 +49,11 @@ class Telemetry:
         self.metrics.acks.labels(type=type_url.short).inc()
         if sent_at is not None:
             self.metrics.ack_latency.labels(type=type_url.short).observe(max(0.0, now - sent_at))
-        if self.mesh_updated_at is not None and sent_at is not None and sent_at >= self.mesh_updated_at:
-            self.metrics.convergence.labels(type=type_url.short).observe(max(0.0, now - self.mesh_updated_at))
+        # Convergence is the time a change takes to reach proxies that were already connected; a proxy's
+        # first sync after it connects is not a change reaching it.
+        changed = self.mesh_updated_at
+        if changed is not None and sent_at is not None and sent_at >= changed and record.connected_at < changed:
+            self.metrics.convergence.labels(type=type_url.short).observe(max(0.0, now - changed))
         self.events.publish(Event(kind="ack", node_id=record.node_id, type=type_url.short, version=version))
 
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:

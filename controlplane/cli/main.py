@@ -7,15 +7,41 @@ import asyncio
 import json
 import signal
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
+from botocore.exceptions import NoRegionError
 from pydantic import ValidationError
 
+from controlplane import __version__
 from controlplane.errors import ControlPlaneError
+
+# Subcommands that parse their own arguments (dispatched before argparse; listed here so --help shows them).
+APART_COMMANDS = {
+    "render": "print the Envoy resources that labels produce, before deploying (see `controlplane render --help`)",
+    "demo": "local ECS + control plane + real Envoy: per-call balance, scale-out, drain",
+    "local-ecs": "run the local ECS API (tests and demos)",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (`controlplane services | head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(args: list[str]) -> int:
+    import os
+
+    # grpc-core writes its own plain-text lines to stderr, which breaks JSON logs and doubles every error
+    # we already report; they stay available by setting GRPC_VERBOSITY explicitly.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     if args and args[0] == "local-ecs":
         from controlplane.localecs import main as local_ecs_main
 
@@ -30,36 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return render_main(args[1:])
 
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"controlplane {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="watch ECS and serve xDS to Envoy")
-    serve.add_argument("--cluster", dest="clusters", action="append", help="ECS cluster to watch (repeatable)")
-    serve.add_argument("--region", help="AWS region")
-    serve.add_argument("--xds-address", help="address to serve xDS on (default 0.0.0.0)")
-    serve.add_argument("--xds-port", type=int, help="port to serve xDS on (default 18000)")
-    serve.add_argument("--label-prefix", help="Docker label prefix (default 'xds.')")
-    serve.add_argument("--poll-interval", dest="poll_interval_seconds", type=float, help="seconds between ECS reads")
-    serve.add_argument("--events-queue-url", help="SQS queue receiving ECS events from EventBridge (turns event mode on)")
-    serve.add_argument("--resync-interval", dest="resync_interval_seconds", type=float, help="seconds between full reads in event mode (default 300)")
-    serve.add_argument("--no-trust-event-details", dest="events_trust_details", action="store_const", const=False, help="describe every task an event names instead of using the event's detail")
-    serve.add_argument("--discover-clusters", action="store_const", const=True, help="watch every cluster ListClusters returns")
-    serve.add_argument("--service-filter", help="regex: only tasks of ECS services whose name matches")
-    serve.add_argument("--family-filter", help="regex: only tasks whose task definition family matches")
-    serve.add_argument("--discovery-concurrency", type=int, help="clusters read at once (default 4)")
-    serve.add_argument("--admin-address", help="address of the admin API (default 127.0.0.1)")
-    serve.add_argument("--admin-port", type=int, help="port of the admin API (default 18001)")
-    serve.add_argument("--admin-token", help="bearer token the admin API requires (required off loopback without mTLS)")
-    serve.add_argument("--admin-tls-cert", help="PEM certificate of the admin API")
-    serve.add_argument("--admin-tls-key", help="PEM key of the admin API")
-    serve.add_argument("--admin-tls-client-ca", help="PEM CA that admin clients' certificates must chain to (mTLS)")
-    serve.add_argument("--xds-tls-cert", help="PEM certificate of the xDS server")
-    serve.add_argument("--xds-tls-key", help="PEM key of the xDS server")
-    serve.add_argument("--xds-tls-client-ca", help="PEM CA that proxies' client certificates must chain to (mTLS)")
-    serve.add_argument("--metrics-address", help="address of the Prometheus endpoint (default 127.0.0.1)")
-    serve.add_argument("--metrics-port", type=int, help="port of the Prometheus endpoint (default 18002)")
-    serve.add_argument("--aws-max-attempts", type=int, help="attempts per AWS call, retries included (default 5, adaptive mode)")
-    serve.add_argument("--log-format", choices=["auto", "json", "console"])
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve = commands.add_parser(
+        "serve",
+        help="watch ECS and serve xDS to Envoy",
+        description="Watch ECS and serve xDS. Every setting is a flag, a CONTROLPLANE_* variable or a key of the --config file "
+        "(highest first).",
+    )
+    serve.add_argument("--config", type=Path, default=None, help="TOML file of settings, keys as the flags without -- (env: CONTROLPLANE_CONFIG)")
+    serve_settings = settings_flags(serve)
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
     boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
@@ -98,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "services":
             sub.add_argument("--endpoints", action="store_true", help="also list every endpoint")
 
+    for name, text in APART_COMMANDS.items():
+        commands.add_parser(name, help=text, add_help=False)
+
     parsed = parser.parse_args(args)
     if parsed.command in COMMANDS:
         from controlplane.admin.client import run as run_client
@@ -105,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client(parsed)
     try:
         if parsed.command == "serve":
-            return _serve(parsed)
+            return _serve(parsed, serve_settings)
         if parsed.command == "bootstrap":
             return _bootstrap(parsed)
     except ControlPlaneError as error:
@@ -161,22 +171,22 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(parsed: argparse.Namespace) -> int:
+def _serve(parsed: argparse.Namespace, flags: Any) -> int:
     from controlplane.app import ControlPlane
     from controlplane.logs import configure_logging
-    from controlplane.settings import Settings
+    from controlplane.settings import load_settings
 
-    overrides = {
-        key: value
-        for key, value in vars(parsed).items()
-        if key != "command" and value is not None
-    }
+    import os
+
+    config_file = parsed.config or (Path(os.environ["CONTROLPLANE_CONFIG"]) if os.environ.get("CONTROLPLANE_CONFIG") else None)
+    if config_file is not None and not config_file.is_file():
+        print(f"controlplane serve: --config {config_file}: no such file", file=sys.stderr)
+        return 2
     try:
-        settings = Settings(**overrides)
+        settings = load_settings(flags(parsed_args=parsed), config_file)
     except ValidationError as error:
         for item in error.errors():
-            where = ".".join(str(part) for part in item["loc"])
-            print(f"controlplane serve: setting {where}: {item['msg']}", file=sys.stderr)
+            print(f"controlplane serve: {setting_name(item['loc'])}: {item['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
 
@@ -186,16 +196,54 @@ def _serve(parsed: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await plane.start()
-        await stop.wait()
-        await plane.stop()
+        try:
+            await plane.start()
+            await stop.wait()
+        finally:
+            await plane.stop()
 
     try:
         asyncio.run(run())
     except ControlPlaneError as error:
         print(f"controlplane serve: {error}", file=sys.stderr)
         return 2
+    except NoRegionError:
+        print("controlplane serve: no AWS region: pass --region, or set CONTROLPLANE_REGION or AWS_REGION", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"controlplane serve: cannot listen: {error.strerror or error} (check --metrics-port and --dashboard-port)", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        # grpc's bind failure: "Failed to bind to address HOST:PORT; set GRPC_VERBOSITY=..."
+        if not str(error).startswith("Failed to bind"):
+            raise
+        where = str(error).split(";", 1)[0].removeprefix("Failed to bind to address ").strip()
+        print(f"controlplane serve: cannot listen on {where}: the port is in use or the address is not local", file=sys.stderr)
+        return 2
     return 0
+
+
+def settings_flags(parser: argparse.ArgumentParser) -> Any:
+    """`serve`'s flags, generated by pydantic-settings from the Settings model (one declaration, help shows env and default)."""
+    from pydantic_settings import CliSettingsSource
+
+    from controlplane.settings import FLAG_SHORTCUTS, Settings
+
+    return CliSettingsSource(
+        Settings,
+        root_parser=parser,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_show_env_vars=True,
+        cli_hide_none_type=True,
+        cli_shortcuts=FLAG_SHORTCUTS,
+    )
+
+
+def setting_name(loc: Sequence[int | str]) -> str:
+    """A validation error's location as the user wrote it: the flag and its environment variable, not the field."""
+    field = str(loc[0]) if loc else "settings"
+    return f"--{field.replace('_', '-')} (CONTROLPLANE_{field.upper()})"
 
 
 if __name__ == "__main__":

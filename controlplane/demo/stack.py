@@ -116,6 +116,7 @@ class DemoStack:
         self.xds_port = 0
         self.admin_port = 0
         self.metrics_port = 0
+        self.dashboard_port = 0
         self.ecs: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class DemoStack:
         self.xds_port = free_port()
         self.admin_port = free_port()
         self.metrics_port = free_port()
+        self.dashboard_port = free_port()
         self.control_plane = ChildProcess(
             "controlplane",
             [
@@ -170,6 +172,7 @@ class DemoStack:
                 "--xds-address", "127.0.0.1", "--xds-port", str(self.xds_port),
                 "--admin-address", "127.0.0.1", "--admin-port", str(self.admin_port),
                 "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+                "--dashboard-address", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
                 "--poll-interval", str(self.poll_interval), "--log-format", "json",
                 *(["--events-queue-url", self.events_queue_url] if self.events_queue_url else []),
                 *(["--resync-interval", str(self.resync_interval)] if self.resync_interval else []),

@@ -126,3 +126,17 @@ def test_every_generated_bootstrap_passes_envoy_validation(pki: Path, tmp_path: 
     )
     assert printed.returncode == 0, printed.stderr
     assert json.loads(printed.stdout)["static_resources"]["clusters"][0]["transport_socket"]["name"] == "envoy.transport_sockets.tls"
+
+
+def test_cli_reaches_the_mtls_admin_api_and_explains_a_missing_ca(tls_stack: DemoStack, pki: Path) -> None:
+    base = [sys.executable, "-m", "controlplane", "status", "--admin", tls_stack.admin_target, "--timeout", "5"]
+    ok = subprocess.run(
+        base + ["--tls-ca", str(pki / "ca.crt"), "--tls-cert", str(pki / "operator.crt"), "--tls-key", str(pki / "operator.key")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "ready=true" in ok.stdout and "tls" in ok.stdout
+    plain = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    (line,) = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert "UNAVAILABLE" in line and "--tls-ca" in line
