@@ -81,6 +81,7 @@ class DemoStack:
         *,
         poll_interval: float = 0.5,
         deactivating_seconds: float = 2.0,
+        running_grace_seconds: float = 2.0,
         work_dir: Path | None = None,
         events_queue: str | None = None,
         resync_interval: float | None = None,
@@ -100,7 +101,11 @@ class DemoStack:
         if "--task-address-octet" not in self.local_ecs_args:
             self.local_ecs_args += ["--task-address-octet", str(task_octet), "--instance-address-octet", str(instance_octet)]
         self.poll_interval = poll_interval
+        # Local ECS knobs, AWS's timings scaled down: the deregistration delay (only for services that
+        # declare a load balancer; AWS 300 s) and how long a new task without health checks runs
+        # before a deployment counts it healthy and stops an old one (AWS 40 s).
         self.deactivating_seconds = deactivating_seconds
+        self.running_grace_seconds = running_grace_seconds
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="controlplane-demo-")
         self.work_dir = work_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +127,7 @@ class DemoStack:
             [
                 sys.executable, "-m", "controlplane", "local-ecs", "--port", "0",
                 "--deactivating-seconds", str(self.deactivating_seconds),
+                "--running-grace-seconds", str(self.running_grace_seconds),
                 "--log-dir", str(self.work_dir / "tasks"),
                 *(["--events-queue", self.events_queue] if self.events_queue else []),
                 *self.local_ecs_args,

@@ -1,4 +1,13 @@
-"""Drives one task through PROVISIONING -> PENDING -> RUNNING -> (DEACTIVATING) -> STOPPING -> STOPPED.
+"""Drives one task through its ECS lifecycle, with AWS's stop semantics.
+
+PROVISIONING -> PENDING -> RUNNING -> (DEACTIVATING) -> STOPPING -> (DEPROVISIONING) -> STOPPED
+
+* DEACTIVATING only for tasks of a service that declares ``loadBalancers``: it lasts the
+  target group's deregistration delay (``deactivating_seconds``), then the containers get
+  SIGTERM. Any other task gets SIGTERM right after ``desiredStatus`` becomes STOPPED.
+* STOPPING: SIGTERM to every container at once, SIGKILL after that container's
+  ``stopTimeout`` (the task definition's, else ``default_stop_timeout_seconds``, 30 s in ECS).
+* DEPROVISIONING (awsvpc only: the ENI is detached) after the containers have stopped.
 
 Each task has its own runner thread. The thread also spawns the task's processes,
 because PR_SET_PDEATHSIG fires when the forking thread exits: the runner only
@@ -19,6 +28,9 @@ from controlplane.localecs import model
 from controlplane.localecs.model import Container, Task
 from controlplane.localecs.processes import ContainerProcess, HealthChecker, docker_exit_code, wait_for_ports
 
+# ECS's default stopTimeout (ECS_CONTAINER_STOP_TIMEOUT on EC2, Fargate's default too).
+AWS_DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -26,11 +38,15 @@ class Timing:
 
     provisioning_seconds: float = 0.2
     pending_seconds: float = 0.2
-    # Time a stopping task stays DEACTIVATING (awsvpc) or RUNNING with desiredStatus
-    # STOPPED (bridge/host) before SIGTERM: models the load balancer deregistration delay.
+    # Time a stopping task of a load-balanced service stays DEACTIVATING before SIGTERM:
+    # the target group's deregistration delay (300 s by default in AWS; short here).
     deactivating_seconds: float = 1.0
     start_timeout_seconds: float = 10.0
-    default_stop_timeout_seconds: float = 5.0
+    default_stop_timeout_seconds: float = AWS_DEFAULT_STOP_TIMEOUT_SECONDS
+    # Time an awsvpc task stays DEPROVISIONING (ENI detach) after its containers stopped.
+    deprovisioning_seconds: float = 0.2
+    # Not AWS: every stopping task drains as if its service had a load balancer.
+    drain_every_task: bool = False
 
 
 class TaskRunner:
@@ -101,27 +117,30 @@ class TaskRunner:
             reached_running = self._start()
             if reached_running:
                 self._watch()
-                self._drain()
-            self._stop_processes()
+                self._deactivate()
+            self._stop_containers()
         except Exception as exc:  # the runner must always reach STOPPED
             self._log.exception("local_ecs.task_runner_failed")
             self._fail("TaskFailedToStart", f"local ECS error: {exc}")
-            self._stop_processes()
+            self._stop_containers()
         finally:
-            with self._lock:
-                now = time.time()
-                task.last_status = model.STOPPED
-                task.desired_status = model.STOPPED
-                task.execution_stopped_at = task.execution_stopped_at or now
-                task.stopped_at = now
-                task.attachment_status = "DELETED"
-                for container in task.containers:
-                    container.last_status = model.STOPPED
-                task.touch()
-            self._log.info(
-                "local_ecs.task_stopped", stop_code=task.stop_code, reason=task.stopped_reason
-            )
-            self._on_finished(task)
+            try:
+                self._deprovision()
+            finally:
+                with self._lock:
+                    now = time.time()
+                    task.last_status = model.STOPPED
+                    task.desired_status = model.STOPPED
+                    task.execution_stopped_at = task.execution_stopped_at or now
+                    task.stopped_at = now
+                    task.attachment_status = "DELETED"
+                    for container in task.containers:
+                        container.last_status = model.STOPPED
+                    task.touch()
+                self._log.info(
+                    "local_ecs.task_stopped", stop_code=task.stop_code, reason=task.stopped_reason
+                )
+                self._on_finished(task)
 
     def _fail(self, stop_code: str, reason: str) -> None:
         with self._lock:
@@ -179,7 +198,8 @@ class TaskRunner:
             )
         reason = wait_for_ports(
             task.host_address,
-            [b.host_port for c in task.containers for b in c.bindings if b.protocol == "tcp"],
+            # Processes listen on IPv4 only: the "::" binding's port is reported, never served.
+            [b.host_port for c in task.containers for b in c.bindings if b.protocol == "tcp" and b.bind_ip == model.IPV4_ANY],
             timing.start_timeout_seconds,
             self._dead_reason,
             task.stop_requested,
@@ -234,9 +254,10 @@ class TaskRunner:
 
     def _health_reporter(self, container: Container) -> Callable[[str], None]:
         def report(status: str) -> None:
+            # No touch(): ECS bumps no version and sends no event when a health check
+            # result changes (aws/containers-roadmap #1515, #1019); only DescribeTasks shows it.
             with self._lock:
                 container.health_status = status
-                self.task.touch()
 
         return report
 
@@ -274,27 +295,27 @@ class TaskRunner:
                     )
                     return
 
-    def _drain(self) -> None:
-        """The deregistration delay between the stop request and SIGTERM."""
+    def _deactivate(self) -> None:
+        """DEACTIVATING for the deregistration delay, only for tasks behind a load balancer."""
         task = self.task
         if task.stop_code == "EssentialContainerExited" or self._hurry.is_set():
             return
-        if task.network_mode == "awsvpc":
-            self._set_status(model.DEACTIVATING)
+        if not (task.load_balanced or self._timing.drain_every_task):
+            return
+        self._set_status(model.DEACTIVATING)
         self._hurry.wait(self._timing.deactivating_seconds)
 
-    def _stop_processes(self) -> None:
+    def _stop_containers(self) -> None:
+        """STOPPING: SIGTERM to every container, SIGKILL after its stopTimeout."""
         for checker in self._checkers:
             checker.stop()
-        if self.task.address_only and self.task.started_at is not None:
-            self._set_status(model.STOPPING)
-            return
-        if not self._processes:
+        task = self.task
+        if not self._processes and not (task.address_only and task.started_at is not None):
             return
         self._set_status(model.STOPPING)
         # Stop containers in parallel: each gets its own stopTimeout, as in ECS.
         threads = []
-        for container in self.task.containers:
+        for container in task.containers:
             process = self._processes.get(container.name)
             if process is None:
                 continue
@@ -306,6 +327,10 @@ class TaskRunner:
         for thread in threads:
             thread.join()
         self._processes.clear()
+        with self._lock:
+            task.execution_stopped_at = task.execution_stopped_at or time.time()
+            for container in task.containers:
+                container.last_status = model.STOPPED
 
     def _stop_one(self, container: Container, process: ContainerProcess, timeout: float) -> None:
         code = process.stop(timeout)
@@ -314,3 +339,18 @@ class TaskRunner:
                 container.exit_code = code
             container.last_status = model.STOPPED
         self._log.info("local_ecs.container_stopped", container=container.name, exit_code=code)
+
+    def _deprovision(self) -> None:
+        """DEPROVISIONING while the ENI of an awsvpc task is detached; its containers are gone."""
+        task = self.task
+        if task.network_mode != "awsvpc":
+            return
+        with self._lock:
+            task.last_status = model.DEPROVISIONING
+            if task.attachment_status != "PRECREATED":
+                task.attachment_status = "DETACHING"
+            for container in task.containers:
+                container.last_status = model.STOPPED
+            task.touch()
+        self._log.info("local_ecs.task_status", last_status=model.DEPROVISIONING)
+        self._hurry.wait(self._timing.deprovisioning_seconds)

@@ -22,7 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.0/8 only)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
-    parser.add_argument("--deactivating-seconds", type=float, default=1.0, help="drain delay before SIGTERM")
+    parser.add_argument(
+        "--deactivating-seconds", "--deregistration-delay-seconds", dest="deactivating_seconds", type=float, default=1.0,
+        help="time a task of a service with loadBalancers stays DEACTIVATING before SIGTERM (the target group's deregistration delay)",
+    )
+    parser.add_argument("--default-stop-timeout-seconds", type=float, default=30.0, help="SIGTERM->SIGKILL grace for containers without stopTimeout (AWS: 30)")
+    parser.add_argument(
+        "--running-grace-seconds", type=float, default=40.0,
+        help="how long a new service task without health checks runs before it counts towards minimumHealthyPercent (AWS: 40)",
+    )
+    parser.add_argument("--drain-every-task", action="store_true", help="not AWS: every stopping task drains as if its service had a load balancer")
+    parser.add_argument("--ipv6-bindings", choices=["after", "before", "none"], default="after", help="where a bridge port's '::' binding goes in networkBindings")
     parser.add_argument("--log-dir", default=None, help="directory for task stdout/stderr (default: a temp dir)")
     parser.add_argument("--stopped-retention-seconds", type=float, default=600.0, help="how long STOPPED tasks stay listable")
     parser.add_argument("--instances", type=int, default=2, help="EC2 container instances per cluster")
@@ -53,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             args.host,
             args.port,
             deactivating_seconds=args.deactivating_seconds,
+            default_stop_timeout_seconds=args.default_stop_timeout_seconds,
+            drain_every_task=args.drain_every_task,
+            running_grace_seconds=args.running_grace_seconds,
+            ipv6_bindings=args.ipv6_bindings,
             log_dir=args.log_dir,
             stopped_retention_seconds=args.stopped_retention_seconds,
             instances_per_cluster=args.instances,

@@ -19,6 +19,7 @@ ACTIVATING = "ACTIVATING"
 RUNNING = "RUNNING"
 DEACTIVATING = "DEACTIVATING"
 STOPPING = "STOPPING"
+DEPROVISIONING = "DEPROVISIONING"
 STOPPED = "STOPPED"
 
 HEALTHY = "HEALTHY"
@@ -132,15 +133,22 @@ class TaskDefinition:
         return list(self.body.get("containerDefinitions", []))
 
 
+IPV4_ANY = "0.0.0.0"
+IPV6_ANY = "::"
+
+
 @dataclass
 class PortBinding:
-    """A container port and the host port it is reachable on."""
+    """A container port published on a host port, as Docker reports one binding (one per bind address)."""
 
     container_port: int
     host_port: int
     protocol: str = "tcp"
     # True when the local ECS allocated host_port and must give it back.
     dynamic: bool = False
+    # Docker publishes a bridge port on 0.0.0.0 and on ::, each its own binding (moby#42375:
+    # with dynamic ports the two may get different host ports). The process listens on IPv4 only.
+    bind_ip: str = IPV4_ANY
 
 
 @dataclass
@@ -206,6 +214,9 @@ class Task:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     # Address-only task (scale runs): goes through the lifecycle without processes.
     address_only: bool = False
+    # Started by a service that declares loadBalancers: stopping goes through DEACTIVATING
+    # (the target group's deregistration delay) before SIGTERM, as in ECS.
+    load_balanced: bool = False
     # Called (under the LocalEcs lock) after every state change: the event stream.
     on_change: Any = field(default=None, repr=False, compare=False)
 
@@ -276,6 +287,8 @@ class Service:
     health_check_grace_period_seconds: int | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
     deleted_at: float | None = None
+    # CreateService loadBalancers, echoed; their presence gives the tasks a deregistration delay.
+    load_balancers: list[dict[str, Any]] = field(default_factory=list)
     # Restart backoff after tasks crash or fail to start (ECS throttles restarts too).
     consecutive_failures: int = 0
     launch_not_before: float = 0.0

@@ -23,18 +23,43 @@ class ServicePlan:
     finished: list[Deployment] = field(default_factory=list)
 
 
-def _is_healthy_running(task: Task) -> bool:
+# AWS: a task without an essential container health check counts towards minimumHealthyPercent
+# 40 s after it reached RUNNING (services without a load balancer).
+AWS_RUNNING_GRACE_SECONDS = 40.0
+
+
+def counts_as_healthy(task: Task, now: float, running_grace_seconds: float) -> bool:
+    """Whether ``task`` counts towards ``minimumHealthyPercent``, as the ECS scheduler counts.
+
+    A task with an essential container health check counts once HEALTHY; one without, once it
+    has been RUNNING for ``running_grace_seconds`` (40 s in AWS).
+    """
+    if task.last_status != model.RUNNING:
+        return False
+    if any(c.essential and c.health_check for c in task.containers):
+        return task.health_status == model.HEALTHY
+    return task.started_at is not None and now - task.started_at >= running_grace_seconds
+
+
+def _running_not_unhealthy(task: Task) -> bool:
     return task.last_status == model.RUNNING and task.health_status != model.UNHEALTHY
 
 
-def plan_service(service: Service, tasks: list[Task]) -> ServicePlan:
+def plan_service(
+    service: Service, tasks: list[Task], now: float, running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS
+) -> ServicePlan:
     """Plan one step of a rolling deployment (ECS deployment controller semantics).
 
     ``tasks`` are the service's tasks whose desiredStatus is still RUNNING. New tasks of
     the primary deployment start first, within ``maximumPercent``; old tasks stop only
-    while the RUNNING count stays at or above ``minimumHealthyPercent``; so during a
-    deployment the new tasks are RUNNING before old ones begin stopping.
+    while the tasks that count as healthy (``counts_as_healthy``) stay at or above
+    ``minimumHealthyPercent``; so during a deployment the new tasks are RUNNING, and HEALTHY
+    or RUNNING for the grace period, before old ones begin stopping.
     """
+
+    def healthy(task: Task) -> bool:
+        return counts_as_healthy(task, now, running_grace_seconds)
+
     plan = ServicePlan()
     if service.status != "ACTIVE" or not service.deployments:
         plan.stop = [(task, "Service is being deleted") for task in tasks]
@@ -78,11 +103,10 @@ def plan_service(service: Service, tasks: list[Task]) -> ServicePlan:
 
     # Old deployments: tasks not running yet can always go; running ones only while enough
     # tasks stay RUNNING.
-    healthy = sum(1 for t in primary_live + old_live if _is_healthy_running(t))
-    can_stop = healthy - min_healthy
-    old_ranked = sorted(old_live, key=lambda t: (_is_healthy_running(t), t.created_at))
+    can_stop = sum(1 for t in primary_live + old_live if healthy(t)) - min_healthy
+    old_ranked = sorted(old_live, key=lambda t: (_running_not_unhealthy(t), t.created_at))
     for task in old_ranked:
-        if not _is_healthy_running(task):
+        if not _running_not_unhealthy(task):
             plan.stop.append((task, "Deployment replaced this task"))
         elif can_stop > 0:
             plan.stop.append((task, "Deployment replaced this task"))

@@ -17,6 +17,7 @@ from controlplane.localecs import api_ec2, api_ecs, api_secretsmanager, api_ssm,
 from controlplane.localecs.addresses import is_loopback
 from controlplane.localecs.backend import LocalEcs
 from controlplane.localecs.errors import EcsError
+from controlplane.localecs.wire import aws_json
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"__type": "ServerException", "message": str(exc)}).encode()
             self._reply(500, body, content_type)
             return
-        self._reply(200, json.dumps(response).encode(), content_type)
+        self._reply(200, aws_json(response), content_type)
 
     def _ec2(self, raw: bytes) -> None:
         params = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)

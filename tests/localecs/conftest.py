@@ -15,6 +15,10 @@ from .shape_check import ec2_shape_errors, ecs_shape_errors
 
 
 
+# AWS waits 40 s before a new task without health checks counts as healthy; tests wait this long.
+RUNNING_GRACE_SECONDS = 0.5
+
+
 class Recorder:
     """Raw response bodies seen by the boto3 clients, checked against botocore shapes."""
 
@@ -55,6 +59,7 @@ def server(tmp_path: Any) -> Iterator[LocalEcsServer]:
         pending_seconds=0.05,
         deactivating_seconds=0.3,
         default_stop_timeout_seconds=2.0,
+        running_grace_seconds=RUNNING_GRACE_SECONDS,
         log_dir=str(tmp_path / "logs"),
     )
     try:
@@ -99,3 +104,41 @@ def ec2(server: LocalEcsServer, recorder: Recorder) -> Any:
 def cluster(ecs: Any) -> str:
     ecs.create_cluster(clusterName="test")
     return "test"
+
+
+class LocalEcsFactory:
+    """Starts local ECS servers with given options and boto3 clients for them; closes them all."""
+
+    def __init__(self, log_dir: str) -> None:
+        self._log_dir = log_dir
+        self._servers: list[LocalEcsServer] = []
+
+    def server(self, **options: Any) -> LocalEcsServer:
+        options = {
+            "provisioning_seconds": 0.02, "pending_seconds": 0.02, "running_grace_seconds": RUNNING_GRACE_SECONDS,
+            "log_dir": self._log_dir, **options,
+        }
+        srv = LocalEcsServer(**options)
+        self._servers.append(srv)
+        return srv.start()
+
+    @staticmethod
+    def client(srv: LocalEcsServer, service: str = "ecs") -> Any:
+        return boto3.client(
+            service, endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id="test",
+            aws_secret_access_key="test", config=Config(retries={"max_attempts": 1}, parameter_validation=False),
+        )
+
+    def close(self) -> None:
+        for srv in self._servers:
+            srv.close()
+
+
+@pytest.fixture
+def local_ecs(tmp_path: Any) -> Iterator[LocalEcsFactory]:
+    """Local ECS servers built per test with the options that test needs."""
+    factory = LocalEcsFactory(str(tmp_path / "logs"))
+    try:
+        yield factory
+    finally:
+        factory.close()

@@ -9,13 +9,16 @@ from typing import Any
 
 # The task program: binds LOCAL_ECS_HOST:LOCAL_ECS_PORT_<p> for each port in PORTS,
 # answers each connection with its ECS_TASK_ID, exits EXIT_AFTER seconds after start
-# (with EXIT_CODE) if set, and on SIGTERM exits after TERM_DELAY seconds (or ignores
-# SIGTERM when TERM_DELAY is "ignore").
+# (with EXIT_CODE) if set, and on SIGTERM appends the wall-clock time to TERM_FILE (if
+# set) and exits after TERM_DELAY seconds (or ignores SIGTERM when TERM_DELAY is "ignore").
 TASK_PROGRAM = r"""
 import os, signal, socket, sys, threading, time
 host = os.environ["LOCAL_ECS_HOST"]
 delay = os.environ.get("TERM_DELAY", "0")
 def on_term(signum, frame):
+    if os.environ.get("TERM_FILE"):
+        with open(os.environ["TERM_FILE"], "a") as f:
+            f.write(f"{time.time()}\n")
     if delay == "ignore":
         return
     time.sleep(float(delay))

@@ -89,16 +89,19 @@ def test_lifecycle_transitions_in_order(ecs: Any, cluster: str) -> None:
     assert stopped["desiredStatus"] == "STOPPED"
     final = wait_for(lambda: (t := record())["lastStatus"] == "STOPPED" and t, what="STOPPED", interval=0.005)
 
-    assert seen == [
+    # No load balancer: no DEACTIVATING, SIGTERM at once; awsvpc: DEPROVISIONING once the containers stopped.
+    expected = [
         ("PROVISIONING", "RUNNING"),
         ("PENDING", "RUNNING"),
         ("RUNNING", "RUNNING"),
         ("RUNNING", "STOPPED"),
-        ("DEACTIVATING", "STOPPED"),
         ("STOPPING", "STOPPED"),
+        ("DEPROVISIONING", "STOPPED"),
         ("STOPPED", "STOPPED"),
-    ] or seen == [s for s in seen if s != ("RUNNING", "STOPPED")]  # the RUNNING/STOPPED blip may be missed
-    assert ("DEACTIVATING", "STOPPED") in seen and ("STOPPING", "STOPPED") in seen
+    ]
+    # Polling may miss the short RUNNING/STOPPED and DEPROVISIONING states, never see others.
+    assert [s for s in expected if s in seen] == seen
+    assert ("STOPPING", "STOPPED") in seen
     assert final["stopCode"] == "UserInitiated" and final["stoppedReason"] == "draining test"
     assert final["stoppedAt"] >= final["stoppingAt"] >= final["startedAt"] >= final["createdAt"]
     assert final["containers"][0]["exitCode"] == 0

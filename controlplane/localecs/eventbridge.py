@@ -18,8 +18,20 @@ from controlplane.localecs.sqs import LocalSqs, Queue
 
 
 def iso(timestamp: float) -> str:
-    """EventBridge's timestamp format: ``2020-01-23T17:57:58.025Z``."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(timestamp * 1000) % 1000:03d}Z"
+    """An event detail timestamp as ECS writes it: milliseconds, trailing zeros dropped.
+
+    ``2024-11-13T20:56:36.54Z``, ``2024-11-13T21:23:11.984Z``, ``2024-11-13T21:23:11Z``.
+    """
+    millis = int(timestamp * 1000)
+    seconds, fraction = divmod(millis, 1000)
+    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{fraction:03d}".rstrip("0")
+    return f"{text}.{digits}Z" if digits else f"{text}Z"
+
+
+def event_time(timestamp: float) -> str:
+    """The envelope's ``time``: whole seconds, ``2024-11-13T21:23:11Z``."""
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _isoify(value: Any) -> Any:
@@ -31,18 +43,29 @@ def _isoify(value: Any) -> Any:
     return value
 
 
+# DescribeTasks says "ElasticNetworkInterface"; the event says "eni" (AWS's example events).
+_EVENT_ATTACHMENT_TYPES = {"ElasticNetworkInterface": "eni"}
+
+
 def task_state_change(rendered_task: dict[str, Any], region: str, account: str, updated_at: float) -> dict[str, Any]:
-    """The EventBridge event for a task as DescribeTasks renders it."""
-    detail = _isoify(dict(rendered_task))
+    """The EventBridge "ECS Task State Change" event for a task as DescribeTasks renders it.
+
+    As ECS sends it: no ``healthStatus`` at task or container level (health is only in
+    DescribeTasks), no ``tags``, ISO timestamps, attachment type ``eni``, and ``updatedAt``.
+    """
+    detail = _isoify({k: v for k, v in rendered_task.items() if k not in ("healthStatus", "tags")})
+    detail["containers"] = [{k: v for k, v in c.items() if k != "healthStatus"} for c in detail.get("containers", [])]
+    detail["attachments"] = [
+        {**a, "type": _EVENT_ATTACHMENT_TYPES.get(a.get("type", ""), a.get("type"))} for a in detail.get("attachments", [])
+    ]
     detail["updatedAt"] = iso(updated_at)
-    detail.pop("tags", None)
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": "ECS Task State Change",
         "source": "aws.ecs",
         "account": account,
-        "time": iso(updated_at),
+        "time": event_time(updated_at),
         "region": region,
         "resources": [rendered_task["taskArn"]],
         "detail": detail,
