@@ -26,8 +26,8 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controlplane.cache.snapshot import build_snapshot  # noqa: E402
-from controlplane.discovery.ecs import ClusterReader  # noqa: E402
-from controlplane.discovery.events import SqsEventSource, parse_message  # noqa: E402
+from controlplane.discovery.reader import ClusterReader  # noqa: E402
+from controlplane.discovery.sqs_events import SqsEventSource, TaskChange, parse_message  # noqa: E402
 from controlplane.localecs import LocalEcsServer  # noqa: E402
 from controlplane.model.build import build_mesh  # noqa: E402
 from controlplane.proxy.roles import EdgeRole  # noqa: E402
@@ -119,12 +119,12 @@ def run(tasks: int, services: int) -> dict[str, Any]:
         wait_running(ecs, tasks + 10, timeout=60)
         time.sleep(0.5)
         messages = drain_queue(source)
-        details = [c.detail for c in (parse_message(m.body) for m in messages) if c]
+        details = [c.detail for c in (parse_message(m.body) for m in messages) if isinstance(c, TaskChange)]
         _, calls, applied = reader.apply(CLUSTER, details)
         changes["scale_out_10_trusting_details"] = {"events": len(details), "applied": applied, "calls": dict(calls)}
         ecs.update_service(cluster=CLUSTER, service="svc0", desiredCount=per_service)
         time.sleep(1.5)
-        details = [c.detail for c in (parse_message(m.body) for m in drain_queue(source)) if c]
+        details = [c.detail for c in (parse_message(m.body) for m in drain_queue(source)) if isinstance(c, TaskChange)]
         _, calls, applied = reader.apply(CLUSTER, details, trust_details=False)
         changes["scale_in_10_describing"] = {"events": len(details), "applied": applied, "calls": dict(calls)}
         _, after = reader.read(CLUSTER)

@@ -18,13 +18,18 @@ from controlplane.admin.dashboard import Dashboard
 from controlplane.admin.server import build_admin_server, is_loopback, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
-from controlplane.discovery.ecs import TaskFilter
-from controlplane.discovery.events import SqsEventSource
-from controlplane.discovery.poller import ClusterSyncStatus, PollingDiscovery
+from controlplane.discovery.aws_session import lean_session
+from controlplane.discovery.cadence import Cadence
+from controlplane.discovery.filters import TaskFilter
+from controlplane.discovery.reader import ClusterReader
+from controlplane.discovery.sqs_events import SqsEventSource
 from controlplane.discovery.state import ClusterState
+from controlplane.discovery.status import ClusterSyncStatus
+from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
+from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
@@ -44,13 +49,13 @@ def aws_clients(settings: Settings) -> tuple[Any, Any]:
     # Adaptive mode rate-limits the client itself after throttles. A failed read is retried at the
     # next sync anyway (the last good view keeps serving), so attempts stay few.
     config = Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=20)
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     return session.client("ecs", config=config), session.client("ec2", config=config)
 
 
 def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     """SQS (long polls: the read timeout outlasts the 20 s wait) and SSM (ECS Anywhere addresses)."""
-    session = boto3.session.Session(region_name=settings.region)
+    session = lean_session(settings.region)
     sqs = session.client(
         "sqs", config=Config(retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts}, connect_timeout=5, read_timeout=30)
     )
@@ -129,23 +134,35 @@ class ControlPlane:
         self.cache = SnapshotCache(edge_options(settings))
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
-        self.discovery = PollingDiscovery(
+        self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
+        self.discovery = ClusterWatch(
             settings.clusters,
-            ecs,
-            ec2,
+            ClusterReader(
+                ecs,
+                ec2,
+                ssm=ssm,
+                task_filter=TaskFilter(services=settings.service_filter, families=settings.family_filter),
+            ),
             self.publish,
-            interval=settings.poll_interval_seconds,
+            Cadence(
+                poll_interval=settings.poll_interval_seconds,
+                resync_interval=settings.resync_interval_seconds,
+                deployment_poll_interval=settings.deployment_poll_interval_seconds,
+                health_refresh=settings.health_refresh_seconds,
+                health_refresh_steady=settings.health_refresh_steady_seconds,
+            ),
             on_sync=self._on_sync,
             events=SqsEventSource(sqs, settings.events_queue_url) if settings.events_queue_url else None,
-            resync_interval=settings.resync_interval_seconds,
             discover_clusters=settings.discover_clusters,
-            task_filter=TaskFilter(services=settings.service_filter, families=settings.family_filter),
             max_concurrency=settings.discovery_concurrency,
-            ssm=ssm,
             trust_event_details=settings.events_trust_details,
+            on_message=self._on_event_message,
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        reader = self.discovery.reader
+        for cache in reader.cache_sizes():
+            self.metrics.discovery_cache_entries.labels(cache=cache).set_function(_cache_size(reader, cache))
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
@@ -171,7 +188,7 @@ class ControlPlane:
 
     def publish(self, views: list[ClusterState]) -> None:
         """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix)
+        mesh = build_mesh(views, self.settings.label_prefix, self.health_policy)
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]
@@ -201,6 +218,11 @@ class ControlPlane:
         if "Throttl" in code or code == "RequestLimitExceeded":
             self.metrics.ecs_throttles.labels(cluster=status.cluster).inc()
         self.events.publish(Event(kind="sync_failed", message=status.last_error or "", details={"cluster": status.cluster}))
+
+    def _on_event_message(self, outcome: str, detail_type: str | None) -> None:
+        self.metrics.event_messages.labels(outcome=outcome).inc()
+        if detail_type is not None:
+            self.metrics.events_unhandled.labels(detail_type=detail_type).inc()
 
     def _log_problems(self, mesh: Mesh) -> None:
         current = {problem.message: problem for problem in mesh.problems}
@@ -318,3 +340,7 @@ class ControlPlane:
             await self._dashboard.stop()
         if self._started:
             log.info("controlplane.stopped")
+
+
+def _cache_size(reader: ClusterReader, cache: str) -> Callable[[], float]:
+    return lambda: float(reader.cache_sizes()[cache])

@@ -54,6 +54,28 @@ class Settings(BaseSettings):
     service_filter: str | None = Field(default=None, description="regex: only tasks of ECS services whose whole name matches")
     family_filter: str | None = Field(default=None, description="regex: only tasks whose task definition family matches")
     discovery_concurrency: int = Field(default=4, ge=1, le=64, description="clusters read at once")
+    deployment_poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="polling mode: seconds between reads of a cluster while a deployment is in progress there",
+    )
+    health_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="seconds between DescribeTasks of tasks whose health check has not reported HEALTHY yet",
+    )
+    health_refresh_steady_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="event mode: seconds between DescribeTasks of every health-checked task once all are HEALTHY",
+    )
+    serve_unknown_health: bool = Field(
+        default=False,
+        description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",
+    )
     # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
     edge_certificates: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
@@ -135,6 +157,9 @@ FLAG_SHORTCUTS: dict[str, str | list[str]] = {
     "poll-interval-seconds": "poll-interval",
     "resync-interval-seconds": "resync-interval",
     "events-trust-details": "trust-event-details",
+    "deployment-poll-interval-seconds": "deployment-poll-interval",
+    "health-refresh-seconds": "health-refresh",
+    "health-refresh-steady-seconds": "health-refresh-steady",
     "edge-certificates": "edge-certificate",
     "edge-certificate-secrets": "edge-certificate-secret",
     "edge-connection-idle-timeout-seconds": "edge-connection-idle-timeout",

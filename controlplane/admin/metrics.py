@@ -51,6 +51,21 @@ class Metrics:
         self.sync_duration = Histogram(
             "controlplane_ecs_sync_duration_seconds", "Duration of one read of a cluster", ["cluster"], buckets=LATENCY_BUCKETS, registry=r
         )
+        self.event_messages = Counter(
+            "controlplane_event_messages_total",
+            "SQS event messages by outcome: applied, retried (left in the queue), ignored, other_cluster, unreadable",
+            ["outcome"],
+            registry=r,
+        )
+        self.events_unhandled = Counter(
+            "controlplane_events_unhandled_total", "ECS events of a type discovery does not act on", ["detail_type"], registry=r
+        )
+        self.discovery_cache_entries = Gauge(
+            "controlplane_discovery_cache_entries",
+            "Entries in discovery's caches: task_definitions, container_instances, tasks, tombstones",
+            ["cache"],
+            registry=r,
+        )
         self.services = Gauge("controlplane_services", "Services served", registry=r)
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)

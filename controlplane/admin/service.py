@@ -9,7 +9,7 @@ import grpc
 from controlplane import __version__
 from controlplane.admin import views
 from controlplane.cache.store import SnapshotCache
-from controlplane.discovery.poller import PollingDiscovery
+from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import EventBus
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
@@ -27,7 +27,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self,
         cache: SnapshotCache,
         registry: ProxyRegistry,
-        discovery: PollingDiscovery,
+        discovery: ClusterWatch,
         events: EventBus,
         ready: Readiness,
     ) -> None:

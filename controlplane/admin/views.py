@@ -7,7 +7,7 @@ from typing import Iterable
 
 from google.protobuf import json_format, timestamp_pb2
 
-from controlplane.discovery.poller import ClusterSyncStatus
+from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.server.registry import ProxyRecord

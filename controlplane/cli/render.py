@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import yaml
 from google.protobuf import json_format
 
-from controlplane.discovery.ecs import ClusterReader
+from controlplane.discovery.reader import ClusterReader
 from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
 from controlplane.model.labels import DEFAULT_PREFIX

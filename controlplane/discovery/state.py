@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
 
 @dataclass(frozen=True, slots=True)
 class PortMapping:
     container_port: int
     host_port: int | None = None
     protocol: str = "tcp"
+    # Service Connect's port name and application protocol (grpc, http2, http), when set.
+    name: str | None = None
+    app_protocol: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +26,9 @@ class ContainerDefinition:
     name: str
     labels: Mapping[str, str]
     port_mappings: tuple[PortMapping, ...] = ()
-
-
+    # A container health check is defined: ECS reports the container's healthStatus (UNKNOWN
+    # until the first check passes), and only DescribeTasks shows it.
+    health_check: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,11 @@ class TaskDefinition:
     @property
     def display_name(self) -> str:
         return f"{self.family}:{self.revision}"
+
+    @property
+    def health_checked(self) -> bool:
+        """True when some container has a health check, so the task's health needs DescribeTasks."""
+        return any(container.health_check for container in self.containers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +73,14 @@ class Task:
     desired_status: str
     health_status: str
     availability_zone: str
+    # healthStatus per container name, as DescribeTasks last reported it (events carry none).
     container_health: Mapping[str, str]
     endpoints: tuple[ContainerEndpoint, ...]
     started_at: float | None = None
+    # lastStatus per container name; a container missing here is taken to share the task's.
+    container_status: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    # ECS's startedBy: for a service's task, the id of the deployment that started it.
+    started_by: str = ""
 
     @property
     def id(self) -> str:
@@ -74,23 +90,14 @@ class Task:
     def service_name(self) -> str | None:
         return self.group.split(":", 1)[1] if self.group.startswith("service:") else None
 
+    def container_last_status(self, container_name: str) -> str:
+        return self.container_status.get(container_name, self.last_status)
+
     def endpoint_for(self, container_name: str, container_port: int) -> ContainerEndpoint | None:
         for endpoint in self.endpoints:
             if endpoint.container_name == container_name and endpoint.container_port == container_port:
                 return endpoint
         return None
-
-
-
-
-@dataclass(frozen=True, slots=True)
-class SyncStats:
-    """What one sync of a cluster cost and how it went."""
-
-    started_at: float
-    duration_seconds: float
-    api_calls: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from controlplane.model.labels import (
     parse_declarations,
     unknown_labels,
 )
-from controlplane.model.lifecycle import endpoint_health
+from controlplane.model.lifecycle import HealthPolicy, endpoint_health
 from controlplane.model.mesh import (
     Endpoint,
     Mesh,
@@ -25,7 +25,9 @@ from controlplane.model.mesh import (
 )
 
 
-def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> Mesh:
+def build_mesh(
+    states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, health_policy: HealthPolicy = HealthPolicy()
+) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems."""
     problems: list[ServiceProblem] = []
     declarations: dict[str, list[tuple[TaskDefinition, ServiceDeclaration]]] = defaultdict(list)
@@ -42,7 +44,7 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> 
                 for declaration in seen_task_definitions[task_definition.arn]:
                     declarations[declaration.name].append((task_definition, declaration))
             for declaration in seen_task_definitions[task_definition.arn]:
-                health = endpoint_health(task, declaration.container)
+                health = endpoint_health(task, declaration.container, task_definition, health_policy)
                 reachable = task.endpoint_for(declaration.container, declaration.container_port)
                 if health is None or reachable is None:
                     continue

@@ -22,6 +22,7 @@ def task_definition(
     container: str = "app",
     network_mode: str = "awsvpc",
     extra_containers: tuple[ContainerDefinition, ...] = (),
+    health_check: bool = False,
 ) -> TaskDefinition:
     return TaskDefinition(
         arn=f"{ACCOUNT}:task-definition/{family}:{revision}",
@@ -33,6 +34,7 @@ def task_definition(
                 name=container,
                 labels=dict(labels or {}),
                 port_mappings=tuple(PortMapping(container_port=p) for p in ports),
+                health_check=health_check,
             ),
             *extra_containers,
         ),
@@ -50,6 +52,8 @@ def task(
     container_health: str = "HEALTHY",
     zone: str = "eu-west-1a",
     cluster: str = "prod",
+    container_status: dict[str, str] | None = None,
+    started_by: str = "",
 ) -> Task:
     container = td.containers[0]
     endpoints = tuple(
@@ -67,6 +71,8 @@ def task(
         availability_zone=zone,
         container_health={container.name: container_health},
         endpoints=endpoints,
+        container_status=dict(container_status or {}),
+        started_by=started_by,
     )
 
 

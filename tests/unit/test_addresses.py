@@ -93,6 +93,51 @@ def test_bridge_uses_the_instance_address_and_each_dynamic_host_port() -> None:
     )
 
 
+def test_bridge_prefers_the_ipv4_binding_when_docker_reports_ipv6_first_on_another_port() -> None:
+    """moby#42375: with dynamic ports Docker may publish :: and 0.0.0.0 on different host ports;
+    the instance address we dial is IPv4, so only the IPv4 binding reaches the container."""
+    td = _td("bridge", ("app", (50051,)))
+    raw = {
+        "containers": [
+            {
+                "name": "app",
+                "networkBindings": [
+                    {"bindIP": "::", "containerPort": 50051, "hostPort": 32770, "protocol": "tcp"},
+                    {"bindIP": "0.0.0.0", "containerPort": 50051, "hostPort": 32768, "protocol": "tcp"},
+                ],
+            }
+        ]
+    }
+
+    assert container_endpoints(raw, td, "127.0.0.7") == (ContainerEndpoint("app", 50051, "127.0.0.7", 32768),)
+    # Only an IPv6 binding reported: better than nothing.
+    only_v6 = {"containers": [{"name": "app", "networkBindings": [raw["containers"][0]["networkBindings"][0]]}]}
+    assert container_endpoints(only_v6, td, "127.0.0.7") == (ContainerEndpoint("app", 50051, "127.0.0.7", 32770),)
+
+
+def test_bridge_matches_bindings_by_protocol() -> None:
+    td = TaskDefinition(
+        arn="arn:aws:ecs:eu-west-1:123456789012:task-definition/dns:1",
+        family="dns",
+        revision=1,
+        network_mode="bridge",
+        containers=(ContainerDefinition("dns", {}, (PortMapping(53, protocol="udp"), PortMapping(53))),),
+    )
+    raw = {
+        "containers": [
+            {
+                "name": "dns",
+                "networkBindings": [
+                    {"bindIP": "0.0.0.0", "containerPort": 53, "hostPort": 32800, "protocol": "udp"},
+                    {"bindIP": "0.0.0.0", "containerPort": 53, "hostPort": 32801, "protocol": "tcp"},
+                ],
+            }
+        ]
+    }
+
+    assert [e.port for e in container_endpoints(raw, td, "127.0.0.7")] == [32800, 32801]
+
+
 def test_bridge_leaves_out_a_port_without_a_binding() -> None:
     td = _td("bridge", ("app", (50051, 9090)))
     raw = {"containers": [{"name": "app", "networkBindings": [{"containerPort": 9090, "hostPort": 32769}]}]}

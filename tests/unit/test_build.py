@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from controlplane.discovery.state import ContainerDefinition, PortMapping
 from controlplane.model.build import build_mesh
-from controlplane.model.lifecycle import endpoint_health
 from controlplane.model.mesh import EndpointHealth, Protocol, RouteMatch, ServiceProblem
 
 from .builders import cluster_state, task, task_definition
@@ -217,28 +214,3 @@ def test_equal_views_build_equal_meshes() -> None:
     assert build_mesh(views()) == build_mesh(list(reversed(views())))
 
 
-@pytest.mark.parametrize(
-    "last,desired,container_health,expected",
-    [
-        ("RUNNING", "RUNNING", "HEALTHY", EndpointHealth.HEALTHY),
-        ("RUNNING", "RUNNING", "UNKNOWN", EndpointHealth.HEALTHY),
-        ("RUNNING", "RUNNING", "UNHEALTHY", EndpointHealth.UNHEALTHY),
-        ("RUNNING", "STOPPED", "HEALTHY", EndpointHealth.DRAINING),
-        ("RUNNING", "STOPPED", "UNHEALTHY", EndpointHealth.DRAINING),
-        ("DEACTIVATING", "STOPPED", "HEALTHY", EndpointHealth.DRAINING),
-        ("STOPPING", "STOPPED", "HEALTHY", EndpointHealth.DRAINING),
-        ("DEPROVISIONING", "STOPPED", "HEALTHY", EndpointHealth.DRAINING),
-        ("PROVISIONING", "RUNNING", "UNKNOWN", None),
-        ("PENDING", "RUNNING", "UNKNOWN", None),
-        ("ACTIVATING", "RUNNING", "UNKNOWN", None),
-        ("PENDING", "STOPPED", "UNKNOWN", None),
-        ("STOPPED", "STOPPED", "UNKNOWN", None),
-    ],
-)
-def test_lifecycle(last: str, desired: str, container_health: str, expected: EndpointHealth | None) -> None:
-    td = task_definition("orders", 1, {"xds.service": "orders"})
-    ecs_task = task(td, "t1", "127.0.0.1", last_status=last, desired_status=desired, container_health=container_health)
-
-    assert endpoint_health(ecs_task, "app") is expected
-    mesh = build_mesh([cluster_state([ecs_task], [td])])
-    assert _endpoints(mesh, "orders") == ([] if expected is None else [("127.0.0.1", 50051, "t1", expected)])

@@ -1,14 +1,16 @@
-"""ECS events from EventBridge, read from an SQS queue: parsing, and the long-polling receiver.
+"""ECS events from EventBridge, read from an SQS queue: classifying message bodies, and the
+long-polling receiver.
 
 EventBridge delivers each event as the message body (or wrapped in an SNS notification when the
 queue is subscribed to a topic). Only "ECS Task State Change" events name tasks; other ECS events
-(service actions, deployments) are acknowledged and otherwise ignored, because every task they
-touch produces its own task event.
+(service actions, deployments, container instances) are counted by type and deleted, because
+every task they touch produces its own task event. A body that is not a usable ECS event is
+logged, counted and left in the queue, so that SQS's redrive policy moves it to the dead-letter
+queue after a few receives, where it can be read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -19,16 +21,29 @@ import structlog
 log = structlog.get_logger()
 
 TASK_STATE_CHANGE = "ECS Task State Change"
+# ECS's other EventBridge detail types: counted by name; anything else counts as "other".
+KNOWN_ECS_DETAIL_TYPES = frozenset(
+    {
+        "ECS Service Action",
+        "ECS Deployment State Change",
+        "ECS Container Instance State Change",
+        "ECS Service Deployment State Change",
+    }
+)
 DELETE_BATCH = 10
+# A message received this many times without being applied or redriven (no dead-letter queue on
+# the queue?) is deleted, so that one bad body cannot come back forever.
+MAX_RECEIVES = 10
 
 
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
-    """One received SQS message: what it said, and the handle that deletes it."""
+    """One received SQS message: what it said, the handle that deletes it, how often it came."""
 
     receipt_handle: str
     body: str
     message_id: str = ""
+    receive_count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +57,24 @@ class TaskChange:
     @property
     def version(self) -> int | None:
         version = self.detail.get("version")
-        return int(version) if isinstance(version, int) else None
+        return int(version) if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class OtherEvent:
+    """An ECS event we do not act on; `detail_type` is a known ECS type or "other"."""
+
+    detail_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A body that is not a usable ECS event, and why."""
+
+    reason: str
+
+
+Parsed = TaskChange | OtherEvent | Unreadable
 
 
 def cluster_name(ref: str) -> str:
@@ -50,22 +82,53 @@ def cluster_name(ref: str) -> str:
     return ref.rsplit("cluster/", 1)[-1] if ref.startswith("arn:") else ref
 
 
-def parse_message(body: str) -> TaskChange | None:
-    """The task change an SQS message body carries, or None for any other (or unreadable) body."""
+_LIST_FIELDS = ("containers", "attachments")
+_TEXT_FIELDS = ("taskArn", "clusterArn", "taskDefinitionArn", "lastStatus", "desiredStatus", "group")
+
+
+def _detail_problem(detail: Mapping[str, Any]) -> str | None:
+    """Why a task detail cannot be applied, checked for every field discovery reads."""
+    for name in ("taskArn", "clusterArn"):
+        if not isinstance(detail.get(name), str) or not detail[name]:
+            return f"detail.{name} missing or not a string"
+    for name in _TEXT_FIELDS:
+        if name in detail and not isinstance(detail[name], str):
+            return f"detail.{name} is not a string"
+    version = detail.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        return "detail.version is not an integer"
+    for name in _LIST_FIELDS:
+        value = detail.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            return f"detail.{name} is not a list of objects"
+    for container in detail.get("containers", ()):
+        if not isinstance(container.get("networkBindings", []), list) or not isinstance(container.get("name", ""), str):
+            return "detail.containers[] has a malformed name or networkBindings"
+    return None
+
+
+def parse_message(body: str) -> Parsed:
+    """What an SQS message body carries."""
     try:
         event = json.loads(body)
     except ValueError:
-        return None
+        return Unreadable("not JSON")
     if isinstance(event, dict) and event.get("Type") == "Notification" and isinstance(event.get("Message"), str):
         try:
             event = json.loads(event["Message"])  # SNS fan-out in between
         except ValueError:
-            return None
-    if not isinstance(event, dict) or event.get("source") != "aws.ecs" or event.get("detail-type") != TASK_STATE_CHANGE:
-        return None
+            return Unreadable("SNS notification whose Message is not JSON")
+    if not isinstance(event, dict) or event.get("source") != "aws.ecs":
+        return Unreadable("not an ECS event (source is not aws.ecs)")
+    detail_type = event.get("detail-type")
+    if detail_type != TASK_STATE_CHANGE:
+        return OtherEvent(detail_type if detail_type in KNOWN_ECS_DETAIL_TYPES else "other")
     detail = event.get("detail")
-    if not isinstance(detail, dict) or not detail.get("taskArn") or not detail.get("clusterArn"):
-        return None
+    if not isinstance(detail, dict):
+        return Unreadable("task state change without a detail object")
+    problem = _detail_problem(detail)
+    if problem is not None:
+        return Unreadable(problem)
     return TaskChange(cluster=cluster_name(str(detail["clusterArn"])), task_arn=str(detail["taskArn"]), detail=detail)
 
 
@@ -134,12 +197,18 @@ class SqsEventSource:
             "QueueUrl": self.queue_url,
             "MaxNumberOfMessages": 10,
             "WaitTimeSeconds": self._wait_seconds,
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
         }
         if self._visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = self._visibility_timeout
         response = self._sqs.receive_message(**kwargs)
         messages = [
-            QueueMessage(str(m["ReceiptHandle"]), str(m.get("Body", "")), str(m.get("MessageId", "")))
+            QueueMessage(
+                str(m["ReceiptHandle"]),
+                str(m.get("Body", "")),
+                str(m.get("MessageId", "")),
+                _receive_count(m.get("Attributes") or {}),
+            )
             for m in response.get("Messages", ())
         ]
         self.received += len(messages)
@@ -166,10 +235,8 @@ class SqsEventSource:
         return calls
 
 
-def threadsafe_deliverer(loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[list[QueueMessage]]) -> Callable[[list[QueueMessage]], None]:
-    """A `deliver` callback that puts batches on an asyncio queue from another thread."""
-
-    def deliver(messages: list[QueueMessage]) -> None:
-        loop.call_soon_threadsafe(inbox.put_nowait, messages)
-
-    return deliver
+def _receive_count(attributes: Mapping[str, Any]) -> int:
+    try:
+        return max(1, int(attributes.get("ApproximateReceiveCount", 1)))
+    except (TypeError, ValueError):
+        return 1
