@@ -2,25 +2,36 @@
 the real DiscoveryServer; driven by commands on stdin, answers as JSON lines on stdout.
 
 Commands: `stats` (RSS, CPU, streams), `change` (move one endpoint of s0000, which every sidecar
-calls), `wait-acked T` (wait until every stream ACKed EDS after time T; print when)."""
+calls, wait until every stream ACKed it, and print the server's CPU for the rebuild and for the
+pushes and ACKs, measured in this process around exactly that work)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import resource
 import sys
 import time
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
+from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
 from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
-from controlplane.server.ads import DiscoveryServer
-from controlplane.server.registry import ProxyRegistry
+from controlplane.cache.snapshot import Snapshot, version_of
+from controlplane.server.ads import DiscoveryServer, node_role
+from controlplane.server.inbox import CHANGED, Inbox
+from controlplane.admin.event_bus import EventBus
+from controlplane.admin.metrics import Metrics
+from controlplane.admin.telemetry import Telemetry
+from controlplane.server.options import DEFAULT_MAX_PENDING_STREAMS, xds_server_options
+from controlplane.server.registry import ProxyRecord, ProxyRegistry
 from controlplane.xds.types import TypeUrl
+from controlplane.xds.wire import SotwResponse, identity
 
 UPSTREAMS = 3
 
@@ -64,19 +75,113 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class AckWatch(Telemetry):
+    """The product's telemetry (metrics, event bus), which also counts, from the server's own hooks,
+    the streams that ACKed EDS since a change (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__(Metrics(), EventBus())
+        self.since = float("inf")
+        self.streams_acked: set[int] = set()
+        self.last_ack = 0.0
+        self.target = 0
+        self.done = asyncio.Event()
+
+    def start(self, target: int) -> None:
+        self.since, self.streams_acked, self.target, self.done = time.time(), set(), target, asyncio.Event()
+
+    def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
+        super().acked(record, type_url, version, sent_at)
+        if type_url is TypeUrl.ENDPOINT and sent_at is not None and sent_at >= self.since and record.stream_id not in self.streams_acked:
+            self.streams_acked.add(record.stream_id)
+            self.last_ack = time.time()
+            if len(self.streams_acked) >= self.target:
+                self.done.set()
+
+
+    def floor_acked(self, stream_id: int) -> None:
+        if stream_id not in self.streams_acked:
+            self.streams_acked.add(stream_id)
+            self.last_ack = time.time()
+            if len(self.streams_acked) >= self.target:
+                self.done.set()
+
+
+class FloorServer:
+    """The floor to compare the server with: the same grpc.aio ADS method, the same cache and change
+    notification and the same pre-encoded bytes, but no xDS state machine: every first request of a
+    type gets the role's resources, every change an EDS response, and ACKs are only counted."""
+
+    def __init__(self, cache: SnapshotCache, watch: AckWatch) -> None:
+        self._cache, self._watch, self._ids = cache, watch, 0
+        self.streams = 0
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        method = grpc.stream_stream_rpc_method_handler(
+            self._serve, request_deserializer=discovery_pb2.DiscoveryRequest.FromString, response_serializer=identity
+        )
+        return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
+
+    def _response(self, snapshot: Snapshot, type_url: TypeUrl, names: Sequence[str], nonce: str) -> bytes:
+        resources = snapshot.of(type_url)
+        chosen = [resources[n] for n in names if n in resources] if names else list(resources.values())
+        return SotwResponse(version_of(chosen), type_url.value, nonce, [r.sotw_entry for r in chosen]).to_bytes()
+
+    async def _serve(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[bytes]:
+        inbox = Inbox()
+
+        async def read() -> None:
+            async for request in requests:
+                inbox.request(request)
+            inbox.closed()
+
+        reader = asyncio.create_task(read())
+        first = await inbox.next()
+        role = node_role(first.node)
+        self._ids += 1
+        stream_id, names, changes = self._ids, {}, 0
+        self._cache.acquire(role, inbox.changed)
+        self.streams += 1
+        try:
+            item = first
+            while item is not None:
+                snapshot = self._cache.snapshot(role)
+                assert snapshot is not None
+                if item is CHANGED:
+                    changes += 1
+                    yield self._response(snapshot, TypeUrl.ENDPOINT, names[TypeUrl.ENDPOINT], f"change-{changes}")
+                else:
+                    type_url = TypeUrl(item.type_url)
+                    if not item.response_nonce:
+                        names[type_url] = list(item.resource_names)
+                        yield self._response(snapshot, type_url, names[type_url], "first")
+                    elif item.response_nonce.startswith("change-"):
+                        self._watch.floor_acked(stream_id)
+                item = await inbox.next()
+        finally:
+            reader.cancel()
+            self.streams -= 1
+            self._cache.release(role, inbox.changed)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-pending-streams", type=int, default=DEFAULT_MAX_PENDING_STREAMS, help="grpc.server.max_pending_requests (grpc's own default: 1000)")
+    parser.add_argument("--floor", action="store_true", help="serve with FloorServer (no xDS state machine) to measure the floor")
+    parser.add_argument("--profile", help="write a cProfile of the server's work for each change to this file")
     args = parser.parse_args()
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
 
-    cache, registry = SnapshotCache(), ProxyRegistry()
+    cache, registry, watch = SnapshotCache(), ProxyRegistry(), AckWatch()
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
-    server = grpc.aio.server(options=[("grpc.max_concurrent_streams", 100000)])
-    server.add_generic_rpc_handlers(DiscoveryServer(cache, registry).handlers())
+    server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
+    floor = FloorServer(cache, watch) if args.floor else None
+    server.add_generic_rpc_handlers(floor.handlers() if floor else DiscoveryServer(cache, registry, watch).handlers())
+    streams = (lambda: floor.streams) if floor else (lambda: len(registry.proxies()))
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
     generation = 0
@@ -88,28 +193,42 @@ async def main() -> None:
     while line := (await reader.readline()).decode().strip():
         command, *rest = line.split()
         if command == "stats":
-            print(json.dumps({"event": "stats", "rss_kib": rss_kib(), "cpu_seconds": cpu_seconds(), "streams": len(registry.proxies())}), flush=True)
+            print(json.dumps({"event": "stats", "rss_kib": rss_kib(), "cpu_seconds": cpu_seconds(), "streams": streams()}), flush=True)
         elif command == "change":
+            # Everything the server does for one change, measured in the server: the mesh the
+            # harness builds is ready before the clock starts; the pushes and the ACKs they bring
+            # back run on this event loop while we wait for the last ACK.
             generation += 1
+            mesh = synthetic_mesh(args.services, args.endpoints, generation)
+            watch.start(streams())
+            profile = cProfile.Profile() if args.profile else None
+            if profile is not None:
+                profile.enable()
             cpu_before, at = cpu_seconds(), time.time()
-            cache.set_mesh(synthetic_mesh(args.services, args.endpoints, generation))
-            print(json.dumps({"event": "changed", "at": at, "rebuild_cpu_seconds": cpu_seconds() - cpu_before}), flush=True)
-        elif command == "wait-acked":
-            since, cpu_before = float(rest[0]), cpu_seconds()
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                records = registry.proxies()
-                done = [r for r in records if (s := r.types.get(TypeUrl.ENDPOINT)) and s.acked_at and s.acked_at >= since and s.acked_version == s.sent_version]
-                if len(done) == len(records):
-                    break
-                await asyncio.sleep(0.005)
-            last = max((r.types[TypeUrl.ENDPOINT].acked_at or 0) for r in registry.proxies() if TypeUrl.ENDPOINT in r.types)
-            lagging = [
-                {"node": r.node_id, **{t.short: [s.sent_version, s.acked_version, s.nacks, s.last_nack.message if s.last_nack else None] for t, s in r.types.items()}}
-                for r in registry.proxies()
-                if r not in done
-            ]
-            print(json.dumps({"event": "acked", "all_acked_after": last - since, "streams": len(registry.proxies()), "acked": len(done), "cpu_seconds": cpu_seconds() - cpu_before, "lagging": lagging[:5]}), flush=True)
+            cache.set_mesh(mesh)
+            rebuild = cpu_seconds() - cpu_before
+            try:
+                await asyncio.wait_for(watch.done.wait(), 60)
+            except asyncio.TimeoutError:
+                pass
+            total = cpu_seconds() - cpu_before
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(args.profile)
+            print(
+                json.dumps(
+                    {
+                        "event": "changed",
+                        "at": at,
+                        "streams": watch.target,
+                        "acked": len(watch.streams_acked),
+                        "all_acked_after": watch.last_ack - at if watch.streams_acked else None,
+                        "rebuild_cpu_seconds": rebuild,
+                        "push_cpu_seconds": total - rebuild,
+                    }
+                ),
+                flush=True,
+            )
     await server.stop(0)
 
 

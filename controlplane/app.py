@@ -32,11 +32,13 @@ from controlplane.model.build import build_mesh
 from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
 from controlplane.errors import SettingsError
 from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
 from controlplane.secrets.watcher import CertificateWatcher
+from controlplane.server.subscriptions import NackBackoff
 from controlplane.settings import Settings
 from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
@@ -131,7 +133,7 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
-        self.cache = SnapshotCache(edge_options(settings))
+        self.cache = SnapshotCache(edge_options(settings), max_roles=settings.xds_max_roles)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
@@ -258,14 +260,9 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         elif not s.edge_plaintext:
             log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
-        xds = grpc.aio.server(
-            options=[
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
-        )
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry).handlers())
+        xds = grpc.aio.server(options=xds_server_options(s.xds_max_pending_streams))
+        backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         if s.xds_tls_cert and s.xds_tls_key:
             self.xds_port = xds.add_secure_port(

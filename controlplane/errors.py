@@ -26,3 +26,7 @@ class SettingsError(ControlPlaneError):
 
 class EcsMetadataError(ControlPlaneError):
     """The ECS task metadata endpoint could not be read or did not describe a task."""
+
+
+class RoleLimitError(NodeError):
+    """A stream would open a role beyond the number of live roles the control plane serves."""

@@ -76,6 +76,27 @@ class Settings(BaseSettings):
         default=False,
         description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",
     )
+    xds_nack_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds after a NACK before the rejected resources are offered again (doubling with each NACK in a row)",
+    )
+    xds_nack_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="the longest wait before rejected resources are offered again"
+    )
+    xds_max_roles: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="proxy roles (distinct proxy configurations) served at once; streams of further roles are refused with RESOURCE_EXHAUSTED",
+    )
+    xds_max_pending_streams: int = Field(
+        default=20_000,
+        ge=100,
+        le=1_000_000,
+        description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
     # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
     edge_certificates: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
@@ -160,6 +181,8 @@ FLAG_SHORTCUTS: dict[str, str | list[str]] = {
     "deployment-poll-interval-seconds": "deployment-poll-interval",
     "health-refresh-seconds": "health-refresh",
     "health-refresh-steady-seconds": "health-refresh-steady",
+    "xds-nack-retry-seconds": "xds-nack-retry",
+    "xds-nack-retry-max-seconds": "xds-nack-retry-max",
     "edge-certificates": "edge-certificate",
     "edge-certificate-secrets": "edge-certificate-secret",
     "edge-connection-idle-timeout-seconds": "edge-connection-idle-timeout",

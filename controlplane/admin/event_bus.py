@@ -11,7 +11,7 @@ from typing import AsyncIterator, Mapping
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # mesh_updated, push, ack, nack, proxy_connected, proxy_disconnected, sync_failed
+    kind: str  # mesh_updated, push, ack, nack, nack_resend, proxy_connected, proxy_disconnected, sync_failed
     node_id: str = ""
     type: str = ""
     version: str = ""

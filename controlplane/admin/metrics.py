@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector, start_http_server
 
 from controlplane import __version__
+
+if TYPE_CHECKING:
+    from controlplane.cache.store import SnapshotCache
 
 # Waits here range from milliseconds (an ACK on loopback) to minutes (a proxy on a slow link, an ECS read
 # under throttling), so the buckets reach five minutes.
@@ -34,6 +37,15 @@ class Metrics:
         self.pushes = Counter("controlplane_xds_pushes_total", "xDS responses sent", ["type"], registry=r)
         self.acks = Counter("controlplane_xds_acks_total", "xDS responses ACKed", ["type"], registry=r)
         self.nacks = Counter("controlplane_xds_nacks_total", "xDS responses rejected by a proxy", ["type"], registry=r)
+        self.cache_roles = Gauge("controlplane_cache_roles", "Proxy roles served now (each held by one or more streams)", registry=r)
+        self.cache_snapshots = Gauge("controlplane_cache_snapshots", "Role snapshots kept by the cache", registry=r)
+        self.cache_interned = Gauge("controlplane_cache_interned_resources", "Serialized resources kept for sharing across roles", registry=r)
+        self.refused_streams = Counter(
+            "controlplane_xds_streams_refused_total", "xDS streams refused before serving (reason: role_limit)", ["reason"], registry=r
+        )
+        self.nack_resends = Counter(
+            "controlplane_xds_nack_resends_total", "Rejected resources offered again after the NACK backoff", ["type"], registry=r
+        )
         self.ack_latency = Histogram(
             "controlplane_xds_ack_latency_seconds", "From sending a response to its ACK", ["type"], buckets=LATENCY_BUCKETS, registry=r
         )
@@ -83,6 +95,12 @@ class Metrics:
             return float("nan") if at is None else time.time() - at
 
         self.view_age.labels(cluster=cluster).set_function(age)
+
+    def track_cache(self, cache: SnapshotCache) -> None:
+        """The snapshot cache's own size, read at each scrape."""
+        self.cache_roles.set_function(lambda: cache.live_roles)
+        self.cache_snapshots.set_function(lambda: cache.snapshots)
+        self.cache_interned.set_function(lambda: cache.interned)
 
     def serve(self, address: str, port: int) -> tuple[object, int]:
         """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""

@@ -9,6 +9,8 @@ from controlplane.admin.metrics import Metrics, role_kind
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.types import TypeUrl
 
+SHORT = {type_url: type_url.short for type_url in TypeUrl}
+
 
 class Telemetry:
     """Implements the server's StreamObserver: counts, times and publishes stream events."""
@@ -17,6 +19,7 @@ class Telemetry:
         self.metrics = metrics
         self.events = events
         self.mesh_updated_at: float | None = None
+        self._streams_by_role: dict[str, int] = {}  # live roles only (bounded like the cache's roles)
 
     def mesh_updated(self, revision: int, services: int, endpoints: int, problems: int) -> None:
         self.mesh_updated_at = time.time()
@@ -31,31 +34,52 @@ class Telemetry:
         )
 
     def connected(self, record: ProxyRecord) -> None:
-        self.metrics.connected_proxies.labels(role=role_kind(record.role)).inc()
+        kind = role_kind(record.role)
+        self._streams_by_role[kind] = self._streams_by_role.get(kind, 0) + 1
+        self.metrics.connected_proxies.labels(role=kind).inc()
         self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
 
     def disconnected(self, record: ProxyRecord) -> None:
-        self.metrics.connected_proxies.labels(role=role_kind(record.role)).dec()
+        kind = role_kind(record.role)
+        left = self._streams_by_role.get(kind, 0) - 1
+        if left > 0:
+            self._streams_by_role[kind] = left
+            self.metrics.connected_proxies.labels(role=kind).dec()
+        else:
+            # The kind's last stream: its label goes too, so no series outlives its streams.
+            self._streams_by_role.pop(kind, None)
+            self.metrics.connected_proxies.remove(kind)
         self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
 
+    def refused(self, node_id: str, reason: str) -> None:
+        self.metrics.refused_streams.labels(reason=reason).inc()
+
+    # pushed() and acked() run for every response and ACK of every stream: no event is built when
+    # nobody watches, and type names come from a table.
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None:
-        self.metrics.pushes.labels(type=type_url.short).inc()
-        self.events.publish(
-            Event(kind="push", node_id=record.node_id, type=type_url.short, version=version, details={"resources": str(resources)})
-        )
+        short = SHORT[type_url]
+        self.metrics.pushes.labels(type=short).inc()
+        if self.events.subscribers:
+            self.events.publish(Event(kind="push", node_id=record.node_id, type=short, version=version, details={"resources": str(resources)}))
 
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None:
         now = time.time()
-        self.metrics.acks.labels(type=type_url.short).inc()
+        short = SHORT[type_url]
+        self.metrics.acks.labels(type=short).inc()
         if sent_at is not None:
-            self.metrics.ack_latency.labels(type=type_url.short).observe(max(0.0, now - sent_at))
+            self.metrics.ack_latency.labels(type=short).observe(max(0.0, now - sent_at))
         # Convergence is the time a change takes to reach proxies that were already connected; a proxy's
         # first sync after it connects is not a change reaching it.
         changed = self.mesh_updated_at
         if changed is not None and sent_at is not None and sent_at >= changed and record.connected_at < changed:
-            self.metrics.convergence.labels(type=type_url.short).observe(max(0.0, now - changed))
-        self.events.publish(Event(kind="ack", node_id=record.node_id, type=type_url.short, version=version))
+            self.metrics.convergence.labels(type=short).observe(max(0.0, now - changed))
+        if self.events.subscribers:
+            self.events.publish(Event(kind="ack", node_id=record.node_id, type=short, version=version))
 
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
         self.metrics.nacks.labels(type=type_url.short).inc()
         self.events.publish(Event(kind="nack", node_id=record.node_id, type=type_url.short, version=version, message=message))
+
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None:
+        self.metrics.nack_resends.labels(type=type_url.short).inc()
+        self.events.publish(Event(kind="nack_resend", node_id=record.node_id, type=type_url.short, version=version))

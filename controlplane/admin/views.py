@@ -152,7 +152,10 @@ def proxy(record: ProxyRecord) -> api.Proxy:
             resource_names=list(status.resource_names),
             sent_at=timestamp(status.sent_at),
             acked_at=timestamp(status.acked_at),
+            resends=status.resends,
         )
+        if status.retry_at is not None:
+            entry.next_resend_at.FromNanoseconds(int(status.retry_at * 1e9))
         if status.last_nack is not None:
             entry.last_nack.CopyFrom(
                 api.Nack(version=status.last_nack.version, error=status.last_nack.message, at=timestamp(status.last_nack.at))

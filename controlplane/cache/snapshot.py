@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -23,6 +24,9 @@ class PreparedResource:
     name: str
     packed: any_pb2.Any
     version: str  # content hash of the serialized resource
+    # 64 bits of a hash of (name, version), computed once per resource version: a set's version is
+    # the XOR of its members' digests, so adding or removing one resource updates it in O(1).
+    digest: int
     # Route configuration: the clusters it sends traffic to. Cluster: the EDS resource it needs.
     references: frozenset[str] = frozenset()
     sotw_entry: bytes = b""  # this resource as an entry of DiscoveryResponse.resources, encoded once
@@ -41,6 +45,7 @@ def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
         # An EDS cluster needs its ClusterLoadAssignment before it is warm.
         references = frozenset({message.eds_cluster_config.service_name or message.name})
     version = hashlib.sha256(payload).hexdigest()[:16]
+    digest = resource_digest(name, version)
     any_bytes = wire.field(1, type_url.value.encode()) + wire.field(2, payload)
     # Resource{version=1, resource=2 (Any), name=3}
     resource_bytes = wire.field(1, version.encode()) + wire.field(2, any_bytes) + wire.field(3, name.encode())
@@ -48,21 +53,29 @@ def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
         name=name,
         packed=packed,
         version=version,
+        digest=digest,
         references=references,
         sotw_entry=wire.field(2, any_bytes),
         delta_entry=wire.field(2, resource_bytes),
     )
 
 
+def resource_digest(name: str, version: str) -> int:
+    """64 bits of a hash of one resource's name and version (see PreparedResource.digest)."""
+    return int.from_bytes(hashlib.sha256(f"{name}\0{version}".encode()).digest()[:8], "big")
+
+
+def set_version(digest: int) -> str:
+    """The version string of a set of resources whose digests XOR to `digest`."""
+    return f"{digest:016x}"
+
+
 def version_of(resources: Iterable[PreparedResource]) -> str:
-    """The version of a set of resources: a hash of their names and versions, order-free."""
-    digest = hashlib.sha256()
-    for resource in sorted(resources, key=lambda r: r.name):
-        digest.update(resource.name.encode())
-        digest.update(b"\0")
-        digest.update(resource.version.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    """The version of a set of resources: order-free, a pure function of their names and versions."""
+    digest = 0
+    for resource in resources:
+        digest ^= resource.digest
+    return set_version(digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +83,20 @@ class Snapshot:
     """Everything one role receives, by type and name."""
 
     resources: Mapping[TypeUrl, Mapping[str, PreparedResource]]
+    _versions: dict[TypeUrl, str] = field(default_factory=dict, compare=False, repr=False)  # memo
 
     def of(self, type_url: TypeUrl) -> Mapping[str, PreparedResource]:
-        return self.resources.get(type_url, {})
+        return self.resources.get(type_url, _EMPTY)
 
     def version(self, type_url: TypeUrl) -> str:
-        return version_of(self.of(type_url).values())
+        """The version of every resource of one type (computed once per snapshot)."""
+        found = self._versions.get(type_url)
+        if found is None:
+            found = self._versions[type_url] = version_of(self.of(type_url).values())
+        return found
+
+
+_EMPTY: Mapping[str, PreparedResource] = MappingProxyType({})
 
 
 class Interner:
@@ -99,15 +120,23 @@ class Interner:
 
 
 def build_snapshot(resources: Resources, previous: Snapshot | None = None, interner: Interner | None = None) -> Snapshot:
-    """Pack every resource, reusing the previous snapshot's object when the content is unchanged."""
-    prepared: dict[TypeUrl, dict[str, PreparedResource]] = {}
+    """Pack every resource, reusing the previous snapshot's objects when the content is unchanged
+    (each resource, each type's mapping, and the snapshot itself when nothing changed)."""
+    prepared: dict[TypeUrl, Mapping[str, PreparedResource]] = {}
     pack = interner.prepare if interner is not None else prepare
     for type_url in ORDER:
         by_name: dict[str, PreparedResource] = {}
-        old = previous.of(type_url) if previous else {}
+        old = previous.of(type_url) if previous else _EMPTY
+        unchanged = True
         for name, message in sorted(resources.of(type_url).items()):
             fresh = pack(name, type_url, message)
             kept = old.get(name)
-            by_name[name] = kept if kept is not None and kept.version == fresh.version else fresh
-        prepared[type_url] = by_name
+            if kept is not None and kept.version == fresh.version:
+                by_name[name] = kept
+            else:
+                by_name[name], unchanged = fresh, False
+        # An unchanged type keeps the previous mapping object: streams tell "nothing changed" by identity.
+        prepared[type_url] = old if unchanged and len(old) == len(by_name) and previous is not None else by_name
+    if previous is not None and all(prepared[type_url] is previous.of(type_url) for type_url in ORDER):
+        return previous  # nothing changed for this role: the same snapshot, and nobody is woken
     return Snapshot(resources=prepared)

@@ -13,12 +13,14 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
 from controlplane.cache.store import SnapshotCache
-from controlplane.errors import NodeError
+from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.delta import DeltaStream
+from controlplane.server.inbox import CHANGED, RETRY, Inbox
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
+from controlplane.server.subscriptions import NackBackoff, SubscriptionStream
 from controlplane.xds.wire import identity
 
 log = structlog.get_logger()
@@ -48,10 +50,17 @@ def node_role(node: Any) -> ProxyRole:
 class DiscoveryServer:
     """Serves every connected proxy from the shared SnapshotCache."""
 
-    def __init__(self, cache: SnapshotCache, registry: ProxyRegistry, observer: StreamObserver | None = None) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: ProxyRegistry,
+        observer: StreamObserver | None = None,
+        backoff: NackBackoff | None = None,
+    ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
+        self._backoff = backoff or NackBackoff()
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -81,7 +90,7 @@ class DiscoveryServer:
     def _sotw_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         # grpc.aio recognises streaming handlers by inspect.isasyncgenfunction: this must be one.
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
+            make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -89,7 +98,7 @@ class DiscoveryServer:
 
     def _delta_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
         async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-            make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role))  # noqa: E731
+            make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
             async for payload in self._serve(request_iterator, context, make):
                 yield payload
 
@@ -99,23 +108,23 @@ class DiscoveryServer:
         self,
         request_iterator: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
-        make_stream: Callable[[Any, ProxyRole], SotwStream | DeltaStream],
+        make_stream: Callable[[Any, ProxyRole], SubscriptionStream[Any, Any]],
     ) -> AsyncIterator[bytes]:
-        requests: asyncio.Queue[Any] = asyncio.Queue()
+        inbox = Inbox()
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
-                    await requests.put(request)
+                    inbox.request(request)
             except asyncio.CancelledError:
                 pass
             except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
                 log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
             finally:
-                requests.put_nowait(None)
+                inbox.closed()
 
         reader = asyncio.create_task(read())
-        first = await requests.get()
+        first = await inbox.next()
         if first is None:
             reader.cancel()
             return
@@ -125,6 +134,14 @@ class DiscoveryServer:
             log.warning("xds.node_rejected", node_id=first.node.id, error=str(error))
             reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
+        try:
+            self._cache.acquire(role, inbox.changed)
+        except RoleLimitError as error:
+            log.warning("xds.role_limit_reached", node_id=first.node.id, role=role.key, peer=context.peer(), limit=self._cache.max_roles)
+            self._observer.refused(first.node.id, "role_limit")
+            reader.cancel()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"node '{first.node.id}': {error}")
             return
         metadata = dict(context.invocation_metadata() or ())
         record = self._registry.open(
@@ -138,38 +155,24 @@ class DiscoveryServer:
         self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
-        get_request: asyncio.Future[Any] | None = None
-        changed: asyncio.Future[int] | None = None
         try:
             # Nothing is served before the first complete view of ECS.
             if self._cache.snapshot(role) is None:
                 bound.info("xds.waiting_for_first_view")
-            seen = self._cache.revision
-            for response in stream.on_request(first, self._cache.snapshot(role)):
-                yield response.to_bytes()
-            get_request = asyncio.ensure_future(requests.get())
-            changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-            while True:
-                await asyncio.wait({get_request, changed}, return_when=asyncio.FIRST_COMPLETED)
-                responses: list[Any] = []
-                if get_request.done():
-                    request = get_request.result()
-                    if request is None:
-                        return
-                    get_request = asyncio.ensure_future(requests.get())
-                    responses.extend(stream.on_request(request, self._cache.snapshot(role)))
-                if changed.done():
-                    # A client that is behind gets the latest state, not every intermediate one.
-                    seen = changed.result()
-                    changed = asyncio.ensure_future(self._cache.wait_changed(seen))
-                    responses.extend(stream.push(self._cache.snapshot(role)))
+            item = first
+            while item is not None:
+                if item is CHANGED or item is RETRY:
+                    responses = stream.push(self._cache.snapshot(role))
+                else:
+                    responses = stream.on_request(item, self._cache.snapshot(role))
                 for response in responses:
                     yield response.to_bytes()
+                inbox.retry_at(stream.next_retry_at())  # wake then to offer NACKed resources again
+                item = await inbox.next()
         finally:
-            for future in (get_request, changed):
-                if future is not None:
-                    future.cancel()
+            inbox.close()
             reader.cancel()
+            self._cache.release(role, inbox.changed)
             self._registry.close(record)
             self._observer.disconnected(record)
             bound.info("xds.stream_closed")

@@ -14,6 +14,8 @@ class StreamObserver(Protocol):
     def pushed(self, record: ProxyRecord, type_url: TypeUrl, version: str, resources: int) -> None: ...
     def acked(self, record: ProxyRecord, type_url: TypeUrl, version: str, sent_at: float | None) -> None: ...
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None: ...
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None: ...
+    def refused(self, node_id: str, reason: str) -> None: ...
 
 
 class NoObserver:
@@ -32,4 +34,10 @@ class NoObserver:
         pass
 
     def nacked(self, record: ProxyRecord, type_url: TypeUrl, version: str, message: str) -> None:
+        pass
+
+    def resent(self, record: ProxyRecord, type_url: TypeUrl, version: str) -> None:
+        pass
+
+    def refused(self, node_id: str, reason: str) -> None:
         pass

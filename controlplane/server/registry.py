@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 @dataclass
 class Nack:
     version: str
-    nonce: str
     message: str
     at: float
 
@@ -26,21 +25,22 @@ class TypeStatus:
     """Per resource type of one stream."""
 
     sent_version: str | None = None
-    sent_nonce: str | None = None
     sent_at: float | None = None
     acked_version: str | None = None
     acked_at: float | None = None
     responses_sent: int = 0
     nacks: int = 0
     last_nack: Nack | None = None
+    resends: int = 0  # rejected resources offered again after the NACK backoff
+    retry_at: float | None = None  # when rejected resources are next offered again
     resource_names: tuple[str, ...] = ()
     # What the proxy was last sent, by name (shared PreparedResource objects, not copies).
     resources: Mapping[str, PreparedResource] = field(default_factory=dict)
 
-    def record_nack(self, nonce: str, message: str) -> Nack:
-        """The proxy rejected the version last sent; it stays on its last ACKed one."""
+    def record_nack(self, version: str, message: str) -> Nack:
+        """The proxy rejected `version`; it stays on its last ACKed one."""
         self.nacks += 1
-        self.last_nack = Nack(version=self.sent_version or "", nonce=nonce, message=message, at=time.time())
+        self.last_nack = Nack(version=version, message=message, at=time.time())
         return self.last_nack
 
 
@@ -58,7 +58,10 @@ class ProxyRecord:
     types: dict[TypeUrl, TypeStatus] = field(default_factory=dict)
 
     def status(self, type_url: TypeUrl) -> TypeStatus:
-        return self.types.setdefault(type_url, TypeStatus())
+        found = self.types.get(type_url)
+        if found is None:
+            found = self.types[type_url] = TypeStatus()
+        return found
 
 
 class ProxyRegistry:

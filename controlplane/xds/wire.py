@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 # Field numbers from envoy/service/discovery/v3/discovery.proto.
 _LEN = 2  # wire type: length-delimited
@@ -39,7 +38,6 @@ class SotwResponse:
     type_url: str
     nonce: str
     encoded_resources: Sequence[bytes]
-    packed: Sequence[any_pb2.Any]
 
     def to_bytes(self) -> bytes:
         return b"".join(
@@ -50,10 +48,6 @@ class SotwResponse:
                 field(5, self.nonce.encode()),
             )
         )
-
-    @property
-    def resources(self) -> Sequence[any_pb2.Any]:
-        return self.packed
 
     def message(self) -> discovery_pb2.DiscoveryResponse:
         return discovery_pb2.DiscoveryResponse.FromString(self.to_bytes())

@@ -20,6 +20,7 @@ from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.stack import DemoStack
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
+from controlplane.proto import routeguide_pb2, routeguide_pb2_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def admin_stack() -> Iterator[DemoStack]:
         stack.create_service("broken", broken, 1)
         stack.wait_for_running(SERVICE, 2)
         stack.wait_for_running("broken", 1)
-        stack.start_control_plane("--admin-token", TOKEN)
+        stack.start_control_plane("--admin-token", TOKEN, "--xds-nack-retry", "1", "--xds-nack-retry-max", "2")
         yield stack
 
 
@@ -114,28 +115,48 @@ def test_proxy_acked_versions_match_what_envoy_reports(edge: EnvoyProcess, admin
     assert by_type["EDS"].resource_names == [SERVICE]
 
 
-def test_nack_error_text_is_reported(admin_stack: DemoStack, edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:
+def test_a_nacked_listener_is_reported_and_recovers_once_its_port_is_free(
+    admin_stack: DemoStack, admin: admin_pb2_grpc.AdminStub
+) -> None:
+    # A port already taken (without SO_REUSEPORT) makes Envoy reject our listener: a real NACK.
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
+    port = blocker.getsockname()[1]
     try:
-        port = blocker.getsockname()[1]
-        admin_stack.start_envoy("edge-nacking", listen_port=port)
+        envoy = admin_stack.start_envoy("edge-nacking", listen_port=port)
 
-        def nacked() -> Any:
+        def lds_of_nacking() -> Any:
             for p in admin.ListProxies(api.ListProxiesRequest(), metadata=AUTH, timeout=5).proxies:
                 for t in p.types:
-                    if p.node_id == "edge-nacking" and t.type == "LDS" and t.last_nack.error:
+                    if p.node_id == "edge-nacking" and t.type == "LDS":
                         return t
             return None
 
-        lds = wait_for(nacked, 15)
+        lds = wait_for(lambda: (t := lds_of_nacking()) is not None and t.last_nack.error and t, 15)
         assert lds, "the NACK never showed in ListProxies"
         assert str(port) in lds.last_nack.error
         assert lds.last_nack.version == lds.version_sent and lds.version_acked != lds.version_sent
-        assert lds.nacks == 1 and lds.responses_sent == 1
+        # Offered again only after the backoff (1 s, then 2 s: the stack's --xds-nack-retry), never in a loop.
+        assert lds.responses_sent == 1 + lds.resends and lds.nacks in (lds.resends, lds.resends + 1)
+        lds = wait_for(lambda: (t := lds_of_nacking()) is not None and t.resends >= 1 and t.nacks >= 2 and t, 15)
+        assert lds, "the rejected listener was never offered again"
+        assert not envoy.listener_active()
     finally:
         blocker.close()
+
+    # The port is free: the next resend binds, without restarting anything.
+    recovered = wait_for(lambda: (t := lds_of_nacking()) is not None and t.version_acked == t.version_sent and t, 15)
+    assert recovered, "the listener never recovered after its port was freed"
+    assert recovered.resends >= 2 and recovered.responses_sent == 1 + recovered.resends
+    assert not recovered.HasField("next_resend_at")
+    assert wait_for(envoy.listener_active, 5)
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
+        feature = routeguide_pb2_grpc.RouteGuideStub(channel).GetFeature(routeguide_pb2.Point(latitude=1, longitude=2), timeout=5)
+    assert feature.served_by.address in admin_stack.addresses(admin_stack.running_tasks(SERVICE))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_stack.metrics_port}/metrics", timeout=5).read().decode()
+    resent = [line for line in text.splitlines() if line.startswith('controlplane_xds_nack_resends_total{type="LDS"}')]
+    assert resent and float(resent[0].split()[-1]) >= recovered.resends
 
 
 def test_proxy_config_is_the_exact_resources_sent(edge: EnvoyProcess, admin: admin_pb2_grpc.AdminStub) -> None:

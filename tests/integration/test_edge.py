@@ -148,7 +148,7 @@ def test_bridge_mode_tasks_are_reached_on_their_dynamic_host_ports(stack: DemoSt
     stack.ecs.delete_service(cluster=stack.cluster, service="bridged", force=True)
 
 
-def test_nacked_listener_is_reported_and_not_resent(stack: DemoStack, two_tasks: set[str]) -> None:
+def test_nacked_listener_is_reported_and_not_resent_on_changes(stack: DemoStack, two_tasks: set[str]) -> None:
     # A port already taken (without SO_REUSEPORT) makes Envoy reject our listener: a real NACK.
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blocker.bind(("127.0.0.1", 0))
@@ -163,12 +163,16 @@ def test_nacked_listener_is_reported_and_not_resent(stack: DemoStack, two_tasks:
             time.sleep(0.2)
         assert nacks, "Envoy's NACK was not reported"
         assert nacks[0]["type"] == "LDS" and str(taken_port) in nacks[0]["error"]
-        # Change the world (scale) so that the control plane pushes again: EDS moves, LDS must not be resent.
+        # Change the world (scale) so that the control plane pushes again: EDS moves; LDS is offered
+        # again only when its backoff is over (10 s, then 20 s...), each time logged as a resend.
         stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=3)
         stack.wait_for_running(SERVICE, 3)
         time.sleep(2.0)
-        pushes = [e for e in stack.control_plane_log() if e.get("event") == "xds.push" and e.get("node_id") == "edge-nack"]
-        assert [e["type"] for e in pushes].count("LDS") == 1, pushes
-        assert [e["type"] for e in pushes].count("EDS") >= 2, "the endpoint change did not reach the NACKing proxy"
+        log = [e for e in stack.control_plane_log() if e.get("node_id") == "edge-nack"]
+        pushes = [e["type"] for e in log if e.get("event") == "xds.push"]
+        resends = [e for e in log if e.get("event") == "xds.nack_resend"]
+        assert all(e["type"] == "LDS" for e in resends)
+        assert pushes.count("LDS") == 1 + len(resends), log
+        assert pushes.count("EDS") >= 2, "the endpoint change did not reach the NACKing proxy"
     finally:
         blocker.close()

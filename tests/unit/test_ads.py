@@ -14,6 +14,7 @@ from controlplane.cache.store import SnapshotCache
 from controlplane.proxy.roles import EdgeRole
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.subscriptions import NackBackoff
 
 from .xds import CDS, EDS, LDS, RDS, addresses, decoded, mesh, names, request, routed_clusters, service, types
 
@@ -184,5 +185,38 @@ def test_an_endpoint_only_change_pushes_only_eds() -> None:
             assert eds.version_info != sent["EDS"].version_info
             await proxy.send(request(EDS, ("orders",), ack=eds))
             assert await proxy.nothing_arrives(), "a type other than EDS was pushed"
+
+    asyncio.run(scenario())
+
+
+def test_a_nacked_response_is_offered_again_when_the_backoff_is_over() -> None:
+    async def scenario() -> None:
+        cache, registry = SnapshotCache(), ProxyRegistry()
+        cache.set_mesh(mesh(service("orders", "127.0.10.1")))
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(DiscoveryServer(cache, registry, backoff=NackBackoff(first=1.0, maximum=1.0)).handlers())
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                proxy = Proxy(ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources())
+                await handshake(proxy)
+                cache.set_mesh(mesh(service("orders", "127.0.10.1"), service("billing", "127.0.11.1")))
+                rejected = await proxy.receive()
+                assert types([rejected]) == ["CDS"]
+                await proxy.send(request(CDS, nonce=rejected.nonce, error="cluster billing: bad"))
+                routes = await proxy.receive()  # the routes waited for the clusters' answer
+                assert types([routes]) == ["RDS"]
+                await proxy.send(request(RDS, ("edge",), ack=routes))
+                assert await proxy.nothing_arrives(), "resent before the backoff"
+                again = await proxy.receive()  # the server wakes by itself when the backoff is over
+                assert types([again]) == ["CDS"] and names(again) == names(rejected)
+                (record,) = registry.proxies()
+                assert (record.status(CDS).nacks, record.status(CDS).resends) == (1, 1)
+                await proxy.send(request(CDS, ack=again))
+                assert await proxy.nothing_arrives()
+                assert record.status(CDS).acked_version == again.version_info and record.status(CDS).retry_at is None
+        finally:
+            await server.stop(0)
 
     asyncio.run(scenario())

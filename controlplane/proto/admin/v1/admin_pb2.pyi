@@ -212,7 +212,7 @@ class Proxy(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., node_cluster: _Optional[str] = ..., role: _Optional[str] = ..., peer: _Optional[str] = ..., connected_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_agent: _Optional[str] = ..., types: _Optional[_Iterable[_Union[ResourceTypeStatus, _Mapping]]] = ..., stream_id: _Optional[int] = ...) -> None: ...
 
 class ResourceTypeStatus(_message.Message):
-    __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at")
+    __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at", "resends", "next_resend_at")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TYPE_URL_FIELD_NUMBER: _ClassVar[int]
     VERSION_SENT_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +223,8 @@ class ResourceTypeStatus(_message.Message):
     RESOURCE_NAMES_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     ACKED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RESEND_AT_FIELD_NUMBER: _ClassVar[int]
     type: str
     type_url: str
     version_sent: str
@@ -233,7 +235,9 @@ class ResourceTypeStatus(_message.Message):
     resource_names: _containers.RepeatedScalarFieldContainer[str]
     sent_at: _timestamp_pb2.Timestamp
     acked_at: _timestamp_pb2.Timestamp
-    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., version_sent: _Optional[str] = ..., version_acked: _Optional[str] = ..., responses_sent: _Optional[int] = ..., nacks: _Optional[int] = ..., last_nack: _Optional[_Union[Nack, _Mapping]] = ..., resource_names: _Optional[_Iterable[str]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    resends: int
+    next_resend_at: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[str] = ..., type_url: _Optional[str] = ..., version_sent: _Optional[str] = ..., version_acked: _Optional[str] = ..., responses_sent: _Optional[int] = ..., nacks: _Optional[int] = ..., last_nack: _Optional[_Union[Nack, _Mapping]] = ..., resource_names: _Optional[_Iterable[str]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends: _Optional[int] = ..., next_resend_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Nack(_message.Message):
     __slots__ = ("version", "error", "at")
