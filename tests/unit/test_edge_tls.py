@@ -17,8 +17,6 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from controlplane.localecs import LocalEcsServer
 from controlplane.cache.snapshot import build_snapshot
 from controlplane.model.mesh import RouteMatch, Service
-from controlplane.server.registry import ProxyRegistry
-from controlplane.server.stream import SotwStream
 from controlplane.secrets.certificate import CertificateError, CertificateSet, parse_certificate
 from controlplane.secrets.sources import PemFiles, SecretsManagerCertificate, file_source
 from controlplane.secrets.watcher import CertificateWatcher
@@ -28,7 +26,7 @@ from controlplane.translate.edge_tls import server_names
 from controlplane.xds.types import TypeUrl
 
 from controlplane.demo.certificates import LocalCa
-from .xds import CDS, EDS, LDS, ROLE, mesh, names, request, service
+from .xds import CDS, EDS, LDS, ROLE, Proxy, mesh, service
 
 CA = LocalCa()
 
@@ -138,18 +136,18 @@ def test_the_stream_serves_secrets_by_name_and_a_rotation_pushes_only_the_secret
     before = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
     after = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
     snap = build_snapshot(translate(m, ROLE, before))
-    record = ProxyRegistry().open(node_id="edge-1", node_cluster="edge", role=ROLE.key, peer="ipv4:127.0.0.1:1")
-    stream = SotwStream(record, nonce_prefix="t-")
-    (cds,) = stream.on_request(request(CDS), snap)
-    stream.on_request(request(LDS), snap)
-    stream.on_request(request(CDS, ack=cds), snap)
-    eds, lds = stream.on_request(request(EDS, tuple(names(cds))), snap)
-    stream.on_request(request(LDS, ack=lds), snap)
-    (sds,) = stream.on_request(request(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown")), snap)
-    assert sds.type_url == TypeUrl.SECRET.value and len(sds.resources) == 1
-    assert stream.on_request(request(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown"), ack=sds), snap) == []
+    proxy = Proxy("sotw")
+    proxy.snapshot = snap
+    (cds,) = proxy.ask(CDS)
+    proxy.ask(LDS)
+    proxy.ack(cds)
+    eds, lds = proxy.ask(EDS, tuple(cds.names))
+    proxy.ack(lds)
+    (sds,) = proxy.ask(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown"))
+    assert sds.type is TypeUrl.SECRET and len(sds.resources) == 1
+    assert proxy.ack(sds) == []
 
     rotated = build_snapshot(translate(m, ROLE, after), snap)
-    (push,) = stream.push(rotated)
-    assert push.type_url == TypeUrl.SECRET.value  # the listener refers to the secret by name: it is unchanged
+    (push,) = proxy.push(rotated)
+    assert push.type is TypeUrl.SECRET  # the listener refers to the secret by name: it is unchanged
     assert rotated.of(TypeUrl.LISTENER) == snap.of(TypeUrl.LISTENER)
