@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -24,6 +25,7 @@ from controlplane.localecs.model import Arns, Task
 from controlplane.localecs.render import render_task
 from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS
 from controlplane.localecs.services import Services
+from controlplane.localecs.sns import LocalSns, Topic
 from controlplane.localecs.sqs import LocalSqs, Queue
 from controlplane.localecs.taskdefs import TaskDefinitions
 from controlplane.localecs.tasks import Tasks
@@ -58,6 +60,7 @@ class LocalEcs:
         external_instances_per_cluster: int = 0,
         processes: bool = True,
         event_queues: tuple[str, ...] | list[str] = (),
+        event_topics: Mapping[str, Sequence[str]] | None = None,
         event_duplicate_rate: float = 0.0,
         event_reorder_rate: float = 0.0,
         throttle_rate: float | None = None,
@@ -83,12 +86,15 @@ class LocalEcs:
         # Set by close(): no task launches after it, and SQS long polls end early.
         self.closing = threading.Event()
         self.sqs = LocalSqs(region)
-        self.event_stream = EventStream(self.sqs, seed)
+        self.sns = LocalSns(self.sqs, region)
+        self.event_stream = EventStream(self.sqs, seed, self.sns)
         self.faults = FaultInjector(seed)
         if throttle_rate:
             self.faults.throttle(throttle_rate, throttle_burst)
         for name in event_queues:
             self.route_events(name, duplicate_rate=event_duplicate_rate, reorder_rate=event_reorder_rate)
+        for topic_name, queue_names in (event_topics or {}).items():
+            self.route_events_to_topic(topic_name, queue_names, duplicate_rate=event_duplicate_rate, reorder_rate=event_reorder_rate)
         # Two local ECS servers on one machine need different octets, or their tasks collide.
         self.clusters = Clusters(
             self.lock,
@@ -137,6 +143,18 @@ class LocalEcs:
         queue = self.sqs.create_queue(queue_name)
         self.event_stream.route(queue, duplicate_rate=duplicate_rate, reorder_rate=reorder_rate)
         return queue
+
+    def route_events_to_topic(
+        self, topic_name: str, queue_names: Sequence[str] = (), *, duplicate_rate: float = 0.0, reorder_rate: float = 0.0
+    ) -> Topic:
+        """Deliver every ECS task state change to SNS topic ``topic_name`` (an EventBridge rule with
+        an SNS target), and subscribe SQS queues ``queue_names`` to it (created if missing; raw
+        message delivery off, as AWS's default: each queue receives SNS's JSON envelope)."""
+        topic = self.sns.create_topic(topic_name)
+        for name in queue_names:
+            self.sns.subscribe(topic.arn, "sqs", self.sqs.create_queue(name).arn)
+        self.event_stream.route(topic, duplicate_rate=duplicate_rate, reorder_rate=reorder_rate)
+        return topic
 
     def inject_faults(
         self,

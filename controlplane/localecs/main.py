@@ -18,7 +18,7 @@ from controlplane.localecs.server import LocalEcsServer
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="controlplane local-ecs",
-        description="Serve a local ECS (and EC2 DescribeInstances) API whose tasks are local processes.",
+        description="Serve a local ECS (and EC2 DescribeInstances, SQS, SNS) API whose tasks are local processes.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.0/8 only)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0 = any free port)")
@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--external-instances", type=int, default=0, help="ECS Anywhere (EXTERNAL) instances per cluster, addressed through SSM")
     parser.add_argument("--no-processes", action="store_true", help="address-only tasks: lifecycle and addresses, no processes (scale runs)")
     parser.add_argument("--events-queue", action="append", default=[], metavar="NAME", help="SQS queue that receives every ECS task state change event (repeatable)")
+    parser.add_argument(
+        "--events-topic", action="append", default=[], metavar="NAME",
+        help="SNS topic that receives every ECS task state change event and fans it out to its queues (repeatable)",
+    )
+    parser.add_argument(
+        "--events-topic-queue", action="append", default=[], metavar="NAME",
+        help="SQS queue subscribed to every --events-topic, raw message delivery off: it receives SNS's envelope (repeatable: one per replica)",
+    )
     parser.add_argument("--event-duplicate-rate", type=float, default=0.0, help="probability an event is delivered twice")
     parser.add_argument("--event-reorder-rate", type=float, default=0.0, help="probability an event is delivered after the next one")
     parser.add_argument("--throttle-rate", type=float, default=None, help="ThrottlingException above this many calls/s per ECS operation")
@@ -55,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if not structlog.is_configured():
         # stdout carries the machine-readable ready line; logs go to stderr.
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    if args.events_topic_queue and not args.events_topic:
+        print("error: --events-topic-queue subscribes queues to an --events-topic: give one", file=sys.stderr)
+        return 2
     if not is_loopback(args.host):
         print(f"error: --host {args.host} is outside 127.0.0.0/8; the local ECS only listens on loopback", file=sys.stderr)
         return 2
@@ -73,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             external_instances_per_cluster=args.external_instances,
             processes=not args.no_processes,
             event_queues=args.events_queue,
+            event_topics={topic: args.events_topic_queue for topic in args.events_topic},
             event_duplicate_rate=args.event_duplicate_rate,
             event_reorder_rate=args.event_reorder_rate,
             throttle_rate=args.throttle_rate,
@@ -93,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
         queues = {q.name: q.url for q in server.ecs.sqs.queues()}
-        print(json.dumps({"event": "local_ecs.ready", "url": server.url, "log_dir": server.ecs.log_dir, "queues": queues}), flush=True)
+        topics = {t.name: t.arn for t in server.ecs.sns.topics()}
+        ready = {"event": "local_ecs.ready", "url": server.url, "log_dir": server.ecs.log_dir, "queues": queues, "topics": topics}
+        print(json.dumps(ready), flush=True)
         while not stop.wait(0.5):
             pass
     finally:
