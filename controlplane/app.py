@@ -22,6 +22,7 @@ from controlplane.discovery.aws_session import lean_session
 from controlplane.discovery.cadence import Cadence
 from controlplane.discovery.filters import TaskFilter
 from controlplane.discovery.reader import ClusterReader
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.sqs_events import SqsEventSource
 from controlplane.discovery.state import ClusterState
 from controlplane.discovery.status import ClusterSyncStatus
@@ -32,6 +33,7 @@ from controlplane.model.build import build_mesh
 from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.drain import StreamDrain
 from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
 from controlplane.errors import SettingsError
@@ -133,6 +135,12 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
+        # Every ECS request of this replica (retries too) waits for this budget and is counted.
+        self.ecs_budget = RequestBudget(settings.ecs_max_calls_per_second, settings.ecs_call_burst, on_request=self._ecs_request)
+        if hasattr(ecs, "meta"):
+            self.ecs_budget.attach(ecs)
+        self.metrics.ecs_request_limit.set(settings.ecs_max_calls_per_second)
+        self.stream_drain = StreamDrain()
         self.cache = SnapshotCache(edge_options(settings), max_roles=settings.xds_max_roles)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
@@ -152,6 +160,7 @@ class ControlPlane:
                 deployment_poll_interval=settings.deployment_poll_interval_seconds,
                 health_refresh=settings.health_refresh_seconds,
                 health_refresh_steady=settings.health_refresh_steady_seconds,
+                jitter=settings.resync_jitter,
             ),
             on_sync=self._on_sync,
             events=SqsEventSource(sqs, settings.events_queue_url) if settings.events_queue_url else None,
@@ -221,6 +230,11 @@ class ControlPlane:
             self.metrics.ecs_throttles.labels(cluster=status.cluster).inc()
         self.events.publish(Event(kind="sync_failed", message=status.last_error or "", details={"cluster": status.cluster}))
 
+    def _ecs_request(self, operation: str, waited: float) -> None:
+        self.metrics.ecs_requests.labels(operation=operation).inc()
+        if waited:
+            self.metrics.ecs_request_wait.inc(waited)
+
     def _on_event_message(self, outcome: str, detail_type: str | None) -> None:
         self.metrics.event_messages.labels(outcome=outcome).inc()
         if detail_type is not None:
@@ -260,9 +274,11 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         elif not s.edge_plaintext:
             log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
-        xds = grpc.aio.server(options=xds_server_options(s.xds_max_pending_streams))
+        xds = grpc.aio.server(
+            options=xds_server_options(s.xds_max_pending_streams, s.xds_max_connection_age_seconds, s.xds_max_connection_age_grace_seconds)
+        )
         backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff).handlers())
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, self.stream_drain).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         if s.xds_tls_cert and s.xds_tls_key:
             self.xds_port = xds.add_secure_port(
@@ -271,7 +287,9 @@ class ControlPlane:
         else:
             self.xds_port = xds.add_insecure_port(f"{s.xds_address}:{s.xds_port}")
 
-        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.discovery.first_view)
+        admin_service = AdminService(
+            self.cache, self.registry, self.discovery, self.events, self.discovery.first_view, ecs_budget=self.ecs_budget, drain=self.stream_drain
+        )
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
@@ -319,6 +337,23 @@ class ControlPlane:
         for servicer in (self._health, self._admin_health):
             if servicer is not None:
                 await servicer.set("", status)
+
+    async def drain(self) -> None:
+        """Leave the fleet gently (SIGTERM): health NOT_SERVING, no new xDS connection or stream
+        (the listener closes and every connection gets a GOAWAY), and the open streams closed one
+        by one over `xds_drain_seconds`, so their proxies reconnect to the other replicas a few at a
+        time. Discovery keeps running meanwhile: streams still open keep getting changes."""
+        if self._xds_server is None or self.stream_drain.draining:
+            return
+        seconds = self.settings.xds_drain_seconds
+        log.info("controlplane.draining", streams=len(self.stream_drain), seconds=seconds)
+        self.metrics.draining.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Streams still open when the grace ends are cancelled by grpc: the drain has closed them by then.
+        stopping = asyncio.create_task(self._xds_server.stop(seconds + 5.0))
+        closed = await self.stream_drain.drain(seconds)
+        self.metrics.drained_streams.inc(closed)
+        await stopping
 
     async def stop(self, grace: float = 1.0) -> None:
         for task in self._tasks:

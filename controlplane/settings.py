@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     service_filter: str | None = Field(default=None, description="regex: only tasks of ECS services whose whole name matches")
     family_filter: str | None = Field(default=None, description="regex: only tasks whose task definition family matches")
     discovery_concurrency: int = Field(default=4, ge=1, le=64, description="clusters read at once")
+    resync_jitter: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="each full read comes after resync (or poll) interval x a random factor within 1 +- this, so replicas "
+        "started together do not read ECS together",
+    )
+    ecs_max_calls_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        le=1000,
+        description="most ECS API requests per second this replica makes (retries included; a token bucket): "
+        "keep the sum over replicas below the account's limits",
+    )
+    ecs_call_burst: int = Field(default=20, ge=1, le=1000, description="ECS API requests this replica may make at once above the rate")
     deployment_poll_interval_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -96,6 +111,23 @@ class Settings(BaseSettings):
         ge=100,
         le=1_000_000,
         description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
+    xds_max_connection_age_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        le=7 * 86400,
+        description="seconds a proxy's connection lives before a GOAWAY sends it to reconnect (through the NLB: to any replica); "
+        "grpc draws each connection's age within +-10 %; 0: forever",
+    )
+    xds_max_connection_age_grace_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds an aged connection's streams go on after its GOAWAY before it is closed"
+    )
+    xds_drain_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=3600,
+        description="on SIGTERM: stop listening, health NOT_SERVING, and close the open xDS streams one by one over this many seconds "
+        "(keep it below the task's stopTimeout)",
     )
     # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
     edge_certificates: Annotated[list[str], NoDecode] = Field(

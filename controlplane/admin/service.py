@@ -9,10 +9,12 @@ import grpc
 from controlplane import __version__
 from controlplane.admin import views
 from controlplane.cache.store import SnapshotCache
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import EventBus
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
+from controlplane.server.drain import StreamDrain
 from controlplane.server.registry import ProxyRegistry
 
 
@@ -30,12 +32,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         discovery: ClusterWatch,
         events: EventBus,
         ready: Readiness,
+        *,
+        ecs_budget: RequestBudget | None = None,
+        drain: StreamDrain | None = None,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._discovery = discovery
         self._events = events
         self._ready = ready
+        self._ecs_budget = ecs_budget
+        self._drain = drain
 
     def list_services(self) -> api.ListServicesResponse:
         """Every service the labels declare (serving or disabled), with problems not tied to one service."""
@@ -67,6 +74,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             proxies=len(self._registry.proxies()),
             problems=len(mesh.problems) if mesh else 0,
             clusters=clusters,
+            ecs_requests=views.ecs_requests(self._ecs_budget) if self._ecs_budget is not None else None,
+            draining=self._drain is not None and self._drain.draining,
         )
 
     async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802

@@ -7,6 +7,7 @@ from typing import Iterable
 
 from google.protobuf import json_format, timestamp_pb2
 
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 from controlplane.proto.admin.v1 import admin_pb2 as api
@@ -200,4 +201,17 @@ def cluster_status(status: ClusterSyncStatus, tasks: int) -> api.ClusterStatus:
     )
     for operation, count in (status.last_api_calls or {}).items():
         message.last_sync_api_calls[operation] = count
+    for operation, count in status.api_calls_total.items():
+        message.api_calls_total[operation] = count
     return message
+
+
+def ecs_requests(budget: RequestBudget) -> api.EcsRequests:
+    """This replica's ECS requests: by operation since start, in the last minute, and its cap."""
+    return api.EcsRequests(
+        by_operation=budget.by_operation(),
+        last_minute=budget.per_minute(),
+        limit_per_second=budget.bucket.rate,
+        burst=budget.bucket.burst,
+        waited_seconds=budget.waited_seconds,
+    )

@@ -224,12 +224,22 @@ def _serve(parsed: argparse.Namespace, flags: Any) -> int:
     async def run() -> None:
         plane = ControlPlane(settings)
         stop = asyncio.Event()
+        received: list[int] = []
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await plane.start()
             await stop.wait()
+            # SIGTERM (ECS stopping the task): move the proxies away gently first. SIGINT (a person
+            # at a terminal): stop now.
+            if received[0] == signal.SIGTERM:
+                await plane.drain()
         finally:
             await plane.stop()
 

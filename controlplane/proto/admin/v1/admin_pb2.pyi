@@ -284,7 +284,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters")
+    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters", "ecs_requests", "draining")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MESH_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +293,8 @@ class Status(_message.Message):
     PROXIES_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    ECS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     version: str
     ready: bool
     mesh_revision: int
@@ -301,11 +303,41 @@ class Status(_message.Message):
     proxies: int
     problems: int
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterStatus]
-    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ...) -> None: ...
+    ecs_requests: EcsRequests
+    draining: bool
+    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ..., ecs_requests: _Optional[_Union[EcsRequests, _Mapping]] = ..., draining: _Optional[bool] = ...) -> None: ...
+
+class EcsRequests(_message.Message):
+    __slots__ = ("by_operation", "last_minute", "limit_per_second", "burst", "waited_seconds")
+    class ByOperationEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BY_OPERATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    WAITED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    by_operation: _containers.ScalarMap[str, int]
+    last_minute: int
+    limit_per_second: float
+    burst: int
+    waited_seconds: float
+    def __init__(self, by_operation: _Optional[_Mapping[str, int]] = ..., last_minute: _Optional[int] = ..., limit_per_second: _Optional[float] = ..., burst: _Optional[int] = ..., waited_seconds: _Optional[float] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("cluster", "view_age_seconds", "last_sync_seconds", "last_sync_api_calls", "last_error", "consecutive_failures", "last_success", "tasks")
+    __slots__ = ("cluster", "view_age_seconds", "last_sync_seconds", "last_sync_api_calls", "last_error", "consecutive_failures", "last_success", "tasks", "api_calls_total")
     class LastSyncApiCallsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ApiCallsTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +352,7 @@ class ClusterStatus(_message.Message):
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     LAST_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    API_CALLS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     view_age_seconds: float
     last_sync_seconds: float
@@ -328,7 +361,8 @@ class ClusterStatus(_message.Message):
     consecutive_failures: int
     last_success: _timestamp_pb2.Timestamp
     tasks: int
-    def __init__(self, cluster: _Optional[str] = ..., view_age_seconds: _Optional[float] = ..., last_sync_seconds: _Optional[float] = ..., last_sync_api_calls: _Optional[_Mapping[str, int]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ...) -> None: ...
+    api_calls_total: _containers.ScalarMap[str, int]
+    def __init__(self, cluster: _Optional[str] = ..., view_age_seconds: _Optional[float] = ..., last_sync_seconds: _Optional[float] = ..., last_sync_api_calls: _Optional[_Mapping[str, int]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ..., api_calls_total: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("kinds",)
