@@ -24,10 +24,11 @@ def iso(timestamp: float) -> str:
 
     ``2024-11-13T20:56:36.54Z``, ``2024-11-13T21:23:11.984Z``, ``2024-11-13T21:23:11Z``.
     """
-    millis = int(timestamp * 1000)
-    seconds, fraction = divmod(millis, 1000)
-    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    digits = f"{fraction:03d}".rstrip("0")
+    # Rounded to milliseconds as DescribeTasks' numbers are (wire.java_double): ECS renders one
+    # instant the same way in both, so a task's event and its describe agree on every timestamp.
+    whole, _, fraction = f"{round(timestamp, 3):.3f}".partition(".")
+    text = datetime.fromtimestamp(int(whole), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = fraction.rstrip("0")
     return f"{text}.{digits}Z" if digits else f"{text}Z"
 
 

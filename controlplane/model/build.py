@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from controlplane.discovery.state import ClusterState, TaskDefinition
+from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.errors import LabelError
 from controlplane.model.labels import (
     DEFAULT_PREFIX,
@@ -32,6 +32,7 @@ def build_mesh(
     problems: list[ServiceProblem] = []
     declarations: dict[str, list[tuple[TaskDefinition, ServiceDeclaration]]] = defaultdict(list)
     endpoints: dict[str, dict[tuple[str, int], Endpoint]] = defaultdict(dict)
+    holders: dict[str, dict[tuple[str, int], Task]] = defaultdict(dict)
     seen_task_definitions: dict[str, list[ServiceDeclaration]] = {}
 
     for state in states:
@@ -49,6 +50,10 @@ def build_mesh(
                 if health is None or reachable is None:
                     continue
                 key = (reachable.address, reachable.port)
+                held = holders[declaration.name].get(key)
+                if held is not None and _claim(held) > _claim(task):
+                    continue  # an address reused by a newer task is the newer task's (see _claim)
+                holders[declaration.name][key] = task
                 endpoints[declaration.name][key] = Endpoint(
                     address=reachable.address,
                     port=reachable.port,
@@ -95,6 +100,13 @@ def build_mesh(
     services = sorted(_with_resolved_splits(services, problems, prefix), key=lambda s: s.name)
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
+
+
+def _claim(task: Task) -> tuple[float, str]:
+    """Which of two tasks claiming one address and port wins: the one ECS started last (then the
+    ARN). ECS's own fields, never the order tasks were listed or events arrived in, so every
+    replica picks the same."""
+    return (task.started_at if task.started_at is not None else float("-inf"), task.arn)
 
 
 def _declarations(
@@ -149,8 +161,9 @@ def _declared_name(labels: Mapping[str, str], error: LabelError, prefix: str) ->
 
 
 def _newest(candidates: list[tuple[TaskDefinition, ServiceDeclaration]]) -> tuple[TaskDefinition, ServiceDeclaration]:
-    """Mid-rollout, old and new revisions may disagree: the highest revision wins, then family, then container."""
-    return max(candidates, key=lambda pair: (pair[0].revision, pair[0].family, pair[1].container))
+    """Mid-rollout, old and new revisions may disagree: the highest revision wins, then family, then
+    container, then ARN (a total order: the same winner on every replica, whatever the listing order)."""
+    return max(candidates, key=lambda pair: (pair[0].revision, pair[0].family, pair[1].container, pair[0].arn))
 
 
 def _without_route_conflicts(
