@@ -84,6 +84,7 @@ class DemoStack:
         running_grace_seconds: float | None = 2.0,
         work_dir: Path | None = None,
         events_queue: str | None = None,
+        events_topic: str | None = None,
         resync_interval: float | None = None,
         local_ecs_args: Iterable[str] = (),
         address_octets: tuple[int, int] | None = None,
@@ -96,6 +97,9 @@ class DemoStack:
         # plane long-polls it.
         self.events_queue = events_queue
         self.events_queue_url = ""
+        # Replicas (demo/replicas.py): EventBridge -> this SNS topic -> one SQS queue per replica.
+        self.events_topic = events_topic
+        self.events_topic_arn = ""
         self.resync_interval = resync_interval
         self.local_ecs_args = list(local_ecs_args)
         if "--task-address-octet" not in self.local_ecs_args:
@@ -130,6 +134,7 @@ class DemoStack:
                 *(["--running-grace-seconds", str(self.running_grace_seconds)] if self.running_grace_seconds is not None else []),
                 "--log-dir", str(self.work_dir / "tasks"),
                 *(["--events-queue", self.events_queue] if self.events_queue else []),
+                *(["--events-topic", self.events_topic] if self.events_topic else []),
                 *self.local_ecs_args,
             ],
             self.work_dir,
@@ -138,6 +143,8 @@ class DemoStack:
         self.ecs_url = str(ready["url"])
         if self.events_queue:
             self.events_queue_url = str(ready["queues"][self.events_queue])
+        if self.events_topic:
+            self.events_topic_arn = str(ready["topics"][self.events_topic])
         self.ecs = boto3.client(
             "ecs", endpoint_url=self.ecs_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
         )
@@ -152,6 +159,7 @@ class DemoStack:
             AWS_ENDPOINT_URL_ECS=self.ecs_url,
             AWS_ENDPOINT_URL_EC2=self.ecs_url,
             AWS_ENDPOINT_URL_SQS=self.ecs_url,
+            AWS_ENDPOINT_URL_SNS=self.ecs_url,
             AWS_ENDPOINT_URL_SSM=self.ecs_url,
             AWS_ENDPOINT_URL_SECRETS_MANAGER=self.ecs_url,
             AWS_ACCESS_KEY_ID="local",

@@ -215,3 +215,36 @@ def test_local_time_plays_no_part(recorded: Any, monkeypatch: pytest.MonkeyPatch
     skewed.read(CLUSTER)
     assert _bytes([skewed.state(CLUSTER)]) == before
     assert json.dumps(sorted(before)) == json.dumps(sorted(_bytes([skewed.state(CLUSTER)])))
+
+
+PROCESS_BYTES = """
+import hashlib, json, sys
+sys.path.insert(0, {root!r})
+from tests.unit.builders import cluster_state, task, task_definition
+from controlplane.cache.snapshot import build_snapshot
+from controlplane.model.build import build_mesh
+from controlplane.proxy.roles import EdgeRole
+from controlplane.translate import translate
+from controlplane.translate.edge_options import EdgeOptions
+td = task_definition("orders", labels={{"xds.service": "orders", "xds.route.prefix": "/o/", "xds.route.hosts": "a.test,b.test"}})
+mesh = build_mesh([cluster_state([task(td, "t1", "127.0.40.1"), task(td, "t2", "127.0.40.2")], [td])])
+snapshot = build_snapshot(translate(mesh, EdgeRole("127.0.0.1", 10000), EdgeOptions()))
+print(json.dumps({{t.short: {{n: r.version for n, r in snapshot.of(t).items()}} for t in snapshot.resources}}, sort_keys=True))
+"""
+
+
+def test_every_process_serializes_the_same_configuration_to_the_same_bytes() -> None:
+    """Replicas are separate processes: a map inside an Any (the access log's JSON format, a Struct)
+    written in process-dependent order would give each replica its own bytes and versions."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    outputs = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run([sys.executable, "-c", PROCESS_BYTES.format(root=root)], capture_output=True, text=True, env=env, timeout=120, check=True)
+        outputs.add(result.stdout.strip().splitlines()[-1])
+    assert len(outputs) == 1, outputs
