@@ -43,10 +43,11 @@ def replica_queue(
 class Replica:
     """One `controlplane serve` process with its own ports and queue."""
 
-    def __init__(self, stack: DemoStack, name: str, queue_url: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, stack: DemoStack, name: str, queue_url: str, extra: tuple[str, ...] = (), *, xds_port: int | None = None) -> None:
         self.name = name
         self.queue_url = queue_url
-        self.xds_port, self.admin_port, self.metrics_port = free_port(), free_port(), free_port()
+        # `xds_port`: a replacement listens where the replica it replaces did (bootstraps list it).
+        self.xds_port, self.admin_port, self.metrics_port = xds_port or free_port(), free_port(), free_port()
         self.process = ChildProcess(
             f"controlplane-{name}",
             [

@@ -5,8 +5,9 @@ replicas.
 
 - Both replicas serve byte-identical resources for the same roles, also after a rolling deploy
   whose events each replica received in a different order.
-- The Envoy moves from replica to replica (drained by SIGTERM, then killed) under steady gRPC
-  traffic with 0 failed calls, and receives no new cluster or listener version.
+- The Envoy moves from replica to replica (its replica drained by SIGTERM; then, once a
+  replacement is up, the other one killed) under steady gRPC traffic with 0 failed calls, and
+  receives no new cluster or listener version.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def test_both_replicas_serve_byte_identical_resources(stack: DemoStack, replicas
 
 def test_events_in_different_orders_converge_to_identical_resources(stack: DemoStack, replicas: list[Replica]) -> None:
     events_before = {r.name: _applied_events(r) for r in replicas}
-    revision = stack.register(labels={**CALLS_ITSELF, "xds.timeout.request": "7s"})
+    revision = stack.register(labels={**CALLS_ITSELF, "xds.timeout.route": "7s"})
     stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, taskDefinition=revision, desiredCount=3)
     _wait(lambda: {t["taskDefinitionArn"] for t in stack.running_tasks(SERVICE)} == {revision} and len(stack.running_tasks(SERVICE)) == 3, 90)
     expected = stack.addresses(stack.running_tasks(SERVICE))
@@ -124,15 +125,16 @@ def test_an_envoy_moves_between_replicas_without_failed_calls_or_new_versions(st
         try:
             # Drained (SIGTERM): the replica closes the stream and stops listening; the Envoy moves.
             first.terminate()
-            second = _wait(lambda: _serving([r for r in replicas if r is not first], envoy), 30)
+            second = _wait(lambda: _serving([r for r in replicas if r is not first], envoy), 30, lambda: _streams(replicas))
             assert first.wait_exit(30) == 0
             assert any(e["event"] == "xds.drain_finished" and e["closed"] >= 1 for e in first.log())
             after_drain = _envoy_state(envoy)
-            # A new replica joins (its own queue on the topic); the one serving the Envoy crashes.
-            third = Replica(stack, "c", replica_queue(stack, "replica-c"), REPLICA_FLAGS).start()
-            replicas.append(third)
+            # The drained replica is replaced (its own new queue on the topic, the same address);
+            # then the one serving the Envoy crashes.
+            replacement = Replica(stack, f"{first.name}2", replica_queue(stack, f"replica-{first.name}2"), REPLICA_FLAGS, xds_port=first.xds_port)
+            replicas.append(replacement.start())
             second.kill()
-            _wait(lambda: _serving([third], envoy), 30)
+            _wait(lambda: _serving([replacement], envoy), 30, lambda: _streams(replicas))
             time.sleep(1.0)
         finally:
             report = traffic.stop()
@@ -222,12 +224,23 @@ def _applied_events(replica: Replica) -> int:
     return sum(int(e.get("applied") or 0) for e in replica.log() if e.get("event") == "discovery.synced" and e.get("kind") == "events")
 
 
-def _wait(probe: Any, timeout: float) -> Any:
+def _streams(replicas: list[Replica]) -> str:
+    """Who serves whom, for a failure message."""
+    found = {}
+    for replica in replicas:
+        try:
+            found[replica.name] = [(p.node_id, [(t.type, t.version_sent, t.version_acked, t.nacks) for t in p.types]) for p in replica.proxies()]
+        except Exception as error:  # noqa: BLE001
+            found[replica.name] = [type(error).__name__]
+    return json.dumps(found)
+
+
+def _wait(probe: Any, timeout: float, explain: Any = None) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(json.dumps({"waited": timeout}))
+            raise TimeoutError(f"nothing after {timeout} s" + (f": {explain()}" if explain else ""))
         time.sleep(0.2)

@@ -38,7 +38,7 @@ ROLES = (EdgeRole("127.0.0.1", 10000), SidecarRole("orders"))
 def _labels(revision: int) -> list[dict[str, str]]:
     labels = {"xds.service": "orders", "xds.port": "50051", "xds.protocol": "grpc", "xds.route.prefix": "/orders/"}
     if revision == 2:
-        labels["xds.timeout.request"] = "5s"  # the newest revision's settings must win on every replica
+        labels["xds.timeout.route"] = "5s"  # the newest revision's settings must win on every replica
     return [{"name": k, "value": v} for k, v in labels.items()]
 
 
@@ -180,7 +180,7 @@ def test_a_replica_that_missed_events_converges_at_its_next_resync(recorded: Any
 @given(st.randoms(use_true_random=False))
 def test_the_mesh_does_not_depend_on_the_order_tasks_or_clusters_are_listed_in(rng: random.Random) -> None:
     v1 = task_definition("orders", 1, labels={"xds.service": "orders", "xds.route.prefix": "/o/"})
-    v2 = task_definition("orders", 2, labels={"xds.service": "orders", "xds.route.prefix": "/o/", "xds.timeout.request": "5s"})
+    v2 = task_definition("orders", 2, labels={"xds.service": "orders", "xds.route.prefix": "/o/", "xds.timeout.route": "5s"})
     other = task_definition("zeta", 1, labels={"xds.service": "zeta", "xds.route.prefix": "/o/"})  # the same route: one owner
     tasks_a = [task(v1, "a1", "127.0.30.1"), task(v2, "a2", "127.0.30.2"), task(other, "a3", "127.0.30.3")]
     # The same address and port claimed twice (an address reused by a newer task): one rule picks.
