@@ -61,6 +61,8 @@ class Received:
     versions: dict[TypeUrl, str] = field(default_factory=dict)
     resources: dict[TypeUrl, dict[str, bytes]] = field(default_factory=dict)
     responses: int = 0
+    # The version of each type's first response on the current stream (what a reconnect brought).
+    first_versions: dict[TypeUrl, str] = field(default_factory=dict)
 
 
 class SimulatedProxy:
@@ -105,6 +107,7 @@ class SimulatedProxy:
             held.clear()  # state of the world: what is not in the response is gone
         held.update(got)
         self.received.versions[type_url] = response.version_info
+        self.received.first_versions.setdefault(type_url, response.version_info)
         self._nonces[type_url] = response.nonce
         self.received.responses += 1
         return type_url
@@ -113,8 +116,10 @@ class SimulatedProxy:
         """One stream: the walk, then ACK pushes until it ends (its end is recorded, not raised)."""
         self.streams += 1
         self.synced.clear()
+        # Nonces and subscriptions belong to a stream; versions and resources are what the proxy runs.
         self._subscribed.clear()
-        self._nonces.clear()  # nonces belong to a stream; versions are what the proxy runs
+        self._nonces.clear()
+        self.received.first_versions.clear()
         call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
         try:
             await call.write(self._request(CDS, []))
