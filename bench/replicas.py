@@ -236,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rebuilds = envoy_rebuilds(edge) + envoy_rebuilds(sidecar) - rebuilds_before
             for replica in live:
                 ecs_seen[replica.name] = replica.status().ecs_requests
+            lifetimes = {r.name: r.lifetime_minutes() for r in replicas}
         finally:
             fleet.stop()
             nlb.close()
@@ -245,7 +246,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     moves = [r for r in fleet.reconnects if r["quiet"]]
     churned = {r["node"] for r in moves if r["changed"]}
     seconds = sorted(r["seconds"] for r in fleet.reconnects)
-    per_replica = {name: round(sum(e.by_operation.values()) / elapsed_minutes, 1) for name, e in ecs_seen.items()}
+    # Each replica's ECS requests over its own life (a replica killed early made its start-up read only).
+    per_replica = {name: round(sum(e.by_operation.values()) / lifetimes[name], 1) for name, e in ecs_seen.items()}
     return {
         "replicas": 3,
         "replicas_at_end": [r.name for r in live],
@@ -268,6 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "streams_per_replica": {"before": initial_streams, "after_rebalancing": rebalanced},
         "ecs_calls_per_minute": {**per_replica, "total": round(sum(per_replica.values()), 1)},
         "ecs_calls_by_operation": {name: dict(e.by_operation) for name, e in ecs_seen.items()},
+        "replica_minutes": {name: round(m, 2) for name, m in lifetimes.items()},
         "phases_at_seconds": {k: round(v, 1) for k, v in phases.items()},
         "minutes": round(elapsed_minutes, 2),
         "settings": {"max_connection_age_s": args.connection_age, "drain_s": args.drain, "resync_s": args.resync, "tasks": args.tasks},

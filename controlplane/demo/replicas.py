@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import boto3
@@ -48,6 +49,8 @@ class Replica:
         self.queue_url = queue_url
         # `xds_port`: a replacement listens where the replica it replaces did (bootstraps list it).
         self.xds_port, self.admin_port, self.metrics_port = xds_port or free_port(), free_port(), free_port()
+        self.started_at: float | None = None  # monotonic: start() and the moment it was stopped
+        self.stopped_at: float | None = None
         self.process = ChildProcess(
             f"controlplane-{name}",
             [
@@ -72,6 +75,7 @@ class Replica:
         return XdsAddress("127.0.0.1", self.xds_port)
 
     def start(self, wait: bool = True) -> Replica:
+        self.started_at = time.monotonic()
         self.process.start()
         if wait:
             self.wait_ready()
@@ -103,7 +107,13 @@ class Replica:
         """SIGKILL: a crash."""
         self._signal(signal.SIGKILL)
 
+    def lifetime_minutes(self) -> float:
+        """Minutes from start() to the first stop signal (or now)."""
+        assert self.started_at is not None
+        return ((self.stopped_at or time.monotonic()) - self.started_at) / 60
+
     def _signal(self, signum: int) -> None:
+        self.stopped_at = self.stopped_at or time.monotonic()
         if self.process.proc is not None and self.process.proc.poll() is None:
             os.killpg(self.process.proc.pid, signum)
 
