@@ -1,20 +1,24 @@
-"""API economy and CPU of discovery against the local ECS, with address-only tasks.
+"""What discovery costs: ECS calls per minute by mode and cluster size (beside Traefik's published
+algorithm), what a change costs, and the CPU of a full resync.
 
-For each size: the calls of the first full resync (cold caches), of a second one (warm), of
-changes applied from events (trusting details, and describing them), and the CPU time (this
-thread only: the local ECS runs in other threads) of a full resync + build_mesh + translate +
-build_snapshot.
+A local ECS in a child process with address-only tasks (lifecycle and unique 127.x addresses, no
+processes), awsvpc, one service (and task-definition family) per 100 tasks. Calls are counted by
+the reader, the same numbers as `controlplane_ecs_api_calls_total`. CPU is this process's own
+(`time.process_time`: the local ECS is another process), median of --repeats full reads with a
+warm task-definition cache.
 
-    .venv/bin/python bench/economy.py --tasks 100 1000 10000
+    .venv/bin/python bench/economy.py --tasks 2 200 2000 --resync-tasks 10000 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
+import statistics
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,15 +29,15 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controlplane.cache.snapshot import build_snapshot  # noqa: E402
+from controlplane.discovery.aws_session import lean_session  # noqa: E402
+from controlplane.demo.processes import ChildProcess  # noqa: E402
 from controlplane.discovery.reader import ClusterReader  # noqa: E402
-from controlplane.discovery.sqs_events import SqsEventSource, TaskChange, parse_message  # noqa: E402
-from controlplane.localecs import LocalEcsServer  # noqa: E402
-from controlplane.model.build import build_mesh  # noqa: E402
-from controlplane.proxy.roles import EdgeRole  # noqa: E402
-from controlplane.translate.resources import translate  # noqa: E402
 
 CLUSTER = "bench"
+POLL_SECONDS = 5.0
+RESYNC_SECONDS = 300.0
+TRAEFIK_REFRESH_SECONDS = 15.0  # providers.ecs.refreshSeconds default
+TRAEFIK_TASK_DEFINITION_TTL_MINUTES = 30.0  # its cache is keyed by task ARN, 30 min TTL
 
 
 def task_definition(family: str) -> dict[str, Any]:
@@ -46,7 +50,7 @@ def task_definition(family: str) -> dict[str, Any]:
                 "name": "app",
                 "image": "local/none",
                 "portMappings": [{"containerPort": 50051}],
-                "dockerLabels": {"xds.service": family, "xds.port": "50051", "xds.protocol": "grpc", "xds.route.hosts": f"{family}.local", "local-ecs.address-only": "true"},
+                "dockerLabels": {"xds.service": family, "xds.port": "50051", "xds.protocol": "grpc"},
             }
         ],
     }
@@ -55,107 +59,128 @@ def task_definition(family: str) -> dict[str, Any]:
 def wait_running(ecs: Any, total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        clusters = ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]
-        if clusters["runningTasksCount"] >= total and clusters["pendingTasksCount"] == 0:
+        cluster = ecs.describe_clusters(clusters=[CLUSTER])["clusters"][0]
+        if cluster["runningTasksCount"] == total and cluster["pendingTasksCount"] == 0:
             return
         time.sleep(0.5)
     raise TimeoutError(f"{total} tasks not RUNNING after {timeout}s")
 
 
-def drain_queue(source: SqsEventSource) -> list[Any]:
-    messages = []
-    while True:
-        batch = source.receive()
-        if not batch:
-            return messages
-        messages.extend(batch)
+class Cluster:
+    """A local ECS in a child process (so that this process's CPU is discovery's alone) with
+    `tasks` address-only tasks, one service per 100."""
 
-
-def run(tasks: int, services: int) -> dict[str, Any]:
-    threading.stack_size(512 * 1024)  # thousands of idle task-runner threads
-    server = LocalEcsServer(provisioning_seconds=0.05, pending_seconds=0.05, deactivating_seconds=0.1, scheduler_interval_seconds=0.5, processes=False)
-    server.start()
-    try:
-        kw = dict(endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=4)
-        ecs, ec2, sqs = (boto3.client(s, config=config, **kw) for s in ("ecs", "ec2", "sqs"))
-        ecs.create_cluster(clusterName=CLUSTER)
-        per_service = math.ceil(tasks / services)
-        arns = []
-        for index in range(services):
-            arn = ecs.register_task_definition(**task_definition(f"svc{index}"))["taskDefinition"]["taskDefinitionArn"]
-            arns.append(arn)
-            ecs.create_service(
-                cluster=CLUSTER, serviceName=f"svc{index}", taskDefinition=arn, desiredCount=min(per_service, tasks - index * per_service),
-                launchType="FARGATE", networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-x"]}},
+    def __init__(self, tasks: int, work_dir: Path) -> None:
+        self.process = ChildProcess(
+            "local-ecs",
+            [sys.executable, "-m", "controlplane", "local-ecs", "--port", "0", "--no-processes", "--log-dir", str(work_dir)],
+            work_dir,
+        ).start()
+        self.url = str(self.process.wait_for_stdout_json("local_ecs.ready", timeout=30)["url"])
+        self.tasks = tasks
+        self.services = max(1, math.ceil(tasks / 100))
+        self.ecs = self.client(boto3.session.Session(), "ecs")
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        for index in range(self.services):
+            arn = self.ecs.register_task_definition(**task_definition(f"svc{index}"))["taskDefinition"]["taskDefinitionArn"]
+            self.ecs.create_service(
+                cluster=CLUSTER, serviceName=f"svc{index}", taskDefinition=arn,
+                desiredCount=min(100, tasks - index * 100), launchType="FARGATE",
+                networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-x"]}},
             )
-        started = time.monotonic()
-        wait_running(ecs, tasks, timeout=120 + tasks / 50)
-        launch_seconds = time.monotonic() - started
+        wait_running(self.ecs, tasks, timeout=120 + tasks / 20)
 
-        reader = ClusterReader(ecs, ec2)
-        cpu = time.thread_time()
-        wall = time.monotonic()
-        state, cold = reader.read(CLUSTER)
-        mesh = build_mesh([state], "xds.")
-        snapshot = build_snapshot(translate(mesh, EdgeRole(listen_address="127.0.0.1", listen_port=8443)))
-        cold_cpu, cold_wall = time.thread_time() - cpu, time.monotonic() - wall
-        cpu = time.thread_time()
-        wall = time.monotonic()
-        state, warm = reader.read(CLUSTER)
-        read_cpu = time.thread_time() - cpu
-        mesh = build_mesh([state], "xds.")
-        snapshot = build_snapshot(translate(mesh, EdgeRole(listen_address="127.0.0.1", listen_port=8443)))
-        warm_cpu, warm_wall = time.thread_time() - cpu, time.monotonic() - wall
-        endpoints = sum(len(s.endpoints) for s in mesh.services)
-        del snapshot
+    def client(self, session: Any, service: str) -> Any:
+        return session.client(
+            service, endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=4, read_timeout=120),
+        )
 
-        # Changes through events: +10 tasks in one service, then a new revision rolled out
-        # to a second service (new task definition: one DescribeTaskDefinition).
-        queue_url = server.ecs.route_events("bench-events").url
-        source = SqsEventSource(sqs, queue_url, wait_seconds=0)
-        changes: dict[str, Any] = {}
-        ecs.update_service(cluster=CLUSTER, service="svc0", desiredCount=per_service + 10)
-        wait_running(ecs, tasks + 10, timeout=60)
-        time.sleep(0.5)
-        messages = drain_queue(source)
-        details = [c.detail for c in (parse_message(m.body) for m in messages) if isinstance(c, TaskChange)]
-        _, calls, applied = reader.apply(CLUSTER, details)
-        changes["scale_out_10_trusting_details"] = {"events": len(details), "applied": applied, "calls": dict(calls)}
-        ecs.update_service(cluster=CLUSTER, service="svc0", desiredCount=per_service)
-        time.sleep(1.5)
-        details = [c.detail for c in (parse_message(m.body) for m in drain_queue(source)) if isinstance(c, TaskChange)]
-        _, calls, applied = reader.apply(CLUSTER, details, trust_details=False)
-        changes["scale_in_10_describing"] = {"events": len(details), "applied": applied, "calls": dict(calls)}
-        _, after = reader.read(CLUSTER)
+    def reader(self, session: Any) -> ClusterReader:
+        return ClusterReader(self.client(session, "ecs"), self.client(session, "ec2"))
+
+    def close(self) -> None:
+        self.process.stop(timeout=60)
+
+
+def total(calls: Any) -> int:
+    return int(sum(calls.values()))
+
+
+def costs(size: int, work_dir: Path) -> dict[str, Any]:
+    cluster = Cluster(size, work_dir)
+    try:
+        reader = cluster.reader(lean_session())
+        cold = reader.read(CLUSTER).calls
+        warm = reader.read(CLUSTER).calls
+        # A change: 10 tasks (or 1 of 2) stop. The next poll no longer lists them and describes
+        # them once (they left the RUNNING list); the one after sees them STOPPED and forgets them.
+        stopped = min(10, max(1, size // 2))
+        cluster.ecs.update_service(cluster=CLUSTER, service="svc0", desiredCount=min(100, size) - stopped)
+        time.sleep(0.3)
+        after_stop = reader.read(CLUSTER).calls
+        time.sleep(3.0)
+        settled = reader.read(CLUSTER).calls
+        pages = math.ceil(size / 100)
+        polls_per_minute = 60 / POLL_SECONDS
+        traefik_td = size / TRAEFIK_TASK_DEFINITION_TTL_MINUTES
         return {
-            "tasks": tasks,
-            "services": services,
-            "endpoints": endpoints,
-            "launch_seconds": round(launch_seconds, 1),
-            "full_resync_cold": dict(cold),
-            "full_resync_warm": dict(warm),
-            "full_resync_after_changes": dict(after),
-            "describe_tasks_budget": math.ceil(tasks / 100),
-            "changes": changes,
-            "cpu_seconds_resync_and_rebuild_cold": round(cold_cpu, 3),
-            "cpu_seconds_resync_and_rebuild_warm": round(warm_cpu, 3),
-            "cpu_seconds_resync_read_only_warm": round(read_cpu, 3),
-            "wall_seconds_resync_and_rebuild_warm": round(warm_wall, 3),
-            "wall_seconds_resync_and_rebuild_cold": round(cold_wall, 3),
+            "tasks": size,
+            "first_read": dict(cold),
+            "unchanged_poll": dict(warm),
+            f"poll_after_{stopped}_stopped": dict(after_stop),
+            "poll_after_that": dict(settled),
+            "calls_per_minute": {
+                "polling_5s": round(total(warm) * polls_per_minute, 1),
+                "events_resync_300s_no_health_checks": round(total(warm) * 60 / RESYNC_SECONDS, 2),
+                "events_plus_health_refresh_all_checked_30s": round(total(warm) * 60 / RESYNC_SECONDS + pages * 2, 2),
+                "before_this_change_polling_5s": round((2 * pages + 1) * polls_per_minute, 1),
+                "traefik_15s_default": round(2 * pages * 60 / TRAEFIK_REFRESH_SECONDS + traefik_td, 1),
+                "traefik_5s": round(2 * pages * polls_per_minute + traefik_td, 1),
+            },
         }
     finally:
-        server.close()
+        cluster.close()
+
+
+def resync_cpu(size: int, repeats: int, work_dir: Path) -> dict[str, Any]:
+    cluster = Cluster(size, work_dir)
+    results: dict[str, Any] = {"tasks": size, "repeats": repeats}
+    try:
+        for name, session in (("botocore_default", boto3.session.Session()), ("lean_session", lean_session())):
+            reader = cluster.reader(session)
+            reader.read(CLUSTER)  # warm: task definitions cached, connections open
+            for freeze in (False, True):
+                gc.collect()
+                if freeze:
+                    gc.freeze()  # what the control plane does once started
+                samples = []
+                for _ in range(repeats):
+                    started = time.process_time()
+                    state = reader.read(CLUSTER).state
+                    samples.append(time.process_time() - started)
+                    assert len(state.tasks) == size
+                if freeze:
+                    gc.unfreeze()
+                key = f"{name}{'_gc_frozen' if freeze else ''}"
+                results[key] = {"median_cpu_seconds": round(statistics.median(samples), 3), "samples": [round(s, 3) for s in samples]}
+    finally:
+        cluster.close()
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, nargs="+", default=[100, 1000, 10000])
-    parser.add_argument("--services", type=int, default=10)
+    parser.add_argument("--tasks", type=int, nargs="*", default=[2, 200, 2000])
+    parser.add_argument("--resync-tasks", type=int, nargs="*", default=[10000])
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    for tasks in args.tasks:
-        print(json.dumps(run(tasks, args.services)), flush=True)
+    with tempfile.TemporaryDirectory(prefix="economy-") as work_dir:
+        for size in args.tasks:
+            print(json.dumps(costs(size, Path(work_dir))), flush=True)
+        for size in args.resync_tasks:
+            print(json.dumps(resync_cpu(size, args.repeats, Path(work_dir))), flush=True)
     return 0
 
 

@@ -12,6 +12,7 @@ revision one after the other; reports the calls that failed and the ECS calls pe
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import json
 import random
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controlplane.demo.stack import DemoStack  # noqa: E402
+from controlplane.demo.stack import DemoStack, routeguide_task_definition  # noqa: E402
 from controlplane.demo.traffic import SteadyTraffic  # noqa: E402
 
 SERVICE = "routeguide"
@@ -41,10 +42,16 @@ def ecs_calls(metrics_port: int) -> dict[str, float]:
     return calls
 
 
-def deploy(stack: DemoStack, revision: int, tasks: int, timeout: float, labels: dict[str, str]) -> float:
+def register(stack: DemoStack, environment: dict[str, str], labels: dict[str, str]) -> str:
+    definition = routeguide_task_definition(environment=environment, labels=labels)
+    definition["containerDefinitions"][0]["stopTimeout"] = 10
+    return str(stack.ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"])
+
+
+def deploy(stack: DemoStack, revision: int, tasks: int, timeout: float, labels: dict[str, str], app: dict[str, str]) -> float:
     """One rolling deployment to a new revision; returns when only new tasks run (seconds taken)."""
     started = time.monotonic()
-    new = stack.register(environment={"DEPLOYMENT": str(revision)}, labels=labels)
+    new = register(stack, {**app, "DEPLOYMENT": str(revision)}, labels)
     stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, taskDefinition=new)
     while True:
         running = stack.running_tasks(SERVICE)
@@ -56,7 +63,8 @@ def deploy(stack: DemoStack, revision: int, tasks: int, timeout: float, labels: 
         time.sleep(0.5)
 
 
-def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, labels: dict[str, str]) -> dict[str, Any]:
+def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, labels: dict[str, str], shutdown_delay: float) -> dict[str, Any]:
+    app = {"ROUTEGUIDE_SHUTDOWN_DELAY_S": str(shutdown_delay)}
     octet = random.randint(100, 199)
     with DemoStack(
         cluster=f"roll-{mode}",
@@ -67,7 +75,7 @@ def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, label
         ],
     ) as stack:
         stack.start_local_ecs()
-        stack.create_service(SERVICE, stack.register(labels=labels), tasks)
+        stack.create_service(SERVICE, register(stack, app, labels), tasks)
         stack.wait_for_running(SERVICE, tasks)
         stack.start_control_plane()
         envoy = stack.start_envoy(f"edge-{mode}")
@@ -78,7 +86,7 @@ def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, label
         durations = []
         try:
             for revision in range(2, deploys + 2):
-                durations.append(round(deploy(stack, revision, tasks, timeout=healthy_after_running + 60, labels=labels), 1))
+                durations.append(round(deploy(stack, revision, tasks, timeout=healthy_after_running + 60, labels=labels, app=app), 1))
             time.sleep(1.0)
         finally:
             report = traffic.stop()
@@ -91,12 +99,14 @@ def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, label
     idle = {op: calls_idle.get(op, 0) - calls_after.get(op, 0) for op in calls_idle}
     return {
         "mode": mode,
+        "app_shutdown_delay_seconds": shutdown_delay,
+        "labels": labels,
         "tasks": tasks,
         "deploys": deploys,
         "deploy_seconds": durations,
         "calls": report.calls,
         "failed_calls": report.failed,
-        "failures": [{"code": code, "details": details[:120]} for _, code, details in report.failures[:5]],
+        "failures_by_code": dict(Counter(code for _, code, _ in report.failures)),
         "ecs_calls_per_minute_during_deploys": round(sum(during.values()), 1),
         "ecs_calls_per_minute_during_deploys_by_operation": {k: v for k, v in sorted(during.items()) if v},
         "ecs_calls_per_minute_idle": round(sum(idle.values()), 1),
@@ -109,12 +119,13 @@ def main() -> int:
     parser.add_argument("--deploys", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=3)
     parser.add_argument("--healthy-after-running", type=float, default=40.0, help="local ECS scheduler: AWS's 40 s by default")
+    parser.add_argument("--shutdown-delay", type=float, default=0.0, help="seconds the app keeps serving after SIGTERM (ROUTEGUIDE_SHUTDOWN_DELAY_S)")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="extra Docker label on the service's task definitions")
     args = parser.parse_args()
     labels = dict(item.split("=", 1) for item in args.label)
     modes = ["polling", "events"] if args.mode == "both" else [args.mode]
     for mode in modes:
-        print(json.dumps(run(mode, args.deploys, args.tasks, args.healthy_after_running, labels)), flush=True)
+        print(json.dumps(run(mode, args.deploys, args.tasks, args.healthy_after_running, labels, args.shutdown_delay)), flush=True)
     return 0
 
 

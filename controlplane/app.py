@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Callable
 
-import boto3
 import grpc
 import structlog
 from botocore.config import Config
@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from controlplane.admin.csds import ClientStatusService
 from controlplane.admin.dashboard import Dashboard
-from controlplane.admin.server import build_admin_server, is_loopback, server_credentials
+from controlplane.admin.readiness import Readiness
+from controlplane.admin.server import build_admin_server, server_credentials
 from controlplane.admin.service import AdminService
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.aws_session import lean_session
@@ -31,19 +32,28 @@ from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
 from controlplane.model.lifecycle import HealthPolicy
-from controlplane.model.mesh import EndpointHealth, Mesh
+from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
+from controlplane.server.authorize import StreamAuthorizer
 from controlplane.server.drain import StreamDrain
+from controlplane.server.exposure import xds_exposure_gaps
+from controlplane.server.identity import SanScheme
+from controlplane.server.listen import SERVER_OPTIONS, bind, ensure_free
 from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
+from controlplane.server.subscriptions import NackBackoff
+from controlplane.server.listen import is_loopback
+from controlplane.server.tokens import TokenBook
 from controlplane.errors import SettingsError
 from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
 from controlplane.secrets.watcher import CertificateWatcher
-from controlplane.server.subscriptions import NackBackoff
 from controlplane.settings import Settings
 from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
+from controlplane.supervision import Supervisor
+
+MeshBuilder = Callable[..., Mesh]  # build_mesh, or a stand-in a test injects
 
 log = structlog.get_logger()
 
@@ -98,7 +108,7 @@ def certificate_watcher(settings: Settings, secretsmanager: Any | None, on_chang
             raise SettingsError("--edge-client-ca needs an edge certificate (--edge-certificate or --edge-certificate-secret)")
         return None
     if s.edge_certificate_secrets and secretsmanager is None:
-        session = boto3.session.Session(region_name=s.region)
+        session = lean_session(s.region)
         secretsmanager = session.client(
             "secretsmanager", config=Config(retries={"mode": "adaptive", "max_attempts": s.aws_max_attempts}, connect_timeout=5, read_timeout=20)
         )
@@ -125,8 +135,11 @@ class ControlPlane:
         sqs: Any | None = None,
         ssm: Any | None = None,
         secretsmanager: Any | None = None,
+        *,
+        mesh_builder: MeshBuilder = build_mesh,
     ) -> None:
         self.settings = settings
+        self._build_mesh = mesh_builder
         if ecs is None or ec2 is None:
             ecs, ec2 = aws_clients(settings)
         if sqs is None or ssm is None:
@@ -141,9 +154,10 @@ class ControlPlane:
             self.ecs_budget.attach(ecs)
         self.metrics.ecs_request_limit.set(settings.ecs_max_calls_per_second)
         self.stream_drain = StreamDrain()
-        self.cache = SnapshotCache(edge_options(settings), max_roles=settings.xds_max_roles)
+        self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
+        self.metrics.track_cache(self.cache)
         self.health_policy = HealthPolicy(serve_unknown=settings.serve_unknown_health)
         self.discovery = ClusterWatch(
             settings.clusters,
@@ -171,6 +185,13 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.metrics.track_translation_cache(self.cache.memo.size_bytes)
+        self.readiness = Readiness(
+            settings.readiness_window_seconds,
+            self.discovery.first_view,
+            lambda: [status.last_success_at for status in self.discovery.status.values()],
+        )
+        self.supervisor = Supervisor(self.readiness, self.metrics, self.events)
         reader = self.discovery.reader
         for cache in reader.cache_sizes():
             self.metrics.discovery_cache_entries.labels(cache=cache).set_function(_cache_size(reader, cache))
@@ -198,8 +219,30 @@ class ControlPlane:
     # -- discovery -> model -> cache ----------------------------------------------------------
 
     def publish(self, views: list[ClusterState]) -> None:
-        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix, self.health_policy)
+        """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed.
+
+        Never raises: a failure keeps the last good mesh served and is reported by the supervisor;
+        discovery goes on, and the next change of the view tries again.
+        """
+        try:
+            mesh = self._build_mesh(
+                views,
+                self.settings.label_prefix,
+                self.settings.limits,
+                self.health_policy,
+                services_from_port_names=self.settings.services_from_port_names,
+            )
+        except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
+            self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))
+            return
+        try:
+            self._publish_mesh(mesh)
+        except Exception as error:  # noqa: BLE001
+            self.supervisor.failed("publish", error)
+            return
+        self.supervisor.succeeded("build", "publish")
+
+    def _publish_mesh(self, mesh: Mesh) -> None:
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]
@@ -214,6 +257,10 @@ class ControlPlane:
             for health_state in EndpointHealth:
                 self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
             self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+            counts = Counter((p.kind, p.severity) for p in mesh.problems)
+            for kind in ProblemKind:
+                for severity in ("error", "warning"):
+                    self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
             self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
 
     def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
@@ -221,6 +268,7 @@ class ControlPlane:
             if error is None:
                 self.metrics.ecs_calls.labels(cluster=status.cluster, operation=operation).inc(count)
         if error is None:
+            self.supervisor.succeeded("discovery")
             if status.last_duration_seconds is not None:
                 self.metrics.sync_duration.labels(cluster=status.cluster).observe(status.last_duration_seconds)
             return
@@ -252,6 +300,7 @@ class ControlPlane:
                     container=problem.container,
                     label=problem.label,
                     value=problem.value,
+                    kind=problem.kind.value,
                     error=message,
                 )
         for message in self._problems_logged - set(current):
@@ -268,53 +317,63 @@ class ControlPlane:
 
     async def start(self) -> None:
         s = self.settings
+        authorizer = self._authorizer()
+        tls = bool(s.xds_tls_cert and s.xds_tls_key)
+        # Refused before anything starts or listens: exposure the operator did not ask for.
+        gaps = xds_exposure_gaps(s.xds_address, tls=tls, authenticated=authorizer.required, insecure=s.xds_insecure)
+        if s.metrics_port is not None:
+            Metrics.check_exposure(s.metrics_address, insecure=s.metrics_insecure)
         if self.certificates is not None:
             # Fails here, before anything listens, when a configured certificate cannot be served.
             self._certificates_changed(await asyncio.to_thread(self.certificates.load))
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         elif not s.edge_plaintext:
             log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
-        xds = grpc.aio.server(
-            options=xds_server_options(s.xds_max_pending_streams, s.xds_max_connection_age_seconds, s.xds_max_connection_age_grace_seconds)
-        )
+        options = xds_server_options(s.xds_max_pending_streams, s.xds_max_connection_age_seconds, s.xds_max_connection_age_grace_seconds)
+        xds = grpc.aio.server(options=[*options, *SERVER_OPTIONS])
         backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, self.stream_drain).handlers())
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, authorizer=authorizer, drain=self.stream_drain).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
-        if s.xds_tls_cert and s.xds_tls_key:
-            self.xds_port = xds.add_secure_port(
-                f"{s.xds_address}:{s.xds_port}", server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca)
-            )
-        else:
-            self.xds_port = xds.add_insecure_port(f"{s.xds_address}:{s.xds_port}")
+        credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
+        self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
 
+        admin_token = s.resolved_admin_token()
         admin_service = AdminService(
-            self.cache, self.registry, self.discovery, self.events, self.discovery.first_view, ecs_budget=self.ecs_budget, drain=self.stream_drain
+            self.cache, self.registry, self.discovery, self.events, self.readiness, ecs_budget=self.ecs_budget, drain=self.stream_drain
         )
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
             s.admin_port,
-            token=s.admin_token.get_secret_value() if s.admin_token else None,
+            token=admin_token,
             tls_cert=s.admin_tls_cert,
             tls_key=s.admin_tls_key,
             tls_client_ca=s.admin_tls_client_ca,
             csds=ClientStatusService(self.registry),
         )
+        if s.metrics_port is not None:
+            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port, insecure=s.metrics_insecure)
         await xds.start()
         await admin.start()
         self._xds_server, self._admin_server = xds, admin
-        if s.metrics_port is not None:
-            self._metrics_server, self.metrics_port = self.metrics.serve(s.metrics_address, s.metrics_port)
         if s.dashboard_port is not None:
-            token = s.admin_token.get_secret_value() if s.admin_token else None
-            if not is_loopback(s.dashboard_address) and not token:
+            if not is_loopback(s.dashboard_address) and not admin_token:
                 raise SettingsError(
-                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (CONTROLPLANE_ADMIN_TOKEN), "
-                    "which the dashboard then requires"
+                    f"dashboard address {s.dashboard_address} is not loopback: set an admin token (--admin-token-file, "
+                    "CONTROLPLANE_ADMIN_TOKEN_FILE or CONTROLPLANE_ADMIN_TOKEN), which the dashboard then requires"
                 )
-            self._dashboard = Dashboard(admin_service, self.events, token=token)
+            ensure_free("dashboard", s.dashboard_address, s.dashboard_port)
+            self._dashboard = Dashboard(admin_service, self.events, token=admin_token)
             self.dashboard_port = await self._dashboard.start(s.dashboard_address, s.dashboard_port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if gaps:
+            # Loud on purpose, at every start: an operator must not forget this was switched on.
+            log.warning(
+                "xds.insecure",
+                address=f"{s.xds_address}:{self.xds_port}",
+                gaps=gaps,
+                consequence="any client that reaches this address can read every service's endpoints and claim any proxy role",
+            )
         log.info(
             "controlplane.listening",
             xds=f"{s.xds_address}:{self.xds_port}",
@@ -324,14 +383,28 @@ class ControlPlane:
             clusters=s.clusters,
             discovery=self.discovery.mode,
         )
-        self._tasks.append(asyncio.create_task(self.discovery.run(), name="discovery"))
+        self._tasks.append(asyncio.create_task(self.supervisor.keep_running("discovery", self.discovery.run), name="discovery"))
         self._tasks.append(asyncio.create_task(self._serving_when_ready(), name="readiness"))
         self._started = True
 
+    def _authorizer(self) -> StreamAuthorizer:
+        s = self.settings
+        tokens = TokenBook.load(s.xds_tokens_file) if s.xds_tokens_file else None
+        return StreamAuthorizer(
+            certificates=s.xds_tls_client_ca is not None,
+            sans=SanScheme(s.xds_san_template),
+            tokens=tokens,
+        )
+
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        log.info("controlplane.ready")
+
+        async def set_health(ready: bool) -> None:
+            # A draining replica stays NOT_SERVING whatever its readiness does.
+            serving = ready and not self.stream_drain.draining
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        await self.supervisor.watch_readiness(set_health)
 
     async def _set_health(self, status: int) -> None:
         for servicer in (self._health, self._admin_health):

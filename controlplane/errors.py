@@ -10,10 +10,11 @@ class ControlPlaneError(Exception):
 class LabelError(ControlPlaneError):
     """A Docker label on a task definition is malformed; the service it declares is disabled."""
 
-    def __init__(self, message: str, *, label: str | None = None, value: str | None = None) -> None:
+    def __init__(self, message: str, *, label: str | None = None, value: str | None = None, kind: str = "invalid_value") -> None:
         super().__init__(message)
         self.label = label
         self.value = value
+        self.kind = kind
 
 
 class NodeError(ControlPlaneError):
@@ -24,9 +25,13 @@ class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
 
 
-class EcsMetadataError(ControlPlaneError):
-    """The ECS task metadata endpoint could not be read or did not describe a task."""
+class ListenError(ControlPlaneError):
+    """A server cannot listen where it was told to (the port is taken, or the address is not ours)."""
 
 
 class RoleLimitError(NodeError):
     """A stream would open a role beyond the number of live roles the control plane serves."""
+
+
+class EcsMetadataError(ControlPlaneError):
+    """The ECS task metadata endpoint could not be read or did not describe a task."""

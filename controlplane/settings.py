@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from controlplane.errors import SettingsError
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.model.limits import Limits
+from controlplane.server.identity import DEFAULT_SAN_TEMPLATE, SanScheme
 from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
 
 
@@ -22,25 +25,57 @@ class Settings(BaseSettings):
         default_factory=lambda: ["default"], min_length=1, description="ECS clusters to watch (repeat the flag, or a,b)"
     )
     region: str | None = Field(default=None, description="AWS region (default: boto3's chain, e.g. AWS_REGION)")
-    xds_address: str = Field(default="0.0.0.0", description="address the xDS server listens on")
+    # Loopback by default: off loopback xDS needs TLS and proxy authentication, or --xds-insecure.
+    xds_address: str = Field(
+        default="127.0.0.1", description="address the xDS server listens on (off loopback: TLS and proxy authentication, or --xds-insecure)"
+    )
     xds_port: int = Field(default=18000, ge=0, le=65535, description="port of the xDS server")
     xds_tls_cert: Path | None = Field(default=None, description="PEM certificate of the xDS server (turns TLS on)")
     xds_tls_key: Path | None = Field(default=None, description="PEM key of the xDS server")
     xds_tls_client_ca: Path | None = Field(default=None, description="PEM CA that proxies' client certificates must chain to (mTLS)")
+    xds_insecure: bool = Field(default=False, description="serve xDS off loopback without TLS or without proxy authentication (logged at every start)")
+    xds_tokens_file: Path | None = Field(
+        default=None, description="JSON file of proxy bearer tokens and the role/service each may claim (docs/security.md)"
+    )
+    xds_san_template: str = Field(
+        default=DEFAULT_SAN_TEMPLATE, description="client-certificate SAN that names a proxy's identity, with {role} and {service}"
+    )
     admin_address: str = Field(default="127.0.0.1", description="address of the admin gRPC API (and CSDS)")
     admin_port: int = Field(default=18001, ge=0, le=65535, description="port of the admin gRPC API")
     admin_token: SecretStr | None = Field(
-        default=None, description="bearer token the admin API and dashboard require (required off loopback without mTLS)"
+        default=None,
+        description="bearer token the admin API and dashboard require (required off loopback without mTLS); "
+        "on the command line every local user can read it: prefer --admin-token-file",
     )
+    admin_token_file: Path | None = Field(default=None, description="file holding the admin bearer token (keeps it out of argv)")
     admin_tls_cert: Path | None = Field(default=None, description="PEM certificate of the admin API")
     admin_tls_key: Path | None = Field(default=None, description="PEM key of the admin API")
     admin_tls_client_ca: Path | None = Field(default=None, description="PEM CA that admin clients' certificates must chain to (mTLS)")
     metrics_address: str = Field(default="127.0.0.1", description="address of the Prometheus endpoint")
     metrics_port: int | None = Field(default=18002, ge=0, le=65535, description="port of the Prometheus endpoint (null: off)")
+    metrics_insecure: bool = Field(default=False, description="serve the unauthenticated Prometheus endpoint off loopback")
+    readiness_stale_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="health turns NOT_SERVING when the served config was not confirmed against ECS for this long "
+        "(default: twice the full-read interval + 60 s)",
+    )
     dashboard_address: str = Field(default="127.0.0.1", description="address of the web dashboard (off loopback it needs the admin token)")
     dashboard_port: int | None = Field(default=18003, ge=0, le=65535, description="port of the web dashboard (null: off)")
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per AWS call, retries included (adaptive mode)")
     label_prefix: str = Field(default=DEFAULT_PREFIX, description="prefix of the Docker labels we read")
+    # Bounds on the edge configuration one service may cause (docs/labels.md, "Limits").
+    max_hosts_per_service: int = Field(
+        default=Limits().max_hosts_per_service, ge=1, le=1000, description="hosts one service may name in xds.route.hosts"
+    )
+    max_routes_per_service: int = Field(
+        default=Limits().max_routes_per_service, ge=1, le=1_000_000,
+        description="edge route entries one service may add (its own, and wildcard copies charged to it)",
+    )
+    max_config_bytes_per_service: int = Field(
+        default=Limits().max_config_bytes_per_service, ge=1024, le=1 << 30,
+        description="bytes of edge route configuration one service may add (estimated, an upper bound)",
+    )
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="seconds between reads of each cluster when polling")
     # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
     events_queue_url: str | None = Field(
@@ -87,10 +122,41 @@ class Settings(BaseSettings):
         le=86400,
         description="event mode: seconds between DescribeTasks of every health-checked task once all are HEALTHY",
     )
+    services_from_port_names: bool = Field(
+        default=False,
+        description="serve containers without labels through their named port mappings with appProtocol grpc, http2 or http",
+    )
     serve_unknown_health: bool = Field(
         default=False,
         description="serve containers whose health check has not reported yet (UNKNOWN) as healthy",
     )
+    # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
+    edge_certificates: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
+    )
+    edge_certificate_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="edge TLS certificate from AWS Secrets Manager, NAME=SECRET_ID (repeatable)"
+    )
+    edge_client_ca: Path | None = Field(default=None, description="PEM CA that edge clients' certificates must chain to (turns on mTLS from clients)")
+    edge_plaintext: bool = Field(default=False, description="serve the edge listener without TLS, on purpose (no certificate given)")
+    edge_tls_min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="lowest TLS version the edge accepts")
+    edge_tls_cipher_suites: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CIPHER_SUITES), description="TLS 1.2 cipher suites the edge offers (comma-separated)"
+    )
+    edge_access_log: Literal["json", "text", "off"] = Field(default="json", description="edge access log on Envoy's stdout")
+    edge_access_log_sample_percent: float = Field(default=100.0, ge=0, le=100, description="share of successful calls logged; failures always are")
+    edge_grpc_stats: Literal["per-method", "per-service"] = Field(default="per-method", description="granularity of Envoy's gRPC call stats")
+    edge_trusted_hops: int = Field(default=0, ge=0, le=10, description="proxies in front of the edge whose x-forwarded-for entries are trusted")
+    edge_max_concurrent_streams: int = Field(default=100, ge=1, le=2147483647, description="HTTP/2 streams per client connection")
+    edge_initial_stream_window_bytes: int = Field(default=65536, ge=65535, le=2147483647, description="HTTP/2 initial stream window")
+    edge_initial_connection_window_bytes: int = Field(default=1048576, ge=65535, le=2147483647, description="HTTP/2 initial connection window")
+    edge_max_request_headers_kb: int = Field(default=60, ge=1, le=8192, description="largest request header block, KiB")
+    edge_max_headers_count: int = Field(default=100, ge=1, description="most request headers")
+    edge_connection_idle_timeout_seconds: int = Field(default=3600, ge=1, description="close client connections idle this long")
+    edge_request_headers_timeout_seconds: int = Field(default=10, ge=1, description="time a client has to send its request headers")
+    edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
+    certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
+    certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
     xds_nack_retry_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -129,35 +195,16 @@ class Settings(BaseSettings):
         description="on SIGTERM: stop listening, health NOT_SERVING, and close the open xDS streams one by one over this many seconds "
         "(keep it below the task's stopTimeout)",
     )
-    # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
-    edge_certificates: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
-    )
-    edge_certificate_secrets: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="edge TLS certificate from AWS Secrets Manager, NAME=SECRET_ID (repeatable)"
-    )
-    edge_client_ca: Path | None = Field(default=None, description="PEM CA that edge clients' certificates must chain to (turns on mTLS from clients)")
-    edge_plaintext: bool = Field(default=False, description="serve the edge listener without TLS, on purpose (no certificate given)")
-    edge_tls_min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="lowest TLS version the edge accepts")
-    edge_tls_cipher_suites: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_CIPHER_SUITES), description="TLS 1.2 cipher suites the edge offers (comma-separated)"
-    )
-    edge_access_log: Literal["json", "text", "off"] = Field(default="json", description="edge access log on Envoy's stdout")
-    edge_access_log_sample_percent: float = Field(default=100.0, ge=0, le=100, description="share of successful calls logged; failures always are")
-    edge_grpc_stats: Literal["per-method", "per-service"] = Field(default="per-method", description="granularity of Envoy's gRPC call stats")
-    edge_trusted_hops: int = Field(default=0, ge=0, le=10, description="proxies in front of the edge whose x-forwarded-for entries are trusted")
-    edge_max_concurrent_streams: int = Field(default=100, ge=1, le=2147483647, description="HTTP/2 streams per client connection")
-    edge_initial_stream_window_bytes: int = Field(default=65536, ge=65535, le=2147483647, description="HTTP/2 initial stream window")
-    edge_initial_connection_window_bytes: int = Field(default=1048576, ge=65535, le=2147483647, description="HTTP/2 initial connection window")
-    edge_max_request_headers_kb: int = Field(default=60, ge=1, le=8192, description="largest request header block, KiB")
-    edge_max_headers_count: int = Field(default=100, ge=1, description="most request headers")
-    edge_connection_idle_timeout_seconds: int = Field(default=3600, ge=1, description="close client connections idle this long")
-    edge_request_headers_timeout_seconds: int = Field(default=10, ge=1, description="time a client has to send its request headers")
-    edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
-    certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
-    certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_hosts_per_service=self.max_hosts_per_service,
+            max_routes_per_service=self.max_routes_per_service,
+            max_config_bytes_per_service=self.max_config_bytes_per_service,
+        )
 
     @field_validator("clusters", mode="before")
     @classmethod
@@ -196,6 +243,46 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected a regular expression (matched against the whole name): {exc}") from exc
         return value
 
+    @field_validator("xds_san_template")
+    @classmethod
+    def _san_template(cls, value: str) -> str:
+        try:
+            SanScheme(value)
+        except SettingsError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_admin_token(self) -> Settings:
+        if self.admin_token is not None and self.admin_token_file is not None:
+            raise ValueError("set the admin token once: admin_token or admin_token_file, not both")
+        return self
+
+    @property
+    def readiness_window_seconds(self) -> float:
+        """How long the served config may go unconfirmed before health says NOT_SERVING."""
+        if self.readiness_stale_after_seconds is not None:
+            return self.readiness_stale_after_seconds
+        # In event mode a view is confirmed by each full resync; in polling mode by each poll.
+        full_read = self.resync_interval_seconds if self.events_queue_url else self.poll_interval_seconds
+        return 2 * full_read + 60.0
+
+    def resolved_admin_token(self) -> str | None:
+        """The admin token from admin_token or from the file admin_token_file names."""
+        if self.admin_token is not None:
+            if not self.admin_token.get_secret_value().strip():
+                raise SettingsError("the admin token is empty: it would accept anyone")
+            return self.admin_token.get_secret_value()
+        if self.admin_token_file is None:
+            return None
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as error:
+            raise SettingsError(f"admin token file {self.admin_token_file}: {error.strerror}") from None
+        if not token:
+            raise SettingsError(f"admin token file {self.admin_token_file} is empty")
+        return token
+
     @field_validator("label_prefix")
     @classmethod
     def _prefix_shape(cls, value: str) -> str:
@@ -213,8 +300,6 @@ FLAG_SHORTCUTS: dict[str, str | list[str]] = {
     "deployment-poll-interval-seconds": "deployment-poll-interval",
     "health-refresh-seconds": "health-refresh",
     "health-refresh-steady-seconds": "health-refresh-steady",
-    "xds-nack-retry-seconds": "xds-nack-retry",
-    "xds-nack-retry-max-seconds": "xds-nack-retry-max",
     "edge-certificates": "edge-certificate",
     "edge-certificate-secrets": "edge-certificate-secret",
     "edge-connection-idle-timeout-seconds": "edge-connection-idle-timeout",

@@ -20,7 +20,8 @@ DEFAULT_ADMIN = "127.0.0.1:18001"
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin", default=None, help=f"admin API HOST:PORT (default {DEFAULT_ADMIN}, or CONTROLPLANE_ADMIN)")
-    parser.add_argument("--token", default=None, help="bearer token (or CONTROLPLANE_ADMIN_TOKEN)")
+    parser.add_argument("--token", default=None, help="bearer token; visible to local users in /proc: prefer --token-file or CONTROLPLANE_ADMIN_TOKEN")
+    parser.add_argument("--token-file", default=None, help="file holding the bearer token (or CONTROLPLANE_ADMIN_TOKEN_FILE)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the admin API (default 10)")
     parser.add_argument("--tls-ca", type=Path, default=None, help="PEM CA that verifies the admin API (turns TLS on; or CONTROLPLANE_ADMIN_TLS_CA)")
@@ -69,10 +70,17 @@ def _stub(args: argparse.Namespace) -> tuple[admin_pb2_grpc.AdminStub, list[tupl
     import os
 
     target = args.admin or os.environ.get("CONTROLPLANE_ADMIN", DEFAULT_ADMIN)
-    token = args.token or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
+    token = args.token or _token_from_file(args.token_file or os.environ.get("CONTROLPLANE_ADMIN_TOKEN_FILE")) or os.environ.get("CONTROLPLANE_ADMIN_TOKEN")
     channel = channel_for(args, target)
     metadata = [("authorization", f"Bearer {token}")] if token else []
     return admin_pb2_grpc.AdminStub(channel), metadata, channel
+
+
+def _token_from_file(path: str | None) -> str | None:
+    data = _read(Path(path), "--token-file") if path else None
+    if data is None:
+        return None
+    return data.decode(errors="replace").strip() or None
 
 
 def _as_dict(message: Any) -> dict[str, Any]:
@@ -100,9 +108,13 @@ def format_status(status: api.Status, args: argparse.Namespace) -> str:
     if args.json:
         return json.dumps(_as_dict(status), indent=2)
     head = (
-        f"controlplane {status.version}  ready={str(status.ready).lower()}  mesh revision {status.mesh_revision}\n"
+        f"controlplane {status.version}  ready={str(status.ready).lower()}{'  DEGRADED' if status.degraded else ''}"
+        f"  mesh revision {status.mesh_revision}  config age {status.config_age_seconds:.0f}s"
+        f" (not ready after {status.readiness_window_seconds:.0f}s)\n"
         f"{status.services} services, {status.endpoints} endpoints, {status.proxies} proxies, {status.problems} label problems\n"
     )
+    for failure in status.failures:
+        head += f"{failure.stage} failing since {_age(failure.since)} ago ({failure.consecutive}x), serving the last good config: {failure.error}\n"
     rows = [
         (
             c.cluster,
@@ -136,10 +148,13 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     for s in response.services:
         counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
         route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
-        rows.append((s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], len(s.problems)))
-    out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "PROBLEMS"], rows)
-    messages = dict.fromkeys(f"{p.severity.upper()}: {p.message}" for s in response.services for p in s.problems)
-    messages.update(dict.fromkeys(f"{p.severity.upper()}: {p.message}" for p in response.problems))
+        errors = sum(1 for p in s.problems if p.severity == "error")
+        rows.append(
+            (s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], errors, len(s.problems) - errors)
+        )
+    out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "ERRORS", "WARNINGS"], rows)
+    messages = dict.fromkeys(_problem_line(p) for s in response.services for p in s.problems)
+    messages.update(dict.fromkeys(_problem_line(p) for p in response.problems))
     if messages:
         out += "\n\n" + "\n".join(messages)
     if args.endpoints:
@@ -152,6 +167,11 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     return out
 
 
+def _problem_line(problem: Any) -> str:
+    kind = f" [{problem.kind}]" if problem.kind else ""
+    return f"{problem.severity.upper()}: {problem.message}{kind}"
+
+
 def show_proxies(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
     response = stub.ListProxies(api.ListProxiesRequest(), metadata=metadata, timeout=args.timeout)
     if args.json:
@@ -161,23 +181,27 @@ def show_proxies(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]]
     for p in response.proxies:
         for t in p.types:
             in_sync = "yes" if t.version_sent and t.version_sent == t.version_acked else ("NACKED" if t.last_nack.error and t.last_nack.version == t.version_sent else "pending")
-            rows.append((p.node_id, p.role, p.peer, _age(p.connected_since), t.type, t.version_sent or "-", t.version_acked or "-", in_sync, t.nacks))
+            rows.append((p.node_id, p.stream_id, p.identity or "-", p.role, p.peer, _age(p.connected_since), t.type, t.version_sent or "-", t.version_acked or "-", in_sync, t.nacks))
             if t.last_nack.error:
                 nacks.append(f"{p.node_id} {t.type} rejected {t.last_nack.version}: {t.last_nack.error}")
-    out = _table(["NODE", "ROLE", "PEER", "UP", "TYPE", "SENT", "ACKED", "IN SYNC", "NACKS"], rows)
+    out = _table(["NODE", "STREAM", "IDENTITY", "ROLE", "PEER", "UP", "TYPE", "SENT", "ACKED", "IN SYNC", "NACKS"], rows)
     if nacks:
         out += "\n\nLast NACKs:\n" + "\n".join(nacks)
     return out
 
 
 def show_config(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
-    config = stub.GetProxyConfig(api.GetProxyConfigRequest(node_id=args.node_id), metadata=metadata, timeout=args.timeout)
+    request = api.GetProxyConfigRequest(node_id=args.node_id, stream_id=args.stream or 0)
+    config = stub.GetProxyConfig(request, metadata=metadata, timeout=args.timeout)
     resources = [
         {"type": r.type, "name": r.name, "version": r.version, "resource": json.loads(r.json)} for r in config.resources
     ]
     if args.json:
-        return json.dumps({"node_id": config.node_id, "role": config.role, "resources": resources}, indent=2)
-    out = [f"# node {config.node_id} ({config.role}): {len(resources)} resources"]
+        return json.dumps(
+            {"node_id": config.node_id, "stream_id": config.stream_id, "identity": config.identity, "role": config.role, "resources": resources},
+            indent=2,
+        )
+    out = [f"# node {config.node_id} (stream {config.stream_id}, {config.role}): {len(resources)} resources"]
     for r in resources:
         out.append(f"\n# {r['type']} {r['name']} version {r['version']}")
         out.append(json.dumps(r["resource"], indent=2))

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector, start_http_server
 
 from controlplane import __version__
+from controlplane.errors import ListenError, SettingsError
+from controlplane.server.listen import ensure_free, is_loopback
 
 if TYPE_CHECKING:
     from controlplane.cache.store import SnapshotCache
@@ -41,7 +43,10 @@ class Metrics:
         self.cache_snapshots = Gauge("controlplane_cache_snapshots", "Role snapshots kept by the cache", registry=r)
         self.cache_interned = Gauge("controlplane_cache_interned_resources", "Serialized resources kept for sharing across roles", registry=r)
         self.refused_streams = Counter(
-            "controlplane_xds_streams_refused_total", "xDS streams refused before serving (reason: role_limit, draining)", ["reason"], registry=r
+            "controlplane_xds_streams_refused_total",
+            "xDS streams refused before serving (reason: role_limit, unauthenticated, permission_denied, draining)",
+            ["reason"],
+            registry=r,
         )
         self.draining = Gauge("controlplane_xds_draining", "1 while this replica drains its xDS streams (after SIGTERM)", registry=r)
         self.drained_streams = Counter(
@@ -94,12 +99,32 @@ class Metrics:
         self.services = Gauge("controlplane_services", "Services served", registry=r)
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
+        self.label_problems = Gauge(
+            "controlplane_label_problems",
+            "Label problems in the current mesh, by kind (docs/labels.md, Problems) and severity (error, warning)",
+            ["kind", "severity"],
+            registry=r,
+        )
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
+        self.pipeline_failures = Counter(
+            "controlplane_pipeline_failures_total",
+            "Exceptions in the discovery loop, mesh builds or publishes (the last good config keeps being served)",
+            ["stage"],
+            registry=r,
+        )
+        self.degraded = Gauge("controlplane_degraded", "1 while a pipeline stage is failing, else 0", registry=r)
+        self.ready = Gauge("controlplane_ready", "1 while health checks say SERVING, else 0", registry=r)
+        self.config_age = Gauge(
+            "controlplane_config_age_seconds", "Time since the served config was last confirmed against ECS", registry=r
+        )
         self.certificate_expiry = Gauge(
             "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
         )
         self.certificate_reload_failures = Counter(
             "controlplane_edge_certificate_reload_failures_total", "Re-reads of an edge certificate that failed (the last good one stays)", ["certificate"], registry=r
+        )
+        self.translation_cache_bytes = Gauge(
+            "controlplane_translation_cache_bytes", "Estimated memory of the Envoy messages the translation memo keeps for reuse", registry=r
         )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
@@ -109,13 +134,43 @@ class Metrics:
 
         self.view_age.labels(cluster=cluster).set_function(age)
 
+    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
+        self.translation_cache_bytes.set_function(size_bytes)
+
     def track_cache(self, cache: SnapshotCache) -> None:
         """The snapshot cache's own size, read at each scrape."""
         self.cache_roles.set_function(lambda: cache.live_roles)
         self.cache_snapshots.set_function(lambda: cache.snapshots)
         self.cache_interned.set_function(lambda: cache.interned)
 
-    def serve(self, address: str, port: int) -> tuple[object, int]:
-        """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""
-        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+    def track_readiness(self, degraded: Callable[[], bool], ready: Callable[[], bool], config_age: Callable[[], float | None]) -> None:
+        self.degraded.set_function(lambda: 1.0 if degraded() else 0.0)
+        self.ready.set_function(lambda: 1.0 if ready() else 0.0)
+        self.config_age.set_function(lambda: _nan_if_none(config_age()))
+
+    @staticmethod
+    def check_exposure(address: str, *, insecure: bool) -> None:
+        """SettingsError when /metrics (no authentication; it names services and roles) would leave loopback unasked."""
+        if not is_loopback(address) and not insecure:
+            raise SettingsError(
+                f"metrics address {address} is not loopback and /metrics has no authentication: "
+                "pass --metrics-insecure (CONTROLPLANE_METRICS_INSECURE=true) to serve it there anyway"
+            )
+
+    def serve(self, address: str, port: int, *, insecure: bool = False) -> tuple[object, int]:
+        """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port.
+
+        The endpoint has no authentication and names services and roles: off loopback only when
+        the operator says so (`insecure`).
+        """
+        self.check_exposure(address, insecure=insecure)
+        ensure_free("metrics", address, port)
+        try:
+            server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        except OSError as error:
+            raise ListenError(f"metrics cannot listen on {address}:{port}: {error.strerror}") from None
         return server, int(server.server_port)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value

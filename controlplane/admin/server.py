@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import grpc
@@ -16,15 +15,7 @@ from controlplane.admin.csds import ClientStatusService
 from controlplane.admin.service import AdminService
 from controlplane.errors import SettingsError
 from controlplane.proto.admin.v1 import admin_pb2, admin_pb2_grpc
-
-
-def is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+from controlplane.server.listen import SERVER_OPTIONS, bind, is_loopback
 
 
 def server_credentials(cert: Path, key: Path, client_ca: Path | None) -> grpc.ServerCredentials:
@@ -54,11 +45,12 @@ def build_admin_server(
     mtls = tls_client_ca is not None
     if not is_loopback(address) and not token and not mtls:
         raise SettingsError(
-            f"admin address {address} is not loopback: set an admin token (--admin-token or CONTROLPLANE_ADMIN_TOKEN) "
+            f"admin address {address} is not loopback: set an admin token (--admin-token-file, CONTROLPLANE_ADMIN_TOKEN_FILE "
+            "or CONTROLPLANE_ADMIN_TOKEN) "
             "or mTLS (--admin-tls-cert, --admin-tls-key, --admin-tls-client-ca)"
         )
     interceptors = [BearerTokenInterceptor(token)] if token else []
-    server = grpc.aio.server(interceptors=interceptors)
+    server = grpc.aio.server(interceptors=interceptors, options=list(SERVER_OPTIONS))
     admin_pb2_grpc.add_AdminServicer_to_server(service, server)
     if csds is not None:
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(csds, server)
@@ -73,10 +65,7 @@ def build_admin_server(
         ),
         server,
     )
-    if tls_cert and tls_key:
-        bound = server.add_secure_port(f"{address}:{port}", server_credentials(tls_cert, tls_key, tls_client_ca))
-    elif mtls or tls_cert or tls_key:
+    if (mtls or tls_cert or tls_key) and not (tls_cert and tls_key):
         raise SettingsError("admin TLS needs both --admin-tls-cert and --admin-tls-key")
-    else:
-        bound = server.add_insecure_port(f"{address}:{port}")
-    return server, bound, health_servicer
+    credentials = server_credentials(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
+    return server, bind(server, "admin API", address, port, credentials), health_servicer

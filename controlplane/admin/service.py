@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator
 
 import grpc
 
 from controlplane import __version__
 from controlplane.admin import views
+from controlplane.admin.readiness import Readiness
 from controlplane.cache.store import SnapshotCache
 from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.watch import ClusterWatch
@@ -16,10 +17,6 @@ from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
 from controlplane.server.drain import StreamDrain
 from controlplane.server.registry import ProxyRegistry
-
-
-class Readiness(Protocol):
-    def is_set(self) -> bool: ...
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -31,7 +28,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         registry: ProxyRegistry,
         discovery: ClusterWatch,
         events: EventBus,
-        ready: Readiness,
+        readiness: Readiness,
         *,
         ecs_budget: RequestBudget | None = None,
         drain: StreamDrain | None = None,
@@ -40,7 +37,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self._registry = registry
         self._discovery = discovery
         self._events = events
-        self._ready = ready
+        self._readiness = readiness
         self._ecs_budget = ecs_budget
         self._drain = drain
 
@@ -67,13 +64,14 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             clusters.append(views.cluster_status(self._discovery.status[cluster], len(view.tasks) if view else 0))
         return api.Status(
             version=__version__,
-            ready=self._ready.is_set(),
+            ready=self._readiness.ready(),
             mesh_revision=self._cache.revision,
             services=len(mesh.services) if mesh else 0,
             endpoints=sum(len(s.endpoints) for s in mesh.services) if mesh else 0,
             proxies=len(self._registry.proxies()),
             problems=len(mesh.problems) if mesh else 0,
             clusters=clusters,
+            **views.readiness(self._readiness),
             ecs_requests=views.ecs_requests(self._ecs_budget) if self._ecs_budget is not None else None,
             draining=self._drain is not None and self._drain.draining,
         )
@@ -102,9 +100,13 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if not request.node_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id is required, e.g. {\"node_id\": \"edge-1\"}")
         records = self._registry.by_node(request.node_id)
+        if request.stream_id:
+            # Two streams may claim one node id (a restarted Envoy, or an impostor): pick one.
+            records = [record for record in records if record.stream_id == request.stream_id]
         if not records:
             connected = ", ".join(sorted({r.node_id for r in self._registry.proxies()})) or "none"
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id!r} is not connected (connected: {connected})")
+            stream = f" on stream {request.stream_id}" if request.stream_id else ""
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"node {request.node_id!r} is not connected{stream} (connected: {connected})")
         return views.proxy_config(records[-1])
 
     async def GetStatus(self, request: api.GetStatusRequest, context: grpc.aio.ServicerContext) -> api.Status:  # noqa: N802

@@ -19,7 +19,6 @@ class Telemetry:
         self.metrics = metrics
         self.events = events
         self.mesh_updated_at: float | None = None
-        self._streams_by_role: dict[str, int] = {}  # live roles only (bounded like the cache's roles)
 
     def mesh_updated(self, revision: int, services: int, endpoints: int, problems: int) -> None:
         self.mesh_updated_at = time.time()
@@ -34,21 +33,11 @@ class Telemetry:
         )
 
     def connected(self, record: ProxyRecord) -> None:
-        kind = role_kind(record.role)
-        self._streams_by_role[kind] = self._streams_by_role.get(kind, 0) + 1
-        self.metrics.connected_proxies.labels(role=kind).inc()
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).inc()
         self.events.publish(Event(kind="proxy_connected", node_id=record.node_id, details={"peer": record.peer, "role": record.role}))
 
     def disconnected(self, record: ProxyRecord) -> None:
-        kind = role_kind(record.role)
-        left = self._streams_by_role.get(kind, 0) - 1
-        if left > 0:
-            self._streams_by_role[kind] = left
-            self.metrics.connected_proxies.labels(role=kind).dec()
-        else:
-            # The kind's last stream: its label goes too, so no series outlives its streams.
-            self._streams_by_role.pop(kind, None)
-            self.metrics.connected_proxies.remove(kind)
+        self.metrics.connected_proxies.labels(role=role_kind(record.role)).dec()
         self.events.publish(Event(kind="proxy_disconnected", node_id=record.node_id))
 
     def refused(self, node_id: str, reason: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Any, Iterable
 
 from google.protobuf import json_format, timestamp_pb2
 
+from controlplane.admin.readiness import Readiness
 from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
@@ -33,6 +34,7 @@ def problem(p: ServiceProblem) -> api.Problem:
         value=p.value or "",
         severity=p.severity,
         message=p.message,
+        kind=p.kind.value,
     )
 
 
@@ -138,6 +140,7 @@ def proxy(record: ProxyRecord) -> api.Proxy:
         connected_since=timestamp(record.connected_at),
         user_agent=record.user_agent,
         stream_id=record.stream_id,
+        identity=record.identity,
     )
     for type_url in ORDER:
         status = record.types.get(type_url)
@@ -166,7 +169,7 @@ def proxy(record: ProxyRecord) -> api.Proxy:
 
 
 def proxy_config(record: ProxyRecord) -> api.ProxyConfig:
-    config = api.ProxyConfig(node_id=record.node_id, role=record.role)
+    config = api.ProxyConfig(node_id=record.node_id, role=record.role, stream_id=record.stream_id, identity=record.identity)
     load_any_types()  # the JSON mapping must know every type packed inside an Any
     for type_url in ORDER:
         status = record.types.get(type_url)
@@ -204,6 +207,20 @@ def cluster_status(status: ClusterSyncStatus, tasks: int) -> api.ClusterStatus:
     for operation, count in status.api_calls_total.items():
         message.api_calls_total[operation] = count
     return message
+
+
+def readiness(r: Readiness) -> dict[str, Any]:
+    """The readiness fields of api.Status."""
+    return {
+        "degraded": r.degraded,
+        "failures": [
+            api.StageFailure(stage=f.stage, error=f.error, since=timestamp(f.since), last=timestamp(f.last), consecutive=f.consecutive)
+            for f in r.failures
+        ],
+        "config_age_seconds": r.config_age_seconds() or 0.0,
+        "readiness_window_seconds": r.window_seconds,
+        "pipeline_failures_total": r.failures_total,
+    }
 
 
 def ecs_requests(budget: RequestBudget) -> api.EcsRequests:

@@ -68,7 +68,8 @@ def _main(args: list[str]) -> int:
     serve.add_argument("--config", type=Path, default=None, help="TOML file of settings, keys as the flags without -- (env: CONTROLPLANE_CONFIG)")
     serve_settings = settings_flags(serve)
 
-    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
+    # No abbreviations: `--xds-token SECRET` must not be taken for `--xds-token-file SECRET`.
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane", allow_abbrev=False)
     boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
     boot.add_argument("--node-id", help="node.id (required unless --from-ecs-metadata: then <cluster>/<task id>)")
     boot.add_argument(
@@ -93,6 +94,8 @@ def _main(args: list[str]) -> int:
     boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
     boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
     boot.add_argument("--xds-tls-sni", help="server name to send and verify (default: none)")
+    boot.add_argument("--xds-tls-server-san", help="SAN the control plane's certificate must carry (default: --xds-tls-sni); a value with :// is a URI SAN, else DNS")
+    boot.add_argument("--xds-token-file", help="file holding this proxy's xDS bearer token (or CONTROLPLANE_XDS_TOKEN); written into the bootstrap")
     boot.add_argument("--zone", help="the proxy's availability zone (node locality), e.g. us-east-1a")
     boot.add_argument("--local-service", help="zone-aware balancing: the ECS service (xds.service) whose tasks are this proxy's own fleet; needs --zone")
     boot.add_argument("--max-downstream-connections", type=int, default=50_000, help="Envoy, overload manager: most client connections at once (default 50000)")
@@ -111,6 +114,7 @@ def _main(args: list[str]) -> int:
         add_client_arguments(sub)
         if name == "config":
             sub.add_argument("node_id", metavar="NODE_ID")
+            sub.add_argument("--stream", type=int, help="the stream (from `proxies`) when several claim NODE_ID; default the newest")
         if name == "services":
             sub.add_argument("--endpoints", action="store_true", help="also list every endpoint")
 
@@ -124,7 +128,7 @@ def _main(args: list[str]) -> int:
         return run_client(parsed)
     try:
         if parsed.command == "serve":
-            return _serve(parsed, serve_settings)
+            return _serve(parsed, serve_settings, args)
         if parsed.command == "bootstrap":
             return _bootstrap(parsed)
     except ControlPlaneError as error:
@@ -135,14 +139,19 @@ def _main(args: list[str]) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.proxy.bootstrap import ProxyOptions, XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
+    from controlplane.proxy.bootstrap import ProxyOptions, XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap, xds_token
     from controlplane.errors import SettingsError
 
     tls = None
     if parsed.xds_tls_ca:
-        tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni)
-    elif parsed.xds_tls_cert or parsed.xds_tls_key:
-        raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
+        tls = XdsTls(parsed.xds_tls_ca, parsed.xds_tls_cert, parsed.xds_tls_key, parsed.xds_tls_sni, parsed.xds_tls_server_san)
+    elif parsed.xds_tls_cert or parsed.xds_tls_key or parsed.xds_tls_server_san:
+        raise SettingsError("--xds-tls-cert/--xds-tls-key/--xds-tls-server-san need --xds-tls-ca (the CA that verifies the control plane)")
+    token = xds_token(parsed.xds_token_file)
+    if token is not None and parsed.role == "grpc-client":
+        raise SettingsError("proxyless gRPC clients authenticate with a client certificate (--xds-tls-cert, --xds-tls-key), not a token")
+    if token is not None and tls is None:
+        print("controlplane bootstrap: warning: the xDS token travels in plaintext without --xds-tls-ca", file=sys.stderr)
     xds = [XdsAddress.parse(text) for text in parsed.xds]
     zone = parsed.zone
     if parsed.from_ecs_metadata:
@@ -177,6 +186,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
             node_cluster=parsed.node_cluster,
+            token=token,
             proxy=proxy,
         )
     elif parsed.role == "sidecar":
@@ -193,6 +203,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             app_address=parsed.app_address,
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
+            token=token,
             proxy=proxy,
         )
     else:
@@ -202,7 +213,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(parsed: argparse.Namespace, flags: Any) -> int:
+def _serve(parsed: argparse.Namespace, flags: Any, argv: Sequence[str] = ()) -> int:
     from controlplane.app import ControlPlane
     from controlplane.logs import configure_logging
     from controlplane.settings import load_settings
@@ -220,6 +231,16 @@ def _serve(parsed: argparse.Namespace, flags: Any) -> int:
             print(f"controlplane serve: {setting_name(item['loc'])}: {item['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    if any(arg == "--admin-token" or arg.startswith("--admin-token=") for arg in argv):
+        import structlog
+
+        log = structlog.get_logger()
+        log.warning(
+            "settings.secret_in_argv",
+            flag="--admin-token",
+            why="every local user can read /proc/PID/cmdline",
+            instead="--admin-token-file or CONTROLPLANE_ADMIN_TOKEN",
+        )
 
     async def run() -> None:
         plane = ControlPlane(settings)

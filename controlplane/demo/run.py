@@ -139,7 +139,7 @@ def run(narrator: Narrator) -> dict[str, Any]:
         say(f"   new task {new_address} RUNNING in ECS -> first call answered: {new_task_seconds} s")
         checks.append(Check("new_task_within_5s", new_task_seconds is not None and new_task_seconds <= 5.0, f"{new_task_seconds} s"))
 
-        say("5. Stopping one task while calls flow (it drains, then exits) ...")
+        say("5. Stopping one task while calls flow (ECS sends SIGTERM at once: no load balancer, no drain) ...")
         victim = sorted(running, key=lambda t: t["taskArn"])[0]
         victim_address = task_address(victim) or ""
         traffic = SteadyTraffic(envoy.target, max_seconds=90, channel_factory=tls).start()

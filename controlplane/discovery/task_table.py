@@ -168,9 +168,9 @@ class TaskTable:
     def reconcile(self, reports: Iterable[Report], described: Iterable[str], now: float) -> int:
         """A full read: `reports` for every task ECS returned out of the `described` ARNs (the
         RUNNING list plus the tasks we track that left it). Tasks described but not returned no
-        longer exist. Returns the number of tasks whose state changed source or content."""
+        longer exist. Returns the number of reports taken (not kept back as suspects)."""
         returned: set[str] = set()
-        changed = 0
+        taken = 0
         for report in reports:
             arn = report.arn
             returned.add(arn)
@@ -190,15 +190,14 @@ class TaskTable:
             self._suspects.discard(arn)
             if tombstone is not None and tombstone.confirmed:
                 continue
-            before = self._live.get(arn)
             self._take(report, now)
-            changed += before != self._live.get(arn)
+            taken += 1
         for arn in set(described) - returned:
             # ECS no longer knows the task (long stopped): nothing to serve or drain.
-            changed += self._live.pop(arn, None) is not None
+            self._live.pop(arn, None)
             self._suspects.discard(arn)
         self._expire(now)
-        return changed
+        return taken
 
     def forget_suspects(self, arns: Iterable[str]) -> None:
         """Suspects ECS no longer knows: their tombstone (if any) stays, there is nothing to verify."""
@@ -214,7 +213,8 @@ class TaskTable:
         if report.entry is None:
             self._live.pop(arn, None)  # filtered out
         else:
-            self._live[arn] = replace(report.entry, from_event=False)
+            self._live[arn] = report.entry if not report.entry.from_event else replace(report.entry, from_event=False)
 
     def _expire(self, now: float) -> None:
-        self._tombstones = {arn: t for arn, t in self._tombstones.items() if now - t.at < TOMBSTONE_SECONDS}
+        if any(now - t.at >= TOMBSTONE_SECONDS for t in self._tombstones.values()):
+            self._tombstones = {arn: t for arn, t in self._tombstones.items() if now - t.at < TOMBSTONE_SECONDS}

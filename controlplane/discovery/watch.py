@@ -86,6 +86,7 @@ class ClusterWatch:
         self._discovered_once = not discover_clusters
         self._next_discover = 0.0
         self._next_read: dict[str, float] = {}
+        self._last_read: dict[str, float] = {}
         self._next_refresh: dict[str, float] = {}
         # Blocking AWS calls: daemon threads, so that shutdown never waits for one in flight.
         self._executor = DaemonThreadExecutor(max(1, max_concurrency) + 2)
@@ -133,6 +134,9 @@ class ClusterWatch:
             while True:
                 await self.run_due()
                 timeout = max(0.0, self._next_due() - time.monotonic())
+                if inbox is not None:
+                    # Wake up at least every poll interval to notice a failing queue.
+                    timeout = min(timeout, self.cadence.poll_interval)
                 if inbox is None:
                     await asyncio.sleep(timeout)
                     continue
@@ -151,6 +155,11 @@ class ClusterWatch:
     async def run_due(self) -> None:
         """Every read and health refresh that is due now, then publish."""
         now = time.monotonic()
+        if self._events is not None and self._events.failing:
+            # The queue is down: events may be lost, so poll until it answers again.
+            for cluster in self._clusters:
+                due = self._last_read.get(cluster, 0.0) + self.cadence.poll_interval
+                self._next_read[cluster] = min(self._next_read.get(cluster, 0.0), due)
         if self._discover_clusters and now >= self._next_discover:
             await self._discover()
             self._next_discover = now + self._jittered(self.cadence.resync_interval if self._events else self.cadence.poll_interval)
@@ -239,6 +248,7 @@ class ClusterWatch:
             self._views.pop(name, None)
             self.status.pop(name, None)
             self._next_read.pop(name, None)
+            self._last_read.pop(name, None)
             self._next_refresh.pop(name, None)
             self._reader.forget(name)
         self._clusters = sorted(names)
@@ -253,6 +263,7 @@ class ClusterWatch:
         async with self._semaphore, self._lock(cluster):
             if cluster in self.status:
                 await self._run_read(cluster, "resync", lambda: self._reader.read(cluster))
+                self._last_read[cluster] = time.monotonic()
                 self._schedule(cluster)
 
     async def _refresh(self, cluster: str) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401 (registers the Any type)
@@ -15,6 +18,24 @@ from google.protobuf import json_format
 from controlplane.errors import SettingsError
 
 XDS_CLUSTER = "xds_cluster"
+XDS_TOKEN_ENV = "CONTROLPLANE_XDS_TOKEN"
+
+
+def xds_token(path: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The proxy's xDS bearer token, from a file or CONTROLPLANE_XDS_TOKEN; never from argv, which
+    every local user can read in /proc/PID/cmdline."""
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as error:
+            raise SettingsError(f"--xds-token-file {path}: {error.strerror}") from None
+        if not token:
+            raise SettingsError(f"--xds-token-file {path} is empty")
+        return token
+    token = environ.get(XDS_TOKEN_ENV, "").strip()
+    return token or None
+
+
 LOCAL_CLUSTER = "local_cluster"
 DOWNSTREAM_CONNECTIONS_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
 FIXED_HEAP_MONITOR = "envoy.resource_monitors.fixed_heap"
@@ -99,13 +120,19 @@ class XdsTls:
     cert_file: str | None = None
     key_file: str | None = None
     sni: str | None = None
+    # The SAN the control plane's certificate must carry (default: the SNI). Without one, any
+    # certificate of the CA would pass for the control plane: a proxy's own when they share a CA,
+    # any web site's with a public CA bundle.
+    server_san: str | None = None
 
     def transport_socket(self) -> dict[str, object]:
         if (self.cert_file is None) != (self.key_file is None):
             raise SettingsError("--xds-tls-cert and --xds-tls-key go together (a client certificate for mTLS)")
-        context: dict[str, object] = {
-            "validation_context": {"trusted_ca": {"filename": self.ca_file}},
-        }
+        validation: dict[str, object] = {"trusted_ca": {"filename": self.ca_file}}
+        san = self.server_san or self.sni
+        if san:
+            validation["match_typed_subject_alt_names"] = [{"san_type": "URI" if "://" in san else "DNS", "matcher": {"exact": san}}]
+        context: dict[str, object] = {"validation_context": validation}
         if self.cert_file and self.key_file:
             context["tls_certificates"] = [
                 {"certificate_chain": {"filename": self.cert_file}, "private_key": {"filename": self.key_file}}
@@ -116,12 +143,6 @@ class XdsTls:
         }
         if self.sni:
             upstream["sni"] = self.sni
-            # Without a SAN matcher Envoy accepts any certificate the CA signed; with a public CA
-            # bundle that would be any web site's certificate.
-            context["validation_context"] = {
-                "trusted_ca": {"filename": self.ca_file},
-                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": self.sni}}],
-            }
         return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
@@ -157,11 +178,12 @@ def edge_bootstrap(
     node_cluster: str = "edge",
     tls: XdsTls | None = None,
     proxy: ProxyOptions = ProxyOptions(),
+    token: str | None = None,
 ) -> dict[str, object]:
     """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
     _check_port("--listen-port", listen_port)
     metadata = {"role": "edge", "listen_address": listen_address, "listen_port": listen_port}
-    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls, proxy)
+    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls, proxy, token)
 
 
 def sidecar_bootstrap(
@@ -179,6 +201,7 @@ def sidecar_bootstrap(
     admin_port: int = 9901,
     tls: XdsTls | None = None,
     proxy: ProxyOptions = ProxyOptions(),
+    token: str | None = None,
 ) -> dict[str, object]:
     """A bootstrap for the Envoy sidecar of one task of `service`."""
     if not service:
@@ -196,7 +219,7 @@ def sidecar_bootstrap(
         _check_port("--inbound-port", inbound_port)
         _check_port("--app-port", app_port)
         metadata.update(inbound_address=inbound_address, inbound_port=inbound_port, app_port=app_port, app_address=app_address)
-    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls, proxy)
+    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls, proxy, token)
 
 
 def grpc_client_bootstrap(
@@ -239,9 +262,11 @@ def envoy_bootstrap(
     admin_port: int,
     tls: XdsTls | None,
     proxy: ProxyOptions = ProxyOptions(),
+    token: str | None = None,
 ) -> dict[str, object]:
     """An Envoy bootstrap whose only static part is the way to the control plane (and, for
-    zone-aware balancing, the proxy's own fleet)."""
+    zone-aware balancing, the proxy's own fleet); with `token`, the bearer token Envoy sends on
+    every xDS stream."""
     if not xds:
         raise SettingsError("at least one --xds HOST:PORT is required")
     _check_port("--admin-port", admin_port)
@@ -257,7 +282,12 @@ def envoy_bootstrap(
             "ads_config": {
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER, "retry_policy": proxy.retry_policy()}}],
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {"cluster_name": XDS_CLUSTER, "retry_policy": proxy.retry_policy()},
+                        **({"initial_metadata": [{"key": "authorization", "value": f"Bearer {token}"}]} if token else {}),
+                    }
+                ],
                 "set_node_on_first_message_only": True,
             },
             "cds_config": {"ads": {}, "resource_api_version": "V3"},

@@ -23,6 +23,11 @@ demo or test can make one task slow, flaky or unhealthy without code changes.
     the status as it is.
 ``ROUTEGUIDE_SHUTDOWN_GRACE_S``
     Seconds in-flight calls get to finish after SIGTERM (float, >= 0, default 5).
+``ROUTEGUIDE_SHUTDOWN_DELAY_S``
+    Seconds the server keeps serving after SIGTERM, health NOT_SERVING, before it stops
+    (float, >= 0, default 0: stop at once). What an app does when whoever routes to it learns
+    of the stop a moment later (no load balancer deregistration delay): gRPC C-core's stop()
+    resets calls that arrive as it stops.
 ``ROUTEGUIDE_SEED``
     Optional integer seed for the failure generator, for reproducible runs.
     Default: derived from the process id and the clock.
@@ -72,6 +77,7 @@ class Behaviour:
     initial_health: HealthStatus = HealthStatus.SERVING
     health_file: Path | None = None
     shutdown_grace_s: float = 5.0
+    shutdown_delay_s: float = 0.0
     seed: int | None = None
 
     @classmethod
@@ -84,6 +90,8 @@ class Behaviour:
                                expected="a number between 0 and 1")
         grace = _float(env, "ROUTEGUIDE_SHUTDOWN_GRACE_S", default=5.0, low=0.0, high=None,
                        expected="a number of seconds >= 0")
+        delay = _float(env, "ROUTEGUIDE_SHUTDOWN_DELAY_S", default=0.0, low=0.0, high=None,
+                       expected="a number of seconds >= 0")
         return cls(
             latency_s=latency_ms / 1000.0,
             fail_fraction=fail_fraction,
@@ -91,6 +99,7 @@ class Behaviour:
             initial_health=_health(env),
             health_file=_health_file(env),
             shutdown_grace_s=grace,
+            shutdown_delay_s=delay,
             seed=_seed(env),
         )
 
@@ -103,6 +112,7 @@ class Behaviour:
             "initial_health": self.initial_health.value,
             "health_file": str(self.health_file) if self.health_file else None,
             "shutdown_grace_s": self.shutdown_grace_s,
+            "shutdown_delay_s": self.shutdown_delay_s,
         }
 
 

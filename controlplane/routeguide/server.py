@@ -123,6 +123,8 @@ class RouteGuideServer:
         if self._watcher:
             self._watcher.stop()
         self.health.enter_shutdown()
+        if self._behaviour.shutdown_delay_s and grace_s is None:
+            time.sleep(self._behaviour.shutdown_delay_s)
         if self._server is not None:
             self._server.stop(grace=grace).wait()
         self._logger.info("routeguide.stopped", address=self.address)

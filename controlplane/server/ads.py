@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from controlplane.cache.store import SnapshotCache
 from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
+from controlplane.server.authorize import AccessDenied, StreamAuthorizer
 from controlplane.server.delta import DeltaStream
 from controlplane.server.drain import StreamDrain
 from controlplane.server.inbox import CHANGED, RETRY, Inbox
@@ -57,12 +58,14 @@ class DiscoveryServer:
         registry: ProxyRegistry,
         observer: StreamObserver | None = None,
         backoff: NackBackoff | None = None,
+        authorizer: StreamAuthorizer | None = None,
         drain: StreamDrain | None = None,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
         self._backoff = backoff or NackBackoff()
+        self._authorizer = authorizer or StreamAuthorizer()
         self.drain = StreamDrain() if drain is None else drain  # not `or`: an idle drain is empty, hence falsy
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
@@ -146,6 +149,14 @@ class DiscoveryServer:
             reader.cancel()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this control plane replica is draining: connect to another one")
             return
+        # Authentication and identity (server/authorize.py): may this proxy claim this role?
+        try:
+            identity = self._authorizer.admit(context, first.node.id, role)
+        except AccessDenied as error:
+            self._observer.refused(first.node.id, error.reason)
+            reader.cancel()
+            await context.abort(error.code, str(error))
+            return
         try:
             self._cache.acquire(role, inbox.changed)
         except RoleLimitError as error:
@@ -161,10 +172,11 @@ class DiscoveryServer:
             role=role.key,
             peer=context.peer(),
             user_agent=str(metadata.get("user-agent", first.node.user_agent_name)),
+            identity=identity.name,
         )
         stream = make_stream(record, role)
         self._observer.connected(record)
-        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key)
+        bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
         drained: list[bool] = []
 

@@ -55,6 +55,8 @@ class ProxyRecord:
     peer: str
     connected_at: float
     user_agent: str = ""
+    # The authenticated identity (SAN or token:NAME), "" when the server does not authenticate.
+    identity: str = ""
     types: dict[TypeUrl, TypeStatus] = field(default_factory=dict)
 
     def status(self, type_url: TypeUrl) -> TypeStatus:
@@ -71,7 +73,7 @@ class ProxyRegistry:
         self._records: dict[int, ProxyRecord] = {}
         self._ids = itertools.count(1)
 
-    def open(self, node_id: str, node_cluster: str, role: str, peer: str, user_agent: str = "") -> ProxyRecord:
+    def open(self, node_id: str, node_cluster: str, role: str, peer: str, user_agent: str = "", identity: str = "") -> ProxyRecord:
         record = ProxyRecord(
             stream_id=next(self._ids),
             node_id=node_id,
@@ -80,6 +82,7 @@ class ProxyRegistry:
             peer=peer,
             connected_at=time.time(),
             user_agent=user_agent,
+            identity=identity,
         )
         self._records[record.stream_id] = record
         return record

@@ -4,6 +4,7 @@ client, grpcurl through server reflection, the CLI, and the Prometheus endpoint.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,9 @@ def admin_stack() -> Iterator[DemoStack]:
         stack.create_service("broken", broken, 1)
         stack.wait_for_running(SERVICE, 2)
         stack.wait_for_running("broken", 1)
-        stack.start_control_plane("--admin-token", TOKEN, "--xds-nack-retry", "1", "--xds-nack-retry-max", "2")
+        token_file = stack.work_dir / "admin-token"
+        token_file.write_text(TOKEN + "\n")
+        stack.start_control_plane("--admin-token-file", str(token_file), "--xds-nack-retry-seconds", "1", "--xds-nack-retry-max-seconds", "2")
         yield stack
 
 
@@ -137,7 +140,7 @@ def test_a_nacked_listener_is_reported_and_recovers_once_its_port_is_free(
         assert lds, "the NACK never showed in ListProxies"
         assert str(port) in lds.last_nack.error
         assert lds.last_nack.version == lds.version_sent and lds.version_acked != lds.version_sent
-        # Offered again only after the backoff (1 s, then 2 s: the stack's --xds-nack-retry), never in a loop.
+        # Offered again only after the backoff (1 s, then 2 s: the stack's --xds-nack-retry-seconds), never in a loop.
         assert lds.responses_sent == 1 + lds.resends and lds.nacks in (lds.resends, lds.resends + 1)
         lds = wait_for(lambda: (t := lds_of_nacking()) is not None and t.resends >= 1 and t.nacks >= 2 and t, 15)
         assert lds, "the rejected listener was never offered again"
@@ -229,8 +232,8 @@ def test_grpcurl_works_through_reflection(admin_stack: DemoStack, edge: EnvoyPro
 def test_cli_tables_and_json(admin_stack: DemoStack, edge: EnvoyProcess) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "controlplane", *args, "--admin", admin_stack.admin_target, "--token", TOKEN],
-            capture_output=True, text=True, timeout=30,
+            [sys.executable, "-m", "controlplane", *args, "--admin", admin_stack.admin_target],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "CONTROLPLANE_ADMIN_TOKEN": TOKEN},
         )
 
     services = cli("services")
@@ -244,6 +247,10 @@ def test_cli_tables_and_json(admin_stack: DemoStack, edge: EnvoyProcess) -> None
     assert {r["type"] for r in config["resources"]} == {"CDS", "EDS", "LDS", "RDS"}
     missing = cli("config", "ghost")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    # Each stream is a row of its own: node, stream id, identity ("-" when xDS is not authenticated).
+    table = cli("proxies").stdout.splitlines()
+    assert table[0].split()[:4] == ["NODE", "STREAM", "IDENTITY", "ROLE"]
+    assert any(row.split()[0] == "edge-admin" and row.split()[2] == "-" for row in table[1:])
 
 
 def test_prometheus_metrics(admin_stack: DemoStack, edge: EnvoyProcess) -> None:

@@ -20,29 +20,20 @@ from controlplane.demo.stack import DemoStack
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
 
+from .pki import Pki
+
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
 SERVICE = "routeguide"
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def issue(cwd: Path, name: str, ca: str = "ca") -> None:
-    """A key and a certificate for `name`, signed by the CA, valid for 127.0.0.1 and localhost."""
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-subj", f"/CN={name}", "-out", f"{name}.csr", cwd=cwd)
-    (cwd / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-days", "2", "-out", f"{name}.crt", "-extfile", f"{name}.ext", cwd=cwd)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-subj", "/CN=test-ca", "-days", "2", "-out", "ca.crt", cwd=cwd)
-    for name in ("controlplane", "envoy", "operator"):
-        issue(cwd, name)
-    return cwd
+    authority = Pki(tmp_path_factory.mktemp("pki"))
+    authority.issue("controlplane")
+    # The edge Envoy's certificate names the identity it may claim (docs/security.md).
+    authority.issue("envoy", uris=["spiffe://ecs.local/ecs/edge/edge-tls"])
+    authority.issue("operator")
+    return authority.directory
 
 
 @pytest.fixture(scope="module")

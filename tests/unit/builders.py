@@ -52,6 +52,7 @@ def task(
     container_health: str = "HEALTHY",
     zone: str = "eu-west-1a",
     cluster: str = "prod",
+    started_at: float | None = None,
     container_status: dict[str, str] | None = None,
     started_by: str = "",
 ) -> Task:
@@ -71,6 +72,7 @@ def task(
         availability_zone=zone,
         container_health={container.name: container_health},
         endpoints=endpoints,
+        started_at=started_at,
         container_status=dict(container_status or {}),
         started_by=started_by,
     )

@@ -77,6 +77,34 @@ def test_bootstrap_port_errors(kwargs: dict[str, int], message: str) -> None:
     assert str(caught.value) == message
 
 
+def bootstrap_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "CONTROLPLANE_XDS_TOKEN"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", "bootstrap", "--node-id", "orders-1", "--xds", "127.0.0.1:18000", *args],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )
+
+
+def test_the_xds_token_comes_from_a_file_or_the_environment_and_envoy_sends_it(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("orders-token-0123456789\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not read by validate")
+    from_file = bootstrap_cli("--role", "sidecar", "--service", "orders", "--xds-token-file", str(token), "--xds-tls-ca", str(ca))
+    assert from_file.returncode == 0, from_file.stderr
+    config = json.loads(from_file.stdout)
+    (grpc_service,) = config["dynamic_resources"]["ads_config"]["grpc_services"]
+    assert grpc_service["initial_metadata"] == [{"key": "authorization", "value": "Bearer orders-token-0123456789"}]
+    from_env = bootstrap_cli("--role", "edge", "--listen-port", "10000", env={"CONTROLPLANE_XDS_TOKEN": "edge-token-0123456789"})
+    assert from_env.returncode == 0, from_env.stderr
+    assert "travels in plaintext" in from_env.stderr  # no --xds-tls-ca: said, not refused
+    (grpc_service,) = json.loads(from_env.stdout)["dynamic_resources"]["ads_config"]["grpc_services"]
+    assert grpc_service["initial_metadata"] == [{"key": "authorization", "value": "Bearer edge-token-0123456789"}]
+
+
 def _variants() -> dict[str, dict[str, object]]:
     from controlplane.proxy.bootstrap import ProxyOptions, sidecar_bootstrap
 
@@ -86,6 +114,7 @@ def _variants() -> dict[str, dict[str, object]]:
         "edge": edge_bootstrap(node_id="e", xds=xds, listen_port=10000, listen_address="127.0.0.1", admin_port=0),
         "edge-zone-aware": edge_bootstrap(node_id="e", xds=xds, listen_port=10000, listen_address="127.0.0.1", admin_port=0, proxy=zoned),
         "sidecar": sidecar_bootstrap(node_id="s", xds=xds, service="orders", admin_port=0),
+        "sidecar-token": sidecar_bootstrap(node_id="s", xds=xds, service="orders", admin_port=0, token="orders-token-0123456789"),
         "sidecar-inbound-zone-aware": sidecar_bootstrap(
             node_id="s", xds=xds, service="orders", inbound_port=15000, app_port=8080, admin_port=0,
             proxy=ProxyOptions(zone="us-east-1b", local_service="orders"),
@@ -99,6 +128,31 @@ def test_every_bootstrap_variant_passes_envoy_validation(variant: str, tmp_path:
     path.write_text(json.dumps(_variants()[variant]))
     result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_token_flag_on_the_command_line_and_none_for_proxyless_clients(tmp_path: Path) -> None:
+    argv = bootstrap_cli("--role", "edge", "--listen-port", "10000", "--xds-token", "visible-in-proc-0123")
+    assert argv.returncode == 2 and "unrecognized arguments: --xds-token" in argv.stderr
+    token = tmp_path / "token"
+    token.write_text("orders-token-0123456789")
+    proxyless = bootstrap_cli("--role", "grpc-client", "--service", "orders", "--xds-token-file", str(token))
+    assert proxyless.returncode == 2 and "Traceback" not in proxyless.stderr
+    assert proxyless.stderr.strip() == (
+        "controlplane: proxyless gRPC clients authenticate with a client certificate (--xds-tls-cert, --xds-tls-key), not a token"
+    )
+
+
+def test_envoy_verifies_the_control_planes_san() -> None:
+    from controlplane.proxy.bootstrap import XdsTls
+
+    by_sni = XdsTls("ca.crt", sni="xds.internal").transport_socket()
+    by_uri = XdsTls("ca.crt", sni="xds.internal", server_san="spiffe://ecs.local/controlplane").transport_socket()
+
+    def matchers(socket: dict[str, object]) -> object:
+        return socket["typed_config"]["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"]  # type: ignore[index]
+
+    assert matchers(by_sni) == [{"san_type": "DNS", "matcher": {"exact": "xds.internal"}}]
+    assert matchers(by_uri) == [{"san_type": "URI", "matcher": {"exact": "spiffe://ecs.local/controlplane"}}]
 
 
 def test_bootstraps_reconnect_fast_and_limit_downstream_connections() -> None:

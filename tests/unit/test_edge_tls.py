@@ -17,6 +17,8 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from controlplane.localecs import LocalEcsServer
 from controlplane.cache.snapshot import build_snapshot
 from controlplane.model.mesh import RouteMatch, Service
+from controlplane.server.registry import ProxyRegistry
+from controlplane.server.stream import SotwStream
 from controlplane.secrets.certificate import CertificateError, CertificateSet, parse_certificate
 from controlplane.secrets.sources import PemFiles, SecretsManagerCertificate, file_source
 from controlplane.secrets.watcher import CertificateWatcher
@@ -26,7 +28,7 @@ from controlplane.translate.edge_tls import server_names
 from controlplane.xds.types import TypeUrl
 
 from controlplane.demo.certificates import LocalCa
-from .xds import CDS, EDS, LDS, ROLE, Proxy, mesh, service
+from .xds import CDS, EDS, LDS, ROLE, mesh, names, request, service
 
 CA = LocalCa()
 
@@ -58,7 +60,7 @@ def test_each_name_goes_to_the_certificate_that_covers_it_best() -> None:
 def test_the_edge_gets_secrets_and_a_tls_chain_per_certificate() -> None:
     a, b = certificate("a", "a.test"), certificate("b", "b.test")
     options = EdgeOptions(certificates=CertificateSet(certificates=(a, b)))
-    resources = translate(mesh(hosted("sa", "a.test"), hosted("sb", "b.test")), ROLE, options)
+    resources = translate(mesh(hosted("sa", "a.test"), hosted("sb", "b.test")), ROLE, edge=options)
 
     secrets = resources.of(TypeUrl.SECRET)
     assert sorted(secrets) == ["edge-certificate/a", "edge-certificate/b"]
@@ -77,7 +79,7 @@ def test_the_edge_gets_secrets_and_a_tls_chain_per_certificate() -> None:
 
 
 def test_without_certificates_the_edge_is_plaintext_and_has_no_secrets() -> None:
-    resources = translate(mesh(hosted("sa", "a.test")), ROLE, EdgeOptions())
+    resources = translate(mesh(hosted("sa", "a.test")), ROLE, edge=EdgeOptions())
     (listener,) = resources.of(TypeUrl.LISTENER).values()
     assert not resources.of(TypeUrl.SECRET)
     assert len(listener.filter_chains) == 1 and not listener.filter_chains[0].HasField("transport_socket")
@@ -135,19 +137,28 @@ def test_the_stream_serves_secrets_by_name_and_a_rotation_pushes_only_the_secret
     m = mesh(hosted("sa", "a.test"))
     before = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
     after = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
-    snap = build_snapshot(translate(m, ROLE, before))
-    proxy = Proxy("sotw")
-    proxy.snapshot = snap
-    (cds,) = proxy.ask(CDS)
-    proxy.ask(LDS)
-    proxy.ack(cds)
-    eds, lds = proxy.ask(EDS, tuple(cds.names))
-    proxy.ack(lds)
-    (sds,) = proxy.ask(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown"))
-    assert sds.type is TypeUrl.SECRET and len(sds.resources) == 1
-    assert proxy.ack(sds) == []
+    snap = build_snapshot(translate(m, ROLE, edge=before))
+    record = ProxyRegistry().open(node_id="edge-1", node_cluster="edge", role=ROLE.key, peer="ipv4:127.0.0.1:1")
+    sotw = SotwStream(record, nonce_prefix="t-")
 
-    rotated = build_snapshot(translate(m, ROLE, after), snap)
-    (push,) = proxy.push(rotated)
-    assert push.type is TypeUrl.SECRET  # the listener refers to the secret by name: it is unchanged
+    class Stream:  # the responses as the proxy reads them off the wire
+        def on_request(self, *args):  # type: ignore[no-untyped-def]
+            return [response.message() for response in sotw.on_request(*args)]
+
+        def push(self, *args):  # type: ignore[no-untyped-def]
+            return [response.message() for response in sotw.push(*args)]
+
+    stream = Stream()
+    (cds,) = stream.on_request(request(CDS), snap)
+    stream.on_request(request(LDS), snap)
+    stream.on_request(request(CDS, ack=cds), snap)
+    eds, lds = stream.on_request(request(EDS, tuple(names(cds))), snap)
+    stream.on_request(request(LDS, ack=lds), snap)
+    (sds,) = stream.on_request(request(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown")), snap)
+    assert sds.type_url == TypeUrl.SECRET.value and len(sds.resources) == 1
+    assert stream.on_request(request(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown"), ack=sds), snap) == []
+
+    rotated = build_snapshot(translate(m, ROLE, edge=after), snap)
+    (push,) = stream.push(rotated)
+    assert push.type_url == TypeUrl.SECRET.value  # the listener refers to the secret by name: it is unchanged
     assert rotated.of(TypeUrl.LISTENER) == snap.of(TypeUrl.LISTENER)

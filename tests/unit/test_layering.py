@@ -1,6 +1,6 @@
 """Imports follow the pipeline: a stage may import the stages below it, never above.
 
-(errors, xds, proto) < proxy < (discovery, secrets) < model < translate < cache < server < admin < (app, cli, settings, logs).
+(errors, xds, proto) < proxy < (discovery, secrets) < model < translate < cache < server < admin < (app, supervision, cli, settings, logs).
 The local ECS, the sample route-guide service and the demo sit apart: product code never imports them (only the
 CLI's entry point dispatches to them)."""
 
@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "server": 6,
     "admin": 7,
     "app": 8,
+    "supervision": 8,
     "cli": 8,
     "settings": 8,
     "logs": 8,

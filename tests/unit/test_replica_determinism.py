@@ -228,7 +228,7 @@ from controlplane.translate import translate
 from controlplane.translate.edge_options import EdgeOptions
 td = task_definition("orders", labels={{"xds.service": "orders", "xds.route.prefix": "/o/", "xds.route.hosts": "a.test,b.test"}})
 mesh = build_mesh([cluster_state([task(td, "t1", "127.0.40.1"), task(td, "t2", "127.0.40.2")], [td])])
-snapshot = build_snapshot(translate(mesh, EdgeRole("127.0.0.1", 10000), EdgeOptions()))
+snapshot = build_snapshot(translate(mesh, EdgeRole("127.0.0.1", 10000), edge=EdgeOptions()))
 print(json.dumps({{t.short: {{n: r.version for n, r in snapshot.of(t).items()}} for t in snapshot.resources}}, sort_keys=True))
 """
 

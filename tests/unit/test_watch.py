@@ -248,3 +248,30 @@ def test_a_burst_is_collected_until_quiet_and_bounded_by_the_maximum() -> None:
     quiet, bounded = asyncio.run(scenario())
     assert quiet == 3
     assert 5 <= bounded <= 20
+
+
+def test_event_mode_reads_every_poll_interval_while_the_queue_fails() -> None:
+    reader = FakeReader({CLUSTER: [_view(CLUSTER, "127.0.0.1")]})
+    queue = FakeQueue()
+    reads: list[float] = []
+    original = reader.read
+
+    def counting_read(cluster: str) -> ReadResult:
+        reads.append(1)
+        return original(cluster)
+
+    reader.read = counting_read  # type: ignore[method-assign]
+    watch, _, _ = _watch(reader, queue, cadence=Cadence(poll_interval=0.05, resync_interval=300))
+
+    async def scenario() -> None:
+        await watch.run_due()  # the first full read; the next is due in 300 s
+        await asyncio.sleep(0.1)
+        await watch.run_due()
+        assert len(reads) == 1
+        queue.failing = True  # type: ignore[misc]
+        await watch.run_due()
+        await asyncio.sleep(0.1)
+        await watch.run_due()
+
+    asyncio.run(scenario())
+    assert len(reads) >= 2

@@ -164,7 +164,7 @@ class Endpoint(_message.Message):
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., task_arn: _Optional[str] = ..., task_id: _Optional[str] = ..., cluster: _Optional[str] = ..., task_definition: _Optional[str] = ..., health: _Optional[str] = ..., lifecycle: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message")
+    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message", "kind")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_DEFINITION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class Problem(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     service: str
     task_definition: str
     container: str
@@ -179,7 +180,8 @@ class Problem(_message.Message):
     value: str
     severity: str
     message: str
-    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListProxiesRequest(_message.Message):
     __slots__ = ()
@@ -192,7 +194,7 @@ class ListProxiesResponse(_message.Message):
     def __init__(self, proxies: _Optional[_Iterable[_Union[Proxy, _Mapping]]] = ...) -> None: ...
 
 class Proxy(_message.Message):
-    __slots__ = ("node_id", "node_cluster", "role", "peer", "connected_since", "user_agent", "types", "stream_id")
+    __slots__ = ("node_id", "node_cluster", "role", "peer", "connected_since", "user_agent", "types", "stream_id", "identity")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +203,7 @@ class Proxy(_message.Message):
     USER_AGENT_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     node_cluster: str
     role: str
@@ -209,7 +212,8 @@ class Proxy(_message.Message):
     user_agent: str
     types: _containers.RepeatedCompositeFieldContainer[ResourceTypeStatus]
     stream_id: int
-    def __init__(self, node_id: _Optional[str] = ..., node_cluster: _Optional[str] = ..., role: _Optional[str] = ..., peer: _Optional[str] = ..., connected_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_agent: _Optional[str] = ..., types: _Optional[_Iterable[_Union[ResourceTypeStatus, _Mapping]]] = ..., stream_id: _Optional[int] = ...) -> None: ...
+    identity: str
+    def __init__(self, node_id: _Optional[str] = ..., node_cluster: _Optional[str] = ..., role: _Optional[str] = ..., peer: _Optional[str] = ..., connected_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_agent: _Optional[str] = ..., types: _Optional[_Iterable[_Union[ResourceTypeStatus, _Mapping]]] = ..., stream_id: _Optional[int] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class ResourceTypeStatus(_message.Message):
     __slots__ = ("type", "type_url", "version_sent", "version_acked", "responses_sent", "nacks", "last_nack", "resource_names", "sent_at", "acked_at", "resends", "next_resend_at")
@@ -250,20 +254,26 @@ class Nack(_message.Message):
     def __init__(self, version: _Optional[str] = ..., error: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetProxyConfigRequest(_message.Message):
-    __slots__ = ("node_id",)
+    __slots__ = ("node_id", "stream_id")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: str
-    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+    stream_id: int
+    def __init__(self, node_id: _Optional[str] = ..., stream_id: _Optional[int] = ...) -> None: ...
 
 class ProxyConfig(_message.Message):
-    __slots__ = ("node_id", "role", "resources")
+    __slots__ = ("node_id", "role", "resources", "stream_id", "identity")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     resources: _containers.RepeatedCompositeFieldContainer[Resource]
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ...) -> None: ...
+    stream_id: int
+    identity: str
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., resources: _Optional[_Iterable[_Union[Resource, _Mapping]]] = ..., stream_id: _Optional[int] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class Resource(_message.Message):
     __slots__ = ("type", "type_url", "name", "version", "json")
@@ -284,7 +294,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters", "ecs_requests", "draining")
+    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters", "ecs_requests", "draining", "degraded", "failures", "config_age_seconds", "readiness_window_seconds", "pipeline_failures_total")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MESH_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -295,6 +305,11 @@ class Status(_message.Message):
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     ECS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    READINESS_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FAILURES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     version: str
     ready: bool
     mesh_revision: int
@@ -305,7 +320,26 @@ class Status(_message.Message):
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterStatus]
     ecs_requests: EcsRequests
     draining: bool
-    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ..., ecs_requests: _Optional[_Union[EcsRequests, _Mapping]] = ..., draining: _Optional[bool] = ...) -> None: ...
+    degraded: bool
+    failures: _containers.RepeatedCompositeFieldContainer[StageFailure]
+    config_age_seconds: float
+    readiness_window_seconds: float
+    pipeline_failures_total: int
+    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ..., ecs_requests: _Optional[_Union[EcsRequests, _Mapping]] = ..., draining: _Optional[bool] = ..., degraded: _Optional[bool] = ..., failures: _Optional[_Iterable[_Union[StageFailure, _Mapping]]] = ..., config_age_seconds: _Optional[float] = ..., readiness_window_seconds: _Optional[float] = ..., pipeline_failures_total: _Optional[int] = ...) -> None: ...
+
+class StageFailure(_message.Message):
+    __slots__ = ("stage", "error", "since", "last", "consecutive")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    error: str
+    since: _timestamp_pb2.Timestamp
+    last: _timestamp_pb2.Timestamp
+    consecutive: int
+    def __init__(self, stage: _Optional[str] = ..., error: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consecutive: _Optional[int] = ...) -> None: ...
 
 class EcsRequests(_message.Message):
     __slots__ = ("by_operation", "last_minute", "limit_per_second", "burst", "waited_seconds")

@@ -84,7 +84,8 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProxies(self, request, context):
-        """Every connected proxy (Envoy or gRPC client) and, per resource type, what it was sent, ACKed, NACKed.
+        """Every connected stream (Envoy or gRPC client) and, per resource type, what it was sent, ACKed, NACKed.
+        Two streams claiming one node id are listed separately (stream_id, peer, identity).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,7 +99,7 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStatus(self, request, context):
-        """Per ECS cluster: age of the view, last sync duration and API calls, last error.
+        """Readiness, degradation (pipeline failures) and, per ECS cluster: age of the view, last sync, last error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
