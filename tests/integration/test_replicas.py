@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from typing import Any, Iterator
 
@@ -95,6 +97,21 @@ def test_both_replicas_serve_byte_identical_resources(stack: DemoStack, replicas
         assert a == b, f"{role}: replicas differ: {_diff(a, b)}"
     # Replica a reads SNS envelopes, b bare EventBridge events: both are parsed.
     assert all(r.status().ready for r in replicas)
+
+
+def test_status_shows_each_replicas_ecs_requests_by_operation(replicas: list[Replica]) -> None:
+    status = replicas[0].status()
+    requests = status.ecs_requests
+    assert requests.by_operation["ListTasks"] >= 1 and requests.by_operation["DescribeTasks"] >= 1
+    assert requests.last_minute >= 1 and requests.limit_per_second == 5 and requests.burst == 20 and not status.draining
+    assert status.clusters[0].api_calls_total["ListTasks"] >= 1
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane", "status", "--admin", f"127.0.0.1:{replicas[0].admin_port}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("ECS requests (this replica):"))
+    assert "cap 5/s (burst 20)" in line and "ListTasks" in line and "DescribeTasks" in line
 
 
 def test_events_in_different_orders_converge_to_identical_resources(stack: DemoStack, replicas: list[Replica]) -> None:

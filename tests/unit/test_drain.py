@@ -70,6 +70,10 @@ def test_a_draining_server_refuses_new_streams_and_ends_open_ones_with_unavailab
                     await proxy.receive()
                 assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert "draining" in (ended.value.details() or "")
+            for _ in range(100):  # the server's side of a stream ends just after the client sees it end
+                if not registry.proxies():
+                    break
+                await asyncio.sleep(0.05)
             assert registry.proxies() == [] and len(drain) == 0
 
             late = Proxy(ads_pb2_grpc.AggregatedDiscoveryServiceStub(channels[0]).StreamAggregatedResources())
