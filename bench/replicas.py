@@ -38,6 +38,10 @@ from controlplane.proxy.bootstrap import XdsAddress, edge_bootstrap, sidecar_boo
 
 SERVICE = "routeguide"
 CALLS_ITSELF = {"xds.upstreams": SERVICE}  # its sidecars get the service as an upstream
+# The app keeps serving 2 s after SIGTERM, as an app without a load balancer must (ECS sends SIGTERM
+# the moment it stops a task; see docs/benchmarks.md, rolling deploys): a deploy is not what this
+# benchmark measures, the replicas are.
+APP = {"ROUTEGUIDE_SHUTDOWN_DELAY_S": "2"}
 
 
 class Fleet:
@@ -52,8 +56,9 @@ class Fleet:
             SimulatedProxy(edge_node(f"sim-edge-{i}", edge_port) if i % 10 == 0 else sidecar_node(f"sim-{i}", SERVICE)) for i in range(count)
         ]
         self.reconnects: list[dict[str, Any]] = []
-        self.quiet = threading.Event()  # set while ECS is not changing: a reconnect must bring nothing new
-        self.quiet.set()
+        # When ECS was changing (monotonic start, end): a reconnect whose gap overlaps none of them
+        # must bring nothing new.
+        self.changes: list[tuple[float, float]] = []
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="fleet", daemon=True)
@@ -65,6 +70,13 @@ class Fleet:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+
+    def call(self, coroutine: Any, timeout: float = 60.0) -> Any:
+        """Run a coroutine on the fleet's event loop (grpc.aio wants one loop per process)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def quiet(self, start: float, end: float) -> bool:
+        return not any(a <= end and start <= b for a, b in self.changes)
 
     def synced(self) -> int:
         return sum(1 for p in self.proxies if p.synced.is_set())
@@ -86,7 +98,6 @@ class Fleet:
         ended_at: float | None = None
         while True:
             held = dict(proxy.received.versions)
-            quiet_before = self.quiet.is_set()
             channel = grpc.aio.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)])
             proxy.synced.clear()
             stream = asyncio.create_task(proxy.run(channel))
@@ -97,8 +108,9 @@ class Fleet:
                 self.reconnects.append({
                     "seconds": time.monotonic() - ended_at,
                     "changed": changed,
-                    "quiet": quiet_before and self.quiet.is_set(),
+                    "gap": (ended_at, time.monotonic()),
                     "node": proxy.node_id,
+                    "ended": proxy.ended,
                 })
             if synced.done():
                 backoff = 0.25
@@ -132,10 +144,18 @@ def envoy_rebuilds(envoy: EnvoyProcess) -> int:
     return total
 
 
-def identical(replicas: list[Replica], roles: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    served = {(r.name, role): asyncio.run(fetch(r.target, node)).snapshot() for r in replicas for role, node in roles.items()}
+def identical(fleet: Fleet, replicas: list[Replica], roles: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    served = {(r.name, role): fleet.call(fetch(r.target, node)).snapshot() for r in replicas for role, node in roles.items()}
     same = all(served[(r.name, role)] == served[(replicas[0].name, role)] for r in replicas for role in roles)
     return same, served
+
+
+def _startup_calls(replica: Replica) -> int:
+    """The calls of the replica's first full read (from its discovery.synced log event)."""
+    for event in replica.log():
+        if event.get("event") == "discovery.synced" and event.get("kind") == "resync":
+            return int(event.get("api_calls") or 0)
+    return 0
 
 
 def wait(probe: Any, timeout: float, what: str) -> Any:
@@ -158,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wall_started = time.time()
     with DemoStack(cluster="replicas", events_topic="ecs-events", running_grace_seconds=2.0) as stack:
         stack.start_local_ecs()
-        stack.create_service(SERVICE, stack.register(labels=CALLS_ITSELF), args.tasks)
+        stack.create_service(SERVICE, stack.register(labels=CALLS_ITSELF, environment=APP), args.tasks)
         stack.wait_for_running(SERVICE, args.tasks, timeout=60)
         spare_port = free_port()  # where the replica added later will listen (bootstraps list it)
         replicas = [Replica(stack, name, replica_queue(stack, f"replica-{name}"), flags).start(wait=False) for name in "abc"]
@@ -218,36 +238,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rebalanced = streams_per_replica(live)
 
             # Deploy: a new revision rolls through the service while everything keeps running.
-            fleet.quiet.clear()
-            phases["deploy"] = time.monotonic() - started
-            revision = stack.register(labels=CALLS_ITSELF, environment={"REVISION": "2"})
+            change_started = time.monotonic()
+            phases["deploy"] = change_started - started
+            revision = stack.register(labels=CALLS_ITSELF, environment={**APP, "REVISION": "2"})
             stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, taskDefinition=revision)
+            # Done when the new tasks run and every old one has STOPPED (a stopping task is still
+            # served, as DRAINING: until then ECS is changing).
             wait(lambda: {t["taskDefinitionArn"] for t in stack.running_tasks(SERVICE)} == {revision} and len(stack.running_tasks(SERVICE)) == args.tasks
-                 and not [t for t in stack.tasks(SERVICE) if t["taskDefinitionArn"] != revision], 180, "deploy done")
+                 and not [t for t in stack.tasks(SERVICE) if t["taskDefinitionArn"] != revision]
+                 and all(t["lastStatus"] == "STOPPED" for t in stack.tasks(SERVICE, "STOPPED")), 180, "deploy done")
             addresses = stack.addresses(stack.running_tasks(SERVICE))
             edge.wait_for_hosts(SERVICE, addresses, timeout=60)
             sidecar.wait_for_hosts(SERVICE, addresses, timeout=60)
-            time.sleep(3)
-            fleet.quiet.set()
-            phases["deployed"] = time.monotonic() - started
             roles = {"edge": edge_node("bench-edge", edge_port), "sidecar": sidecar_node("bench-sidecar", SERVICE)}
-            same, _ = wait(lambda: (r := identical(live, roles))[0] and r, 30, "replicas serving identical resources")
+            same, _ = wait(lambda: (r := identical(fleet, live, roles))[0] and r, 30, "replicas serving identical resources")
+            fleet.changes.append((change_started, time.monotonic() + 1.0))  # every replica serves the deploy's result
+            phases["deployed"] = time.monotonic() - started
+            time.sleep(3)
             reports = [t.stop() for t in traffic]
             rebuilds = envoy_rebuilds(edge) + envoy_rebuilds(sidecar) - rebuilds_before
             for replica in live:
                 ecs_seen[replica.name] = replica.status().ecs_requests
             lifetimes = {r.name: r.lifetime_minutes() for r in replicas}
+            startup = {r.name: _startup_calls(r) for r in replicas}
         finally:
             fleet.stop()
             nlb.close()
             for replica in replicas:
                 replica.stop()
         elapsed_minutes = (time.monotonic() - started) / 60
-    moves = [r for r in fleet.reconnects if r["quiet"]]
-    churned = {r["node"] for r in moves if r["changed"]}
+    moves = [r for r in fleet.reconnects if fleet.quiet(*r["gap"])]
+    churned = [r for r in moves if r["changed"]]
     seconds = sorted(r["seconds"] for r in fleet.reconnects)
-    # Each replica's ECS requests over its own life (a replica killed early made its start-up read only).
+    # Each replica's ECS requests over its own life; a replica killed early made little more than its
+    # start-up read, so the rate after that read is reported too (what each replica adds in steady state).
     per_replica = {name: round(sum(e.by_operation.values()) / lifetimes[name], 1) for name, e in ecs_seen.items()}
+    after_startup = {name: round((sum(e.by_operation.values()) - startup[name]) / lifetimes[name], 1) for name, e in ecs_seen.items()}
     return {
         "replicas": 3,
         "replicas_at_end": [r.name for r in live],
@@ -261,7 +287,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for at, code, details in r.failures
         ][:20],
         "identical_resources": same,
-        "proxies_churned": len(churned),
+        "proxies_churned": len({r["node"] for r in churned}),
+        "churned": [{**r, "gap": [round(t - started, 2) for t in r["gap"]]} for r in churned][:10],
         "reconnects": len(fleet.reconnects),
         "reconnects_while_ecs_quiet": len(moves),
         "reconnect_seconds_p50": round(statistics.median(seconds), 2) if seconds else None,
@@ -269,7 +296,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "envoy_clusters_or_listeners_rebuilt": rebuilds,
         "streams_per_replica": {"before": initial_streams, "after_rebalancing": rebalanced},
         "ecs_calls_per_minute": {**per_replica, "total": round(sum(per_replica.values()), 1)},
+        "ecs_calls_per_minute_after_startup_read": {**after_startup, "total": round(sum(after_startup.values()), 1)},
         "ecs_calls_by_operation": {name: dict(e.by_operation) for name, e in ecs_seen.items()},
+        "ecs_startup_read_calls": startup,
         "replica_minutes": {name: round(m, 2) for name, m in lifetimes.items()},
         "phases_at_seconds": {k: round(v, 1) for k, v in phases.items()},
         "minutes": round(elapsed_minutes, 2),
