@@ -149,8 +149,6 @@ class SqsEventSource:
         self._thread: threading.Thread | None = None
         self.consecutive_failures = 0
         self.last_error: str | None = None
-        self.received = 0
-        self.deleted = 0
 
     @property
     def failing(self) -> bool:
@@ -211,7 +209,6 @@ class SqsEventSource:
             )
             for m in response.get("Messages", ())
         ]
-        self.received += len(messages)
         return messages
 
     def delete(self, messages: Sequence[QueueMessage]) -> int:
@@ -229,7 +226,6 @@ class SqsEventSource:
             except Exception as error:  # noqa: BLE001
                 log.warning("discovery.events_delete_failed", error=f"{type(error).__name__}: {error}", messages=len(batch))
                 continue
-            self.deleted += len(response.get("Successful", ()))
             if response.get("Failed"):
                 log.warning("discovery.events_delete_partly_failed", failed=len(response["Failed"]))
         return calls

@@ -91,8 +91,6 @@ class ClusterWatch:
         # Blocking AWS calls: daemon threads, so that shutdown never waits for one in flight.
         self._executor = DaemonThreadExecutor(max(1, max_concurrency) + 2)
         self.first_view = asyncio.Event()
-        # Time from receiving an event to publishing it, for the last burst (seconds).
-        self.last_event_lag_seconds: float | None = None
 
     def view(self, cluster: str) -> ClusterState | None:
         """The last known-good view of `cluster` (None before its first successful read)."""
@@ -281,7 +279,6 @@ class ClusterWatch:
     async def _run_read(self, cluster: str, kind: str, read: Callable[[], ReadResult]) -> bool:
         status = self.status[cluster]
         started = time.time()
-        status.last_attempt_at = started
         bound = log.bind(cluster=cluster, kind=kind)
         try:
             result = await self._blocking(read)
@@ -302,11 +299,6 @@ class ClusterWatch:
         if kind == "resync":
             status.last_success_at = state.synced_at
         status.last_api_calls = calls
-        status.last_kind = kind
-        for operation, count in calls.items():
-            status.api_calls_total[operation] = status.api_calls_total.get(operation, 0) + count
-        if applied and kind == "events":
-            status.events_applied += applied
         status.last_error = None
         status.consecutive_failures = 0
         self._on_sync(status, None)
@@ -354,7 +346,6 @@ class ClusterWatch:
 
     async def apply_messages(self, messages: Sequence[QueueMessage]) -> None:
         """Apply a burst of queue messages, publish, then delete the messages that are done with."""
-        received_at = time.monotonic()
         by_cluster: dict[str, list[TaskChange]] = {}
         done: list[QueueMessage] = []  # safe to delete once the burst is published
         held: dict[str, list[QueueMessage]] = {}
@@ -404,7 +395,6 @@ class ClusterWatch:
                 # while failing) repairs the view meanwhile.
                 for _ in held[cluster]:
                     self._on_message("retried", None)
-        self.last_event_lag_seconds = time.monotonic() - received_at
         if done and self._events is not None:
             events = self._events
             await self._blocking(lambda: events.delete(done))

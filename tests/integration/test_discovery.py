@@ -286,8 +286,9 @@ def test_a_task_is_routed_within_a_second_of_running_through_events(stack: DemoS
     finally:
         report = traffic.stop()
     assert first_call is not None
-    # Generous against a loaded CI machine; bench/convergence.py measures the real distribution.
-    assert first_call - new_task["startedAt"].timestamp() < 2.0
+    # Below the 5 s default poll interval, so only the event path can pass it; generous against a loaded
+    # machine (2.2 s seen at load 10). bench/convergence.py measures the real distribution.
+    assert first_call - new_task["startedAt"].timestamp() < 4.0
     assert report.failed == 0, report.failures[:5]
     stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=TASKS)
     _wait_for_service(stack, envoy, TASKS)
