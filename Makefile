@@ -33,6 +33,9 @@ test: lint browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy controlplane
+	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
+	$(BIN)/hadolint deploy/docker/*.Dockerfile
+	$(BIN)/python deploy/iam_policy.py
 
 # Regenerate the Python modules of our own .proto files (committed, so users need no protoc).
 protos: $(STAMP)
@@ -40,4 +43,4 @@ protos: $(STAMP)
 		$(shell cd protos && find . -name '*.proto' | sed 's|^\./||')
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

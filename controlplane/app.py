@@ -11,6 +11,8 @@ import structlog
 from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from dataclasses import replace
+
 from controlplane.admin.csds import ClientStatusService
 from controlplane.admin.dashboard import Dashboard
 from controlplane.admin.server import build_admin_server, is_loopback, server_credentials
@@ -27,7 +29,11 @@ from controlplane.model.mesh import EndpointHealth, Mesh
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.registry import ProxyRegistry
 from controlplane.errors import SettingsError
+from controlplane.secrets.certificate import CertificateSet
+from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
+from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
+from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
 
 log = structlog.get_logger()
@@ -52,11 +58,64 @@ def aws_discovery_clients(settings: Settings) -> tuple[Any, Any]:
     return sqs, ssm
 
 
+def edge_options(settings: Settings) -> EdgeOptions:
+    """The edge listener's settings (certificates arrive later, from the CertificateWatcher)."""
+    s = settings
+    return EdgeOptions(
+        tls=TlsPolicy(min_version=s.edge_tls_min_version, cipher_suites=tuple(s.edge_tls_cipher_suites)),
+        access_log=AccessLog(format=AccessLogFormat(s.edge_access_log), sample_percent=s.edge_access_log_sample_percent),
+        grpc_stats=GrpcStats(s.edge_grpc_stats),
+        limits=EdgeLimits(
+            trusted_hops=s.edge_trusted_hops,
+            max_concurrent_streams=s.edge_max_concurrent_streams,
+            initial_stream_window_bytes=s.edge_initial_stream_window_bytes,
+            initial_connection_window_bytes=s.edge_initial_connection_window_bytes,
+            max_request_headers_kb=s.edge_max_request_headers_kb,
+            max_headers_count=s.edge_max_headers_count,
+            connection_idle_timeout_seconds=s.edge_connection_idle_timeout_seconds,
+            request_headers_timeout_seconds=s.edge_request_headers_timeout_seconds,
+            per_connection_buffer_bytes=s.edge_per_connection_buffer_bytes,
+        ),
+    )
+
+
+def certificate_watcher(settings: Settings, secretsmanager: Any | None, on_change: Callable[[CertificateSet], None], metrics: Metrics) -> CertificateWatcher | None:
+    """None when the edge serves plaintext; SettingsError when the settings contradict each other."""
+    s = settings
+    if s.edge_plaintext and (s.edge_certificates or s.edge_certificate_secrets or s.edge_client_ca):
+        raise SettingsError("--edge-plaintext serves no TLS: drop it, or drop --edge-certificate/--edge-certificate-secret/--edge-client-ca")
+    if not (s.edge_certificates or s.edge_certificate_secrets):
+        if s.edge_client_ca:
+            raise SettingsError("--edge-client-ca needs an edge certificate (--edge-certificate or --edge-certificate-secret)")
+        return None
+    if s.edge_certificate_secrets and secretsmanager is None:
+        session = boto3.session.Session(region_name=s.region)
+        secretsmanager = session.client(
+            "secretsmanager", config=Config(retries={"mode": "adaptive", "max_attempts": s.aws_max_attempts}, connect_timeout=5, read_timeout=20)
+        )
+    sources: list[CertificateSource] = [file_source(text) for text in s.edge_certificates]
+    sources += [secret_source(text, secretsmanager) for text in s.edge_certificate_secrets]
+    return CertificateWatcher(
+        sources,
+        on_change,
+        client_ca=CaFile("client-ca", s.edge_client_ca) if s.edge_client_ca else None,
+        file_poll_seconds=s.certificate_poll_seconds,
+        secret_refresh_seconds=s.certificate_refresh_seconds,
+        on_failure=lambda name, error: metrics.certificate_reload_failures.labels(certificate=name).inc(),
+    )
+
+
 class ControlPlane:
     """Wires the stages together; start() and stop() make it usable in-process by tests."""
 
     def __init__(
-        self, settings: Settings, ecs: Any | None = None, ec2: Any | None = None, sqs: Any | None = None, ssm: Any | None = None
+        self,
+        settings: Settings,
+        ecs: Any | None = None,
+        ec2: Any | None = None,
+        sqs: Any | None = None,
+        ssm: Any | None = None,
+        secretsmanager: Any | None = None,
     ) -> None:
         self.settings = settings
         if ecs is None or ec2 is None:
@@ -64,10 +123,11 @@ class ControlPlane:
         if sqs is None or ssm is None:
             default_sqs, default_ssm = aws_discovery_clients(settings)
             sqs, ssm = sqs or default_sqs, ssm or default_ssm
-        self.cache = SnapshotCache()
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
+        self.cache = SnapshotCache(edge_options(settings))
+        self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.discovery = PollingDiscovery(
             settings.clusters,
@@ -160,10 +220,22 @@ class ControlPlane:
             log.info("labels.problem_resolved", error=message)
         self._problems_logged = set(current)
 
+    def _certificates_changed(self, certificates: CertificateSet) -> None:
+        for certificate in certificates.certificates:
+            self.metrics.certificate_expiry.labels(certificate=certificate.name).set(certificate.not_after)
+        if self.cache.set_edge(replace(self.cache.edge, certificates=certificates)):
+            log.info("edge.certificates_published", certificates=[c.name for c in certificates.certificates], revision=self.cache.revision)
+
     # -- servers ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
+        if self.certificates is not None:
+            # Fails here, before anything listens, when a configured certificate cannot be served.
+            self._certificates_changed(await asyncio.to_thread(self.certificates.load))
+            self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
+        elif not s.edge_plaintext:
+            log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
         xds = grpc.aio.server(
             options=[
                 ("grpc.keepalive_time_ms", 30_000),

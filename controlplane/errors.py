@@ -22,3 +22,7 @@ class NodeError(ControlPlaneError):
 
 class SettingsError(ControlPlaneError):
     """A setting (flag or environment variable) is invalid."""
+
+
+class EcsMetadataError(ControlPlaneError):
+    """The ECS task metadata endpoint could not be read or did not describe a task."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
 
 
 class Settings(BaseSettings):
@@ -53,6 +54,33 @@ class Settings(BaseSettings):
     service_filter: str | None = Field(default=None, description="regex: only tasks of ECS services whose whole name matches")
     family_filter: str | None = Field(default=None, description="regex: only tasks whose task definition family matches")
     discovery_concurrency: int = Field(default=4, ge=1, le=64, description="clusters read at once")
+    # The edge listener (docs/envoy.md): TLS by SDS, access log, gRPC stats, limits.
+    edge_certificates: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="edge TLS certificate from PEM files, NAME=CERT_FILE,KEY_FILE (repeatable; the first is the default)"
+    )
+    edge_certificate_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="edge TLS certificate from AWS Secrets Manager, NAME=SECRET_ID (repeatable)"
+    )
+    edge_client_ca: Path | None = Field(default=None, description="PEM CA that edge clients' certificates must chain to (turns on mTLS from clients)")
+    edge_plaintext: bool = Field(default=False, description="serve the edge listener without TLS, on purpose (no certificate given)")
+    edge_tls_min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="lowest TLS version the edge accepts")
+    edge_tls_cipher_suites: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CIPHER_SUITES), description="TLS 1.2 cipher suites the edge offers (comma-separated)"
+    )
+    edge_access_log: Literal["json", "text", "off"] = Field(default="json", description="edge access log on Envoy's stdout")
+    edge_access_log_sample_percent: float = Field(default=100.0, ge=0, le=100, description="share of successful calls logged; failures always are")
+    edge_grpc_stats: Literal["per-method", "per-service"] = Field(default="per-method", description="granularity of Envoy's gRPC call stats")
+    edge_trusted_hops: int = Field(default=0, ge=0, le=10, description="proxies in front of the edge whose x-forwarded-for entries are trusted")
+    edge_max_concurrent_streams: int = Field(default=100, ge=1, le=2147483647, description="HTTP/2 streams per client connection")
+    edge_initial_stream_window_bytes: int = Field(default=65536, ge=65535, le=2147483647, description="HTTP/2 initial stream window")
+    edge_initial_connection_window_bytes: int = Field(default=1048576, ge=65535, le=2147483647, description="HTTP/2 initial connection window")
+    edge_max_request_headers_kb: int = Field(default=60, ge=1, le=8192, description="largest request header block, KiB")
+    edge_max_headers_count: int = Field(default=100, ge=1, description="most request headers")
+    edge_connection_idle_timeout_seconds: int = Field(default=3600, ge=1, description="close client connections idle this long")
+    edge_request_headers_timeout_seconds: int = Field(default=10, ge=1, description="time a client has to send its request headers")
+    edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
+    certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
+    certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
 
@@ -61,6 +89,24 @@ class Settings(BaseSettings):
     def _split_clusters(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("edge_certificates", "edge_certificate_secrets", "edge_tls_cipher_suites", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object, info: ValidationInfo) -> object:
+        # Entries are separated by ';' or ','; a certificate entry NAME=CERT,KEY holds a comma itself, so a
+        # part without '=' continues the entry before it (the CLI joins repeated flags with ',').
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+            if info.field_name == "edge_tls_cipher_suites":
+                return parts
+            entries: list[str] = []
+            for part in parts:
+                if "=" in part or not entries:
+                    entries.append(part)
+                else:
+                    entries[-1] += "," + part
+            return entries
         return value
 
     @field_validator("service_filter", "family_filter")
@@ -89,6 +135,12 @@ FLAG_SHORTCUTS: dict[str, str | list[str]] = {
     "poll-interval-seconds": "poll-interval",
     "resync-interval-seconds": "resync-interval",
     "events-trust-details": "trust-event-details",
+    "edge-certificates": "edge-certificate",
+    "edge-certificate-secrets": "edge-certificate-secret",
+    "edge-connection-idle-timeout-seconds": "edge-connection-idle-timeout",
+    "edge-request-headers-timeout-seconds": "edge-request-headers-timeout",
+    "certificate-poll-seconds": "certificate-poll-interval",
+    "certificate-refresh-seconds": "certificate-refresh-interval",
 }
 
 

@@ -55,6 +55,12 @@ class Metrics:
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
+        self.certificate_expiry = Gauge(
+            "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
+        )
+        self.certificate_reload_failures = Counter(
+            "controlplane_edge_certificate_reload_failures_total", "Re-reads of an edge certificate that failed (the last good one stays)", ["certificate"], registry=r
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:

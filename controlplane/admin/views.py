@@ -12,7 +12,7 @@ from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, Ser
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.server.registry import ProxyRecord
 from controlplane.xds.any_types import load_any_types
-from controlplane.xds.types import ORDER
+from controlplane.xds.types import ORDER, TypeUrl
 
 
 def timestamp(at: float | None) -> timestamp_pb2.Timestamp | None:
@@ -170,6 +170,9 @@ def proxy_config(record: ProxyRecord) -> api.ProxyConfig:
             continue
         for name, prepared in sorted(status.resources.items()):
             as_dict = json_format.MessageToDict(prepared.packed, preserving_proto_field_name=True)
+            if type_url is TypeUrl.SECRET and "tls_certificate" in as_dict:
+                # The admin API shows what a proxy receives, but never a private key.
+                as_dict["tls_certificate"]["private_key"] = {"inline_string": "[redacted]"}
             config.resources.append(
                 api.Resource(
                     type=type_url.short,

@@ -11,6 +11,7 @@ from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
 from controlplane.translate import translate
+from controlplane.translate.edge_options import EdgeOptions
 
 log = structlog.get_logger()
 
@@ -28,7 +29,8 @@ class SnapshotCache:
     were complete.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, edge: EdgeOptions = EdgeOptions()) -> None:
+        self._edge = edge
         self._mesh: Mesh | None = None
         self._revision = 0
         self._changed = asyncio.Event()
@@ -44,11 +46,28 @@ class SnapshotCache:
     def revision(self) -> int:
         return self._revision
 
+    @property
+    def edge(self) -> EdgeOptions:
+        return self._edge
+
+    def set_edge(self, edge: EdgeOptions) -> bool:
+        """Publish new edge options (a rotated certificate); False when they equal the current ones."""
+        if edge == self._edge:
+            return False
+        self._edge = edge
+        if self._mesh is not None:
+            self._publish()
+        return True
+
     def set_mesh(self, mesh: Mesh) -> bool:
         """Publish a new Mesh; returns False (and wakes nobody) when it equals the current one."""
         if mesh == self._mesh:
             return False
         self._mesh = mesh
+        self._publish()
+        return True
+
+    def _publish(self) -> None:
         self._revision += 1
         if len(self._interner) > INTERNER_LIMIT:
             self._interner = Interner()
@@ -58,7 +77,6 @@ class SnapshotCache:
             self.snapshot(role)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-        return True
 
     def snapshot(self, role: ProxyRole) -> Snapshot | None:
         """The snapshot for `role` at the current revision (None before the first Mesh)."""
@@ -68,7 +86,7 @@ class SnapshotCache:
         if cached is not None and cached[0] == self._revision:
             return cached[1]
         started = time.perf_counter()
-        snapshot = build_snapshot(translate(self._mesh, role), cached[1] if cached else None, self._interner)
+        snapshot = build_snapshot(translate(self._mesh, role, self._edge), cached[1] if cached else None, self._interner)
         self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))
         return snapshot

@@ -70,7 +70,12 @@ def _main(args: list[str]) -> int:
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for a proxy of this control plane")
     boot.add_argument("--role", choices=["edge", "sidecar", "grpc-client"], default="edge")
-    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--node-id", help="node.id (required unless --from-ecs-metadata: then <cluster>/<task id>)")
+    boot.add_argument(
+        "--from-ecs-metadata",
+        action="store_true",
+        help="inside an ECS task: node id, availability zone and (sidecar, grpc-client) service from the task metadata endpoint v4",
+    )
     boot.add_argument("--xds", action="append", required=True, help="control plane HOST:PORT (repeatable)")
     boot.add_argument("--service", help="sidecar, grpc-client: the ECS service (xds.service) this proxy or client belongs to")
     boot.add_argument("--listen-port", type=int, help="edge: port of the edge listener")
@@ -88,6 +93,10 @@ def _main(args: list[str]) -> int:
     boot.add_argument("--xds-tls-cert", help="PEM client certificate for mTLS to the control plane")
     boot.add_argument("--xds-tls-key", help="PEM client key for mTLS to the control plane")
     boot.add_argument("--xds-tls-sni", help="server name to send and verify (default: none)")
+    boot.add_argument("--zone", help="the proxy's availability zone (node locality), e.g. us-east-1a")
+    boot.add_argument("--local-service", help="zone-aware balancing: the ECS service (xds.service) whose tasks are this proxy's own fleet; needs --zone")
+    boot.add_argument("--max-downstream-connections", type=int, default=50_000, help="Envoy, overload manager: most client connections at once (default 50000)")
+    boot.add_argument("--max-heap-bytes", type=int, help="Envoy, overload manager: shed load as the heap nears this size (e.g. the task's memory)")
 
     from controlplane.admin.client import COMMANDS, add_client_arguments
 
@@ -126,7 +135,7 @@ def _main(args: list[str]) -> int:
 
 
 def _bootstrap(parsed: argparse.Namespace) -> int:
-    from controlplane.proxy.bootstrap import XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
+    from controlplane.proxy.bootstrap import ProxyOptions, XdsAddress, XdsTls, edge_bootstrap, grpc_client_bootstrap, sidecar_bootstrap
     from controlplane.errors import SettingsError
 
     tls = None
@@ -135,6 +144,26 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
     elif parsed.xds_tls_cert or parsed.xds_tls_key:
         raise SettingsError("--xds-tls-cert/--xds-tls-key need --xds-tls-ca (the CA that verifies the control plane)")
     xds = [XdsAddress.parse(text) for text in parsed.xds]
+    zone = parsed.zone
+    if parsed.from_ecs_metadata:
+        from controlplane.model.labels import DEFAULT_PREFIX
+        from controlplane.proxy.ecs_metadata import read_task_metadata
+
+        task = read_task_metadata()
+        zone = zone or task.availability_zone
+        parsed.node_id = parsed.node_id or task.node_id
+        # The app's own labels name its service and port: the sidecar needs no copy of them.
+        parsed.service = parsed.service or task.label(f"{DEFAULT_PREFIX}service")
+        if parsed.inbound_port is not None and parsed.app_port is None and (port := task.label(f"{DEFAULT_PREFIX}port")):
+            parsed.app_port = int(port) if port.isdigit() else None
+    if not parsed.node_id:
+        raise SettingsError("--node-id is required (or --from-ecs-metadata inside an ECS task)")
+    proxy = ProxyOptions(
+        zone=zone or None,
+        local_service=parsed.local_service,
+        max_downstream_connections=parsed.max_downstream_connections,
+        max_heap_bytes=parsed.max_heap_bytes,
+    )
     config: dict[str, object]
     if parsed.role == "edge":
         if parsed.listen_port is None:
@@ -148,6 +177,7 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
             node_cluster=parsed.node_cluster,
+            proxy=proxy,
         )
     elif parsed.role == "sidecar":
         config = sidecar_bootstrap(
@@ -163,9 +193,10 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             app_address=parsed.app_address,
             admin_address=parsed.admin_address,
             admin_port=parsed.admin_port,
+            proxy=proxy,
         )
     else:
-        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls)
+        config = grpc_client_bootstrap(node_id=parsed.node_id, xds=xds, service=parsed.service or "", tls=tls, zone=zone or None)
     json.dump(config, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

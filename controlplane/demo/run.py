@@ -1,7 +1,8 @@
 """`controlplane demo`: per-call balancing through Envoy versus per-connection balancing (NLB).
 
-Steps: a route-guide service of 2 tasks on the local ECS; 100 calls over one HTTP/2 connection
-through Envoy and through a per-connection TCP balancer; scale to 3 tasks and time how long the
+Steps: a route-guide service of 2 tasks on the local ECS; an edge Envoy serving TLS with a
+certificate made on the fly (by SDS from the control plane); 100 calls over one HTTP/2 connection
+through Envoy and through a per-connection TCP balancer, and a few of Envoy's access-log lines; scale to 3 tasks and time how long the
 new task takes to receive calls; stop a task under load and count failed calls. Exits non-zero
 if a step fails or a result misses its target.
 """
@@ -14,15 +15,46 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
+import grpc
+
+from controlplane.demo.certificates import LocalCa
 from controlplane.demo.nlb import run_in_thread
 from controlplane.demo.stack import DemoStack, task_address
 from controlplane.demo.traffic import SteadyTraffic
 from controlplane.routeguide.client import count_calls
+from controlplane.routeguide.loopback import require_loopback_target
 
 CALLS = 100
 SERVICE = "routeguide"
+EDGE_HOST = "edge.demo.internal"  # the name on the demo's certificate; clients send it as SNI and :authority
+
+
+def tls_channel_factory(ca_pem: str) -> Callable[[str], grpc.Channel]:
+    """Channels that verify the edge's certificate against the demo CA, for the name on it."""
+
+    def open_tls(target: str) -> grpc.Channel:
+        require_loopback_target(target)
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem.encode())
+        options = [("grpc.ssl_target_name_override", EDGE_HOST), ("grpc.default_authority", EDGE_HOST), ("grpc.use_local_subchannel_pool", 1)]
+        return grpc.secure_channel(target, credentials, options=options)
+
+    return open_tls
+
+
+def access_log_entries(envoy_stdout: Path, limit: int = 5) -> list[dict[str, Any]]:
+    """The last `limit` JSON access-log lines Envoy wrote."""
+    entries = []
+    for line in envoy_stdout.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "grpc_status" in entry:
+            entries.append(entry)
+    return entries[-limit:]
 
 
 @dataclass
@@ -60,14 +92,17 @@ def run(narrator: Narrator) -> dict[str, Any]:
         names = {task_address(t) or "": t["taskArn"].rsplit("/", 1)[-1] for t in tasks}
         say(f"   tasks: {', '.join(sorted(names))}")
 
-        say("2. Starting the control plane and an edge Envoy ...")
-        stack.start_control_plane()
+        say("2. Starting the control plane and an edge Envoy serving TLS (certificate made on the fly, sent by SDS) ...")
+        ca = LocalCa("controlplane-demo-ca")
+        cert_path, key_path = ca.issue(EDGE_HOST).write(stack.work_dir, "edge")
+        stack.start_control_plane("--edge-certificate", f"demo={cert_path},{key_path}")
         envoy = stack.start_envoy()
         envoy.wait_for_hosts(SERVICE, set(names), timeout=20)
-        say(f"   Envoy listens on {envoy.target}; it sees {len(names)} healthy hosts")
+        tls = tls_channel_factory(ca.pem)
+        say(f"   Envoy listens on {envoy.target} (TLS for {EDGE_HOST}, ALPN h2); it sees {len(names)} healthy hosts")
 
         say(f"3. {CALLS} calls over ONE HTTP/2 connection, through Envoy and through a per-connection balancer (NLB) ...")
-        per_call = count_calls(envoy.target, CALLS)
+        per_call = count_calls(envoy.target, CALLS, channel_factory=tls)
         backends = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in sorted(names)]
         balancer = run_in_thread("127.0.0.1", 0, backends)
         try:
@@ -78,9 +113,18 @@ def run(narrator: Narrator) -> dict[str, Any]:
         say(_table("   through the NLB stand-in (per connection):", dict(per_connection.by_address), names))
         even = all(45 <= per_call.by_address.get(a, 0) <= 55 for a in names) and per_call.failed == 0
         checks.append(Check("per_call_even", even, f"each of 2 tasks answers 45-55 of {CALLS}: {dict(per_call.by_address)}"))
+        access_log = envoy.process.wait_until(lambda: access_log_entries(envoy.process.stdout_path), 10, "access-log lines")
+        say("   Envoy's access log (JSON on its stdout), last lines:")
+        for entry in access_log[-3:]:
+            say(
+                f"     {entry['time']} {entry['method']} {entry['path']} grpc_status={entry['grpc_status']} "
+                f"upstream_host={entry['upstream_host']} duration_ms={entry['duration_ms']} tls={entry['tls_version']}"
+            )
+        logged = all(e.get("grpc_status") == "OK" and e.get("upstream_host") in names for e in access_log)
+        checks.append(Check("access_log", logged, f"{len(access_log)} JSON lines with grpc_status OK and a task as upstream_host"))
 
         say("4. Scaling the service to 3 tasks while calls flow ...")
-        traffic = SteadyTraffic(envoy.target, max_seconds=60).start()
+        traffic = SteadyTraffic(envoy.target, max_seconds=60, channel_factory=tls).start()
         try:
             stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=3)
             running = stack.wait_for_running(SERVICE, 3)
@@ -98,7 +142,7 @@ def run(narrator: Narrator) -> dict[str, Any]:
         say("5. Stopping one task while calls flow (it drains, then exits) ...")
         victim = sorted(running, key=lambda t: t["taskArn"])[0]
         victim_address = task_address(victim) or ""
-        traffic = SteadyTraffic(envoy.target, max_seconds=90).start()
+        traffic = SteadyTraffic(envoy.target, max_seconds=90, channel_factory=tls).start()
         try:
             time.sleep(0.5)
             stopped_requested = time.time()
@@ -112,6 +156,8 @@ def run(narrator: Narrator) -> dict[str, Any]:
         checks.append(Check("zero_failed_calls_on_stop", drain_report.failed == 0 and scale_report.failed == 0, f"{drain_report.failed} failed during the stop, {scale_report.failed} during scale-out"))
 
         result: dict[str, Any] = {
+            "tls": True,
+            "access_log": access_log,
             "per_call": dict(sorted(per_call.by_address.items())),
             "per_connection": dict(sorted(per_connection.by_address.items())),
             "new_task_seconds": new_task_seconds,

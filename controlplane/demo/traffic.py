@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -28,8 +29,18 @@ class TrafficReport:
 class SteadyTraffic:
     """Unary calls in a loop over one channel, bounded in count and time, until stop()."""
 
-    def __init__(self, target: str, *, interval: float = 0.01, max_calls: int = 20_000, max_seconds: float = 60.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        interval: float = 0.01,
+        max_calls: int = 20_000,
+        max_seconds: float = 60.0,
+        timeout: float = 5.0,
+        channel_factory: Callable[[str], grpc.Channel] = open_channel,
+    ) -> None:
         self._target = target
+        self._channel_factory = channel_factory
         self._interval = interval
         self._max_calls = max_calls
         self._max_seconds = max_seconds
@@ -69,7 +80,7 @@ class SteadyTraffic:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self._max_seconds
-        with open_channel(self._target) as channel:
+        with self._channel_factory(self._target) as channel:
             stub = pb_grpc.RouteGuideStub(channel)
             while not self._stop.is_set() and time.monotonic() < deadline and self._report.calls < self._max_calls:
                 try:

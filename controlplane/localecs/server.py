@@ -13,7 +13,7 @@ import structlog
 
 import time
 
-from controlplane.localecs import api_ec2, api_ecs, api_ssm, sqs
+from controlplane.localecs import api_ec2, api_ecs, api_secretsmanager, api_ssm, sqs
 from controlplane.localecs.addresses import is_loopback
 from controlplane.localecs.backend import LocalEcs
 from controlplane.localecs.errors import EcsError
@@ -59,6 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._sqs(target, raw)
         elif target and target.startswith(api_ssm.TARGET_PREFIX):
             self._ecs(target, raw, service="ssm")
+        elif target and target.startswith(api_secretsmanager.TARGET_PREFIX):
+            self._ecs(target, raw, service="secretsmanager")
         elif target:
             self._ecs(target, raw)
         else:
@@ -144,11 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 raise fault
             # One lock for the whole operation: a response never mixes two task states.
-            with self.server.ecs.lock:
-                if service == "ssm":
-                    response = api_ssm.handle(self.server.ecs, target, params)
-                else:
-                    response = api_ecs.handle(self.server.ecs, target, params)
+            if service == "secretsmanager":
+                response = self.server.secrets.handle(target, params)  # its own lock, not the ECS one
+            else:
+                with self.server.ecs.lock:
+                    handle = api_ssm.handle if service == "ssm" else api_ecs.handle
+                    response = handle(self.server.ecs, target, params)
         except EcsError as exc:
             log.info("local_ecs.request_failed", target=target, code=exc.code, message=exc.message)
             body = json.dumps({"__type": exc.code, "message": exc.message}).encode()
@@ -189,6 +192,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], ecs: LocalEcs) -> None:
         self.ecs = ecs
+        self.secrets = api_secretsmanager.LocalSecrets()
         super().__init__(address, _Handler)
 
 

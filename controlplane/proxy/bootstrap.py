@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2  # noqa: F401 (registers the Any type)
+from envoy.extensions.resource_monitors.fixed_heap.v3 import fixed_heap_pb2  # noqa: F401 (registers the Any type)
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401 (registers the Any type)
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401 (registers the Any type)
 from google.protobuf import json_format
@@ -13,6 +15,80 @@ from google.protobuf import json_format
 from controlplane.errors import SettingsError
 
 XDS_CLUSTER = "xds_cluster"
+LOCAL_CLUSTER = "local_cluster"
+DOWNSTREAM_CONNECTIONS_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
+FIXED_HEAP_MONITOR = "envoy.resource_monitors.fixed_heap"
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """What every Envoy bootstrap of ours may set besides its role: reconnect backoff to the control
+    plane, overload protection and locality."""
+
+    zone: str | None = None  # the proxy's availability zone (node.locality.zone)
+    # zone-aware balancing compares the zones of this ECS service's tasks (the proxy's own fleet) with the upstream's
+    local_service: str | None = None
+    max_downstream_connections: int = 50_000
+    max_heap_bytes: int | None = None  # set to the task's memory to shed load before the OOM killer does
+    # Envoy's default reconnect backoff is 0.5-30 s: after a control-plane restart proxies waited 9-18 s.
+    xds_retry_base_ms: int = 250
+    xds_retry_max_ms: int = 2000
+
+    def check(self) -> None:
+        if self.max_downstream_connections < 1:
+            raise SettingsError(f"--max-downstream-connections {self.max_downstream_connections}: expected a positive integer")
+        if self.max_heap_bytes is not None and self.max_heap_bytes < 16 * 1024 * 1024:
+            raise SettingsError(f"--max-heap-bytes {self.max_heap_bytes}: expected at least 16 MiB (16777216)")
+        if not 1 <= self.xds_retry_base_ms <= self.xds_retry_max_ms:
+            raise SettingsError("xDS reconnect backoff: expected 1 <= base <= max milliseconds")
+        if self.local_service is not None and not self.zone:
+            raise SettingsError("--local-service is for zone-aware balancing and needs --zone (the proxy's own zone)")
+
+    def overload_manager(self) -> dict[str, object]:
+        """A global downstream connection limit (Envoy warns at start without one) and, with a heap
+        size, heap-based load shedding as in Envoy's edge best practices."""
+        monitors: list[dict[str, object]] = [
+            {
+                "name": DOWNSTREAM_CONNECTIONS_MONITOR,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": self.max_downstream_connections,
+                },
+            }
+        ]
+        config: dict[str, object] = {"resource_monitors": monitors}
+        if self.max_heap_bytes is not None:
+            monitors.append(
+                {
+                    "name": FIXED_HEAP_MONITOR,
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                        "max_heap_size_bytes": self.max_heap_bytes,
+                    },
+                }
+            )
+            config["refresh_interval"] = "0.25s"
+            config["actions"] = [
+                {"name": "envoy.overload_actions.shrink_heap", "triggers": [{"name": FIXED_HEAP_MONITOR, "threshold": {"value": 0.95}}]},
+                {"name": "envoy.overload_actions.stop_accepting_requests", "triggers": [{"name": FIXED_HEAP_MONITOR, "threshold": {"value": 0.98}}]},
+            ]
+        return config
+
+    def retry_policy(self) -> dict[str, object]:
+        return {"retry_back_off": {"base_interval": f"{self.xds_retry_base_ms / 1000}s", "max_interval": f"{self.xds_retry_max_ms / 1000}s"}}
+
+    def local_cluster(self) -> dict[str, object]:
+        """The proxy's own fleet, by EDS over ADS: Envoy's zone-aware balancing needs it in static_resources."""
+        return {
+            "name": LOCAL_CLUSTER,
+            "type": "EDS",
+            "connect_timeout": "1s",
+            # A service the control plane does not know must not hold Envoy's start for the default 15 s.
+            "eds_cluster_config": {
+                "service_name": self.local_service,
+                "eds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "2s"},
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -40,6 +116,12 @@ class XdsTls:
         }
         if self.sni:
             upstream["sni"] = self.sni
+            # Without a SAN matcher Envoy accepts any certificate the CA signed; with a public CA
+            # bundle that would be any web site's certificate.
+            context["validation_context"] = {
+                "trusted_ca": {"filename": self.ca_file},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": self.sni}}],
+            }
         return {"name": "envoy.transport_sockets.tls", "typed_config": upstream}
 
 
@@ -74,11 +156,12 @@ def edge_bootstrap(
     admin_port: int = 9901,
     node_cluster: str = "edge",
     tls: XdsTls | None = None,
+    proxy: ProxyOptions = ProxyOptions(),
 ) -> dict[str, object]:
     """A bootstrap for an edge Envoy: its node says role=edge and where to listen; all else is ADS."""
     _check_port("--listen-port", listen_port)
     metadata = {"role": "edge", "listen_address": listen_address, "listen_port": listen_port}
-    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls)
+    return envoy_bootstrap(node_id, xds, metadata, node_cluster, admin_address, admin_port, tls, proxy)
 
 
 def sidecar_bootstrap(
@@ -95,6 +178,7 @@ def sidecar_bootstrap(
     admin_address: str = "127.0.0.1",
     admin_port: int = 9901,
     tls: XdsTls | None = None,
+    proxy: ProxyOptions = ProxyOptions(),
 ) -> dict[str, object]:
     """A bootstrap for the Envoy sidecar of one task of `service`."""
     if not service:
@@ -112,10 +196,12 @@ def sidecar_bootstrap(
         _check_port("--inbound-port", inbound_port)
         _check_port("--app-port", app_port)
         metadata.update(inbound_address=inbound_address, inbound_port=inbound_port, app_port=app_port, app_address=app_address)
-    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls)
+    return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls, proxy)
 
 
-def grpc_client_bootstrap(*, node_id: str, xds: list[XdsAddress], service: str, tls: XdsTls | None = None) -> dict[str, object]:
+def grpc_client_bootstrap(
+    *, node_id: str, xds: list[XdsAddress], service: str, tls: XdsTls | None = None, zone: str | None = None
+) -> dict[str, object]:
     """The JSON a gRPC library reads from GRPC_XDS_BOOTSTRAP to resolve `xds:///NAME` targets."""
     if not service:
         raise SettingsError("--service is required for --role grpc-client")
@@ -127,12 +213,15 @@ def grpc_client_bootstrap(*, node_id: str, xds: list[XdsAddress], service: str, 
         if tls.cert_file and tls.key_file:
             config.update(certificate_file=tls.cert_file, private_key_file=tls.key_file)
         creds = [{"type": "tls", "config": config}]
+    node: dict[str, object] = {"id": node_id, "cluster": service, "metadata": {"role": "grpc-client", "service": service}}
+    if zone:
+        node["locality"] = {"zone": zone}
     return {
         "xds_servers": [
             {"server_uri": f"{address.host}:{address.port}", "channel_creds": creds, "server_features": ["xds_v3"]}
             for address in xds
         ],
-        "node": {"id": node_id, "cluster": service, "metadata": {"role": "grpc-client", "service": service}},
+        "node": node,
     }
 
 
@@ -149,11 +238,14 @@ def envoy_bootstrap(
     admin_address: str,
     admin_port: int,
     tls: XdsTls | None,
+    proxy: ProxyOptions = ProxyOptions(),
 ) -> dict[str, object]:
-    """An Envoy bootstrap whose only static part is the way to the control plane."""
+    """An Envoy bootstrap whose only static part is the way to the control plane (and, for
+    zone-aware balancing, the proxy's own fleet)."""
     if not xds:
         raise SettingsError("at least one --xds HOST:PORT is required")
     _check_port("--admin-port", admin_port)
+    proxy.check()
     resolver_type = "STATIC" if all(address.is_ip for address in xds) else "STRICT_DNS"
     config: dict[str, object] = {
         "node": {
@@ -165,7 +257,7 @@ def envoy_bootstrap(
             "ads_config": {
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER, "retry_policy": proxy.retry_policy()}}],
                 "set_node_on_first_message_only": True,
             },
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
@@ -209,7 +301,13 @@ def envoy_bootstrap(
             ]
         },
         "admin": {"address": {"socket_address": {"address": admin_address, "port_value": admin_port}}},
+        "overload_manager": proxy.overload_manager(),
     }
+    if proxy.zone:
+        config["node"]["locality"] = {"zone": proxy.zone}  # type: ignore[index]
+    if proxy.local_service:
+        config["cluster_manager"] = {"local_cluster_name": LOCAL_CLUSTER}
+        config["static_resources"]["clusters"].append(proxy.local_cluster())  # type: ignore[index]
     # Parse through Envoy's own schema so a typo here fails now, not when Envoy starts.
     json_format.ParseDict(config, bootstrap_pb2.Bootstrap())
     return config

@@ -98,12 +98,14 @@ def call_once(stub: pb_grpc.RouteGuideStub, method: str = "GetFeature", *, timeo
     return caller(stub, timeout)
 
 
-def count_calls(target: str, n: int, *, timeout: float = 5.0, method: str = "GetFeature") -> CallTally:
-    """Make ``n`` sequential calls over one channel and tally who answered and what failed."""
+def count_calls(
+    target: str, n: int, *, timeout: float = 5.0, method: str = "GetFeature", channel_factory: Callable[[str], grpc.Channel] = open_channel
+) -> CallTally:
+    """Make ``n`` sequential calls over one channel (``channel_factory``: plaintext by default) and tally who answered and what failed."""
     if method not in _CALLERS:
         raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     recorder = _TallyRecorder()
-    with open_channel(target) as channel:
+    with channel_factory(target) as channel:
         stub = pb_grpc.RouteGuideStub(channel)
         for _ in range(n):
             _record(recorder, stub, method, timeout)

@@ -1,5 +1,5 @@
 """The xDS services over grpc.aio: ADS (state of the world and Delta) and the per-type services
-(CDS, EDS, LDS, RDS, each SotW and Delta). Responses are pre-encoded bytes (see wire.py)."""
+(CDS, EDS, LDS, RDS, SDS, each SotW and Delta). Responses are pre-encoded bytes (see wire.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("envoy.service.endpoint.v3.EndpointDiscoveryService", "StreamEndpoints", "DeltaEndpoints"),
     ("envoy.service.listener.v3.ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
     ("envoy.service.route.v3.RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
+    ("envoy.service.secret.v3.SecretDiscoveryService", "StreamSecrets", "DeltaSecrets"),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import duration_pb2
@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 from controlplane.translate.packing import pack
 from controlplane.model.mesh import LbPolicy, LocalityMode, Service
 from controlplane.translate.circuit_breakers import circuit_breakers
+from controlplane.translate.config_source import ads_config_source
 from controlplane.translate.durations import duration
 from controlplane.translate.health_check import health_checks
 from controlplane.translate.outlier import outlier_detection
@@ -28,12 +29,6 @@ LB_POLICIES = {
     LbPolicy.RING_HASH: cluster_pb2.Cluster.RING_HASH,
     LbPolicy.MAGLEV: cluster_pb2.Cluster.MAGLEV,
 }
-
-
-def ads_config_source() -> config_source_pb2.ConfigSource:
-    return config_source_pb2.ConfigSource(
-        ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
-    )
 
 
 @functools.lru_cache(maxsize=65536)

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from controlplane.translate.packing import pack
 from controlplane.model.mesh import Mesh, Service
 from controlplane.proxy.roles import GrpcClientRole
-from controlplane.translate import endpoint
-from controlplane.translate.cluster import ads_config_source
+from controlplane.translate import endpoint, listener
+from controlplane.translate.config_source import ads_config_source
 
 
 def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
@@ -27,14 +23,6 @@ def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
     declared = set(getattr(own, "upstreams", ()) or ()) if own else set()
     # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
     return [s for s in mesh.services if (not declared or s.name in declared) and getattr(s, "subset_of", None) is None]
-
-
-def api_listener(service: Service) -> listener_pb2.Listener:
-    manager = hcm_pb2.HttpConnectionManager(
-        rds=hcm_pb2.Rds(config_source=ads_config_source(), route_config_name=service.name),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))],
-    )
-    return listener_pb2.Listener(name=service.name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)))
 
 
 def routes(service: Service) -> route_pb2.RouteConfiguration:
@@ -75,6 +63,6 @@ def grpc_client_resources(mesh: Mesh, role: GrpcClientRole) -> dict[str, dict[st
     return {
         "clusters": {s.name: client_cluster(s) for s in services},
         "endpoints": {s.name: client_load_assignment(s) for s in services},
-        "listeners": {s.name: api_listener(s) for s in services},
+        "listeners": {s.name: listener.api_listener(s.name) for s in services},
         "routes": {s.name: routes(s) for s in services},
     }

@@ -8,6 +8,7 @@ from google.protobuf.message import Message
 
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
+from controlplane.translate.edge_options import EdgeOptions
 from controlplane.xds.types import TypeUrl
 
 
@@ -27,20 +28,21 @@ class Resources:
         return self.by_type.get(type_url, {})
 
 
-def translate(mesh: Mesh, role: ProxyRole) -> Resources:
-    """All the resources a proxy of `role` receives for `mesh`."""
-    from controlplane.translate import cluster, endpoint, listener, route
+def translate(mesh: Mesh, role: ProxyRole, edge: EdgeOptions = EdgeOptions()) -> Resources:
+    """All the resources a proxy of `role` receives for `mesh` (and, for the edge, `edge`'s certificates and settings)."""
+    from controlplane.translate import cluster, endpoint, listener, route, secret
 
     if isinstance(role, EdgeRole):
         route_name = "edge"
-        return Resources(
-            by_type={
-                TypeUrl.CLUSTER: {s.name: cluster.service_cluster(s) for s in mesh.services},
-                TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
-                TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name)},
-                TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
-            }
-        )
+        by_type: dict[TypeUrl, dict[str, Message]] = {
+            TypeUrl.CLUSTER: {s.name: cluster.service_cluster(s) for s in mesh.services},
+            TypeUrl.ENDPOINT: {s.name: endpoint.load_assignment(s) for s in mesh.services},
+            TypeUrl.LISTENER: {listener.EDGE_LISTENER: listener.edge_listener(role, route_name, mesh, edge)},
+            TypeUrl.ROUTE: {route_name: route.edge_routes(mesh, route_name)},
+        }
+        if edge.tls_enabled:
+            by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(edge.certificates))
+        return Resources(by_type=by_type)
     if isinstance(role, (SidecarRole, GrpcClientRole)):
         from controlplane.translate.grpc_client import grpc_client_resources
         from controlplane.translate.sidecar import sidecar_resources

@@ -17,10 +17,8 @@ from google.protobuf.message import Message
 from controlplane.model.mesh import Mesh, Service
 from controlplane.proxy.roles import SidecarRole
 from controlplane.translate import cluster, endpoint, route
-from controlplane.translate.listener import http_listener
+from controlplane.translate.listener import INBOUND, OUTBOUND, inbound_listener, outbound_listener as socket_outbound_listener
 
-OUTBOUND = "outbound"
-INBOUND = "inbound"
 LOCAL_APP = "local_app"
 
 
@@ -47,7 +45,7 @@ def upstreams_of(mesh: Mesh, service_name: str) -> list[Service]:
 
 @functools.lru_cache(maxsize=1024)
 def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
-    return http_listener(OUTBOUND, address, port, rds_name=OUTBOUND)
+    return socket_outbound_listener(address, port)
 
 
 def _to_cluster(service: Service) -> rc.Route:
@@ -122,7 +120,7 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole) -> dict[str, dict[str, Mess
                 )
             ],
         )
-        listeners[INBOUND] = http_listener(INBOUND, role.inbound_address, role.inbound_port, route_config=inbound_routes)
+        listeners[INBOUND] = inbound_listener(role.inbound_address, role.inbound_port, inbound_routes)
     return {
         "clusters": clusters,
         "endpoints": {s.name: endpoint.load_assignment(s) for s in targets},

@@ -21,3 +21,6 @@ def test_demo_json_reports_per_call_per_connection_new_task_and_failed_calls() -
     assert 0 <= result["new_task_seconds"] <= 5
     assert result["failed_calls"] == 0
     assert result["ok"] is True and all(check["passed"] for check in result["checks"].values())
+    assert result["tls"] is True
+    tasks = set(result["tasks"])
+    assert result["access_log"] and all(e["grpc_status"] == "OK" and e["upstream_host"] in tasks for e in result["access_log"])

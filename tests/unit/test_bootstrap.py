@@ -75,3 +75,52 @@ def test_bootstrap_port_errors(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(SettingsError) as caught:
         edge_bootstrap(node_id="edge-1", xds=[XdsAddress("127.0.0.1", 18000)], **kwargs)  # type: ignore[arg-type]
     assert str(caught.value) == message
+
+
+def _variants() -> dict[str, dict[str, object]]:
+    from controlplane.proxy.bootstrap import ProxyOptions, sidecar_bootstrap
+
+    xds = [XdsAddress.parse("127.0.0.1:18000")]
+    zoned = ProxyOptions(zone="us-east-1a", local_service="edgefleet", max_downstream_connections=1000, max_heap_bytes=1 << 30)
+    return {
+        "edge": edge_bootstrap(node_id="e", xds=xds, listen_port=10000, listen_address="127.0.0.1", admin_port=0),
+        "edge-zone-aware": edge_bootstrap(node_id="e", xds=xds, listen_port=10000, listen_address="127.0.0.1", admin_port=0, proxy=zoned),
+        "sidecar": sidecar_bootstrap(node_id="s", xds=xds, service="orders", admin_port=0),
+        "sidecar-inbound-zone-aware": sidecar_bootstrap(
+            node_id="s", xds=xds, service="orders", inbound_port=15000, app_port=8080, admin_port=0,
+            proxy=ProxyOptions(zone="us-east-1b", local_service="orders"),
+        ),
+    }
+
+
+@pytest.mark.parametrize("variant", sorted(_variants()))
+def test_every_bootstrap_variant_passes_envoy_validation(variant: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{variant}.json"
+    path.write_text(json.dumps(_variants()[variant]))
+    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bootstraps_reconnect_fast_and_limit_downstream_connections() -> None:
+    bootstrap = json_format.ParseDict(_variants()["edge"], bootstrap_pb2.Bootstrap())
+    backoff = bootstrap.dynamic_resources.ads_config.grpc_services[0].envoy_grpc.retry_policy.retry_back_off
+    assert (backoff.base_interval.ToMilliseconds(), backoff.max_interval.ToMilliseconds()) == (250, 2000)
+    (monitor,) = bootstrap.overload_manager.resource_monitors
+    assert monitor.name == "envoy.resource_monitors.global_downstream_max_connections"
+    assert not bootstrap.HasField("cluster_manager") and not bootstrap.node.HasField("locality")
+
+
+def test_zone_aware_bootstraps_name_their_zone_and_local_cluster() -> None:
+    bootstrap = json_format.ParseDict(_variants()["edge-zone-aware"], bootstrap_pb2.Bootstrap())
+    assert bootstrap.node.locality.zone == "us-east-1a"
+    assert bootstrap.cluster_manager.local_cluster_name == "local_cluster"
+    local = next(c for c in bootstrap.static_resources.clusters if c.name == "local_cluster")
+    assert local.eds_cluster_config.service_name == "edgefleet"
+    assert [m.name for m in bootstrap.overload_manager.resource_monitors][1] == "envoy.resource_monitors.fixed_heap"
+
+
+def test_a_local_service_without_a_zone_is_explained() -> None:
+    from controlplane.proxy.bootstrap import ProxyOptions
+
+    with pytest.raises(SettingsError, match="needs --zone"):
+        edge_bootstrap(node_id="e", xds=[XdsAddress("127.0.0.1", 1)], listen_port=1, proxy=ProxyOptions(local_service="x"))

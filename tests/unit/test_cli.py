@@ -71,7 +71,7 @@ NO_AWS = {f"AWS_ENDPOINT_URL_{service}": "http://127.0.0.1:9" for service in ("E
 
 
 def test_no_region_is_one_line() -> None:
-    done = cli("serve", "--cluster", "x", "--xds-address", "127.0.0.1", "--xds-port", "0", "--admin-port", "0",
+    done = cli("serve", "--cluster", "x", "--edge-plaintext", "--xds-address", "127.0.0.1", "--xds-port", "0", "--admin-port", "0",
                "--metrics-port", "0", "--dashboard-port", "0", env=dict(clean_aws_env(), **NO_AWS))
     assert done.returncode == 2
     assert "region" in one_line_error(done)
@@ -85,7 +85,7 @@ def test_a_busy_port_is_one_line(flag: str) -> None:
         port = str(busy.getsockname()[1])
         ports = {"--xds-port": "0", "--admin-port": "0", "--metrics-port": "0", "--dashboard-port": "0", flag: port}
         env = dict(clean_aws_env(), AWS_DEFAULT_REGION="eu-west-1", **NO_AWS)
-        args: list[str] = ["serve", "--cluster", "x", "--xds-address", "127.0.0.1"]
+        args: list[str] = ["serve", "--cluster", "x", "--xds-address", "127.0.0.1", "--edge-plaintext"]
         for name, value in ports.items():
             args += [name, value]
         done = cli(*args, env=env)

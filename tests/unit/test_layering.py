@@ -1,6 +1,6 @@
 """Imports follow the pipeline: a stage may import the stages below it, never above.
 
-(errors, xds, proto) < proxy < discovery < model < translate < cache < server < admin < (app, cli, settings, logs).
+(errors, xds, proto) < proxy < (discovery, secrets) < model < translate < cache < server < admin < (app, cli, settings, logs).
 The local ECS, the sample route-guide service and the demo sit apart: product code never imports them (only the
 CLI's entry point dispatches to them)."""
 
@@ -20,6 +20,7 @@ RANKS: dict[str, int] = {
     "": 0,  # controlplane/__init__.py: the version
     "proxy": 1,
     "discovery": 2,
+    "secrets": 2,  # certificate sources for the edge: outside I/O beside discovery, read by translate
     "model": 3,
     "translate": 4,
     "cache": 5,
