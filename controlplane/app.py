@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from typing import Any, Callable
 
@@ -398,6 +399,11 @@ class ControlPlane:
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
+        # Start-up is over: botocore's service models, the protobuf descriptors and the caches
+        # of the first read live as long as the process. Frozen out of the garbage collector's
+        # way, the collections a resync triggers scan only what is new.
+        gc.collect()
+        gc.freeze()
 
         async def set_health(ready: bool) -> None:
             # A draining replica stays NOT_SERVING whatever its readiness does.
