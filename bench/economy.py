@@ -31,7 +31,7 @@ from controlplane.discovery.events import SqsEventSource, parse_message  # noqa:
 from controlplane.localecs import LocalEcsServer  # noqa: E402
 from controlplane.model.build import build_mesh  # noqa: E402
 from controlplane.proxy.roles import EdgeRole  # noqa: E402
-from controlplane.translate.resources import translate  # noqa: E402
+from controlplane.translate import translate  # noqa: E402
 
 CLUSTER = "bench"
 

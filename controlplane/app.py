@@ -128,7 +128,7 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
-        self.cache = SnapshotCache(edge_options(settings), max_roles=settings.xds_max_roles)
+        self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
@@ -149,6 +149,7 @@ class ControlPlane:
         )
         for cluster in self.discovery.clusters:
             self.metrics.track_view_age(cluster, self._last_success_of(cluster))
+        self.metrics.track_translation_cache(self.cache.memo.size_bytes)
         self._xds_server: grpc.aio.Server | None = None
         self._admin_server: grpc.aio.Server | None = None
         self._metrics_server: Any = None

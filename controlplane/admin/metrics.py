@@ -73,6 +73,9 @@ class Metrics:
         self.certificate_reload_failures = Counter(
             "controlplane_edge_certificate_reload_failures_total", "Re-reads of an edge certificate that failed (the last good one stays)", ["certificate"], registry=r
         )
+        self.translation_cache_bytes = Gauge(
+            "controlplane_translation_cache_bytes", "Estimated memory of the Envoy messages the translation memo keeps for reuse", registry=r
+        )
 
     def track_view_age(self, cluster: str, last_success: Callable[[], float | None]) -> None:
         def age() -> float:
@@ -86,6 +89,9 @@ class Metrics:
         self.cache_roles.set_function(lambda: cache.live_roles)
         self.cache_snapshots.set_function(lambda: cache.snapshots)
         self.cache_interned.set_function(lambda: cache.interned)
+
+    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
+        self.translation_cache_bytes.set_function(size_bytes)
 
     def serve(self, address: str, port: int) -> tuple[object, int]:
         """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""

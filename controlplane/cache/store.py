@@ -11,7 +11,7 @@ from controlplane.cache.snapshot import Interner, Snapshot, build_snapshot
 from controlplane.errors import RoleLimitError
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
-from controlplane.translate import translate
+from controlplane.translate import TranslationMemo, translate
 from controlplane.translate.edge_options import EdgeOptions
 
 log = structlog.get_logger()
@@ -35,7 +35,9 @@ class SnapshotCache:
     partial view as if it were complete.
     """
 
-    def __init__(self, edge: EdgeOptions = EdgeOptions(), max_roles: int = DEFAULT_MAX_ROLES) -> None:
+    def __init__(self, memo: TranslationMemo | None = None, edge: EdgeOptions = EdgeOptions(), max_roles: int = DEFAULT_MAX_ROLES) -> None:
+        # One memo per process: pass the one whose size the metrics report.
+        self.memo = memo if memo is not None else TranslationMemo()
         self._edge = edge
         self._mesh: Mesh | None = None
         self._revision = 0
@@ -136,7 +138,7 @@ class SnapshotCache:
         if cached is not None and cached[0] == self._revision:
             return cached[1]
         started = time.perf_counter()
-        snapshot = build_snapshot(translate(self._mesh, role, self._edge), cached[1] if cached else None, self._interner)
+        snapshot = build_snapshot(translate(self._mesh, role, self.memo, edge=self._edge), cached[1] if cached else None, self._interner)
         if role in self._listeners:  # a role nobody holds is built for the caller and not kept
             self._snapshots[role] = (self._revision, snapshot)
         log.debug("cache.snapshot_built", role=role.key, revision=self._revision, ms=round((time.perf_counter() - started) * 1000, 2))

@@ -1,5 +1,7 @@
 """Translate: Mesh + proxy role -> Envoy resources (xds-protos messages). Pure and deterministic."""
 
-from controlplane.translate.resources import Resources, translate
+from controlplane.translate.by_role import translate
+from controlplane.translate.memo import TranslationMemo
+from controlplane.translate.resources import Resources
 
-__all__ = ["Resources", "translate"]
+__all__ = ["Resources", "TranslationMemo", "translate"]

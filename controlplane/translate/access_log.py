@@ -3,6 +3,8 @@ JSON by default. Field by field in docs/envoy.md."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
 from envoy.config.route.v3 import route_components_pb2
@@ -21,7 +23,7 @@ GRPC_METADATA = "grpc"  # dynamic metadata namespace holding the call's gRPC ser
 SAMPLE_RUNTIME_KEY = "edge.access_log.sample"
 
 # Operators: https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage
-JSON_FIELDS: dict[str, str] = {
+JSON_FIELDS = MappingProxyType({
     "time": "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%",
     "method": "%REQ(:METHOD)%",
     "path": "%REQ(:PATH)%",
@@ -46,7 +48,7 @@ JSON_FIELDS: dict[str, str] = {
     "user_agent": "%REQ(USER-AGENT)%",
     "tls_version": "%DOWNSTREAM_TLS_VERSION%",
     "sni": "%REQUESTED_SERVER_NAME%",
-}
+})
 
 
 def grpc_path_metadata() -> header_to_metadata_pb2.Config:

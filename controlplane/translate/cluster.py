@@ -1,75 +1,116 @@
-"""Envoy Cluster per service: EDS over ADS, HTTP/2 upstream for gRPC, and the service's traffic policy."""
+"""Envoy Clusters for every role, from one function with one set of defaults: a service's cluster
+(edge, sidecar upstreams), a proxyless gRPC client's cluster, and the sidecar's local app."""
 
 from __future__ import annotations
 
-import functools
+from types import MappingProxyType
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
-from google.protobuf import duration_pb2
 
-from controlplane.translate.packing import pack
-from controlplane.model.mesh import LbPolicy, LocalityMode, Service
+from controlplane.model.mesh import LbPolicy, LocalityMode, Protocol, Service
 from controlplane.translate.circuit_breakers import circuit_breakers
 from controlplane.translate.config_source import ads_config_source
 from controlplane.translate.durations import duration
+from controlplane.translate.endpoint import single_address_assignment
 from controlplane.translate.health_check import health_checks
+from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.outlier import outlier_detection
+from controlplane.translate.packing import pack
 from controlplane.translate.tls import upstream_transport_socket
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-CONNECT_TIMEOUT_SECONDS = 2
+LOCAL_APP = "local_app"
+# Every cluster's connect timeout (Envoy's default is 5 s). Tasks are in the same VPC as their
+# callers, and the sidecar's app on the same host: a connection not up in 2 s is better retried
+# on another task (retry_on connect-failure) than waited for.
+CONNECT_TIMEOUT_MS = 2000
 
-LB_POLICIES = {
+LB_POLICIES = MappingProxyType({
     LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
     LbPolicy.LEAST_REQUEST: cluster_pb2.Cluster.LEAST_REQUEST,
     LbPolicy.RANDOM: cluster_pb2.Cluster.RANDOM,
     LbPolicy.RING_HASH: cluster_pb2.Cluster.RING_HASH,
     LbPolicy.MAGLEV: cluster_pb2.Cluster.MAGLEV,
-}
+})
 
 
-@functools.lru_cache(maxsize=65536)
-def service_cluster(service: Service) -> cluster_pb2.Cluster:
-    """The upstream cluster of one service, its endpoints delivered by EDS."""
-    options = http_protocol_options_pb2.HttpProtocolOptions()
-    if service.protocol.is_http2:
-        options.explicit_http_config.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+def cluster(
+    name: str,
+    *,
+    protocol: Protocol | None = None,
+    policy_of: Service | None = None,
+    static: endpoint_pb2.ClusterLoadAssignment | None = None,
+) -> cluster_pb2.Cluster:
+    """Every Cluster we send. Endpoints come by EDS over ADS unless `static` gives them inline;
+    `protocol` sets the upstream HTTP version (None: the client decides, as gRPC does); `policy_of`
+    applies that service's traffic policy (None: the defaults of Envoy or the gRPC client)."""
+    message = cluster_pb2.Cluster(name=name, connect_timeout=duration(CONNECT_TIMEOUT_MS), lb_policy=cluster_pb2.Cluster.ROUND_ROBIN)
+    if static is None:
+        message.type = cluster_pb2.Cluster.EDS
+        message.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     else:
-        options.explicit_http_config.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions())
-    packed = pack(options)
+        message.type = cluster_pb2.Cluster.STATIC
+        message.load_assignment.CopyFrom(static)
+    if policy_of is not None:
+        _apply_policy(message, policy_of)
+    if protocol is not None:
+        options = http_protocol_options_pb2.HttpProtocolOptions()
+        if protocol.is_http2:
+            options.explicit_http_config.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+        else:
+            options.explicit_http_config.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions())
+        message.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(options))
+    return message
+
+
+def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
     balancing = service.policy.load_balancing
-    cluster = cluster_pb2.Cluster(
-        name=service.name,
-        type=cluster_pb2.Cluster.EDS,
-        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_config_source()),
-        connect_timeout=duration_pb2.Duration(seconds=CONNECT_TIMEOUT_SECONDS),
-        lb_policy=LB_POLICIES[balancing.policy],
-        # ECS is the source of truth for health here: panic routing would send calls to draining
-        # tasks when most of a small service is being replaced, so it is off.
-        common_lb_config=cluster_pb2.Cluster.CommonLbConfig(healthy_panic_threshold=percent_pb2.Percent(value=0.0)),
-        circuit_breakers=circuit_breakers(service),
-        health_checks=health_checks(service),
-    )
+    message.lb_policy = LB_POLICIES[balancing.policy]
+    # ECS is the source of truth for health here: panic routing would send calls to draining
+    # tasks when most of a small service is being replaced, so it is off.
+    message.common_lb_config.healthy_panic_threshold.CopyFrom(percent_pb2.Percent(value=0.0))
+    message.circuit_breakers.CopyFrom(circuit_breakers(service))
+    message.health_checks.extend(health_checks(service))
     if balancing.slow_start_ms:
         slow_start = cluster_pb2.Cluster.SlowStartConfig(slow_start_window=duration(balancing.slow_start_ms))
         if balancing.policy is LbPolicy.LEAST_REQUEST:
-            cluster.least_request_lb_config.slow_start_config.CopyFrom(slow_start)
+            message.least_request_lb_config.slow_start_config.CopyFrom(slow_start)
         else:
-            cluster.round_robin_lb_config.slow_start_config.CopyFrom(slow_start)
+            message.round_robin_lb_config.slow_start_config.CopyFrom(slow_start)
     if balancing.locality is LocalityMode.ZONE_AWARE:
         # Prefers the proxy's own zone; Envoy needs the proxy's local cluster (sidecars) to know it.
-        cluster.common_lb_config.zone_aware_lb_config.SetInParent()
+        message.common_lb_config.zone_aware_lb_config.SetInParent()
     elif balancing.locality is LocalityMode.EQUAL_ZONES:
         # Each zone gets an equal share whatever its task count (EDS gives every locality weight 1).
-        cluster.common_lb_config.locality_weighted_lb_config.SetInParent()
+        message.common_lb_config.locality_weighted_lb_config.SetInParent()
     detection = outlier_detection(service)
     if detection is not None:
-        cluster.outlier_detection.CopyFrom(detection)
+        message.outlier_detection.CopyFrom(detection)
     transport_socket = upstream_transport_socket(service)
     if transport_socket is not None:
-        cluster.transport_socket.CopyFrom(transport_socket)
-    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
-    return cluster
+        message.transport_socket.CopyFrom(transport_socket)
+
+
+def service_cluster(service: Service) -> cluster_pb2.Cluster:
+    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy."""
+    return cluster(service.name, protocol=service.protocol, policy_of=service)
+
+
+def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
+    """service_cluster, built once per service settings and shared by the edge and every sidecar."""
+    return memo.get("cluster", memo.settings_key(service), lambda: service_cluster(service))
+
+
+def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
+    """A service's cluster for a proxyless gRPC client: plain, since gRPC rejects or ignores most
+    of the policy an Envoy applies, and always speaks HTTP/2."""
+    return cluster(service.name)
+
+
+def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
+    """The app next to a sidecar; it speaks the protocol its own labels declare."""
+    return cluster(LOCAL_APP, protocol=own.protocol if own else None, static=single_address_assignment(LOCAL_APP, address, port))

@@ -7,6 +7,8 @@ certificate that covers it best (an exact name beats a wildcard; ties go to the 
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from typing import Sequence
 
 from envoy.config.core.v3 import base_pb2
@@ -24,7 +26,7 @@ from controlplane.translate.secret import CLIENT_CA_SECRET, certificate_secret_n
 from controlplane.translate.tls import TLS_TRANSPORT_SOCKET
 
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
-TLS_VERSIONS = {"1.2": common_pb2.TlsParameters.TLSv1_2, "1.3": common_pb2.TlsParameters.TLSv1_3}
+TLS_VERSIONS = MappingProxyType({"1.2": common_pb2.TlsParameters.TLSv1_2, "1.3": common_pb2.TlsParameters.TLSv1_3})
 
 
 def declared_hosts(mesh: Mesh) -> set[str]:

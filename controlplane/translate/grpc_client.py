@@ -1,68 +1,40 @@
-"""Resources for proxyless gRPC clients (`xds:///name` targets): per service a Listener with an
-API listener, a RouteConfiguration, a Cluster and a ClusterLoadAssignment, as gRPC's xDS client
-expects them (the Listener is named after the target's authority)."""
+"""The proxyless gRPC client role (`xds:///name` targets): per service it may call, a Listener
+with an API listener, a RouteConfiguration, a Cluster and a ClusterLoadAssignment, as gRPC's xDS
+client expects them (the Listener is named after the target's authority)."""
 
 from __future__ import annotations
 
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.config.route.v3 import route_pb2
-from google.protobuf import duration_pb2, wrappers_pb2
-from google.protobuf.message import Message
+from functools import partial
 
 from controlplane.model.mesh import Mesh, Service
 from controlplane.proxy.roles import GrpcClientRole
-from controlplane.translate import endpoint, listener
-from controlplane.translate.config_source import ads_config_source
+from controlplane.translate import cluster, endpoint, listener, route
+from controlplane.translate.memo import TranslationMemo
+from controlplane.translate.mesh_index import services_by_name
+from controlplane.translate.resources import Resources
+from controlplane.xds.types import TypeUrl
 
 
-def visible_services(mesh: Mesh, role: GrpcClientRole) -> list[Service]:
+def visible_services(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) -> list[Service]:
     """The services the client declares it calls; every service when it declares none."""
-    own = mesh.service(role.service)
-    declared = set(getattr(own, "upstreams", ()) or ()) if own else set()
+    index = services_by_name(mesh, memo)
+    own = index.get(role.service)
+    candidates = [index[name] for name in sorted(own.upstreams) if name in index] if own and own.upstreams else mesh.services
     # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
-    return [s for s in mesh.services if (not declared or s.name in declared) and getattr(s, "subset_of", None) is None]
+    return [s for s in candidates if s.subset_of is None]
 
 
-def routes(service: Service) -> route_pb2.RouteConfiguration:
-    return route_pb2.RouteConfiguration(
-        name=service.name,
-        virtual_hosts=[
-            rc.VirtualHost(
-                name=service.name,
-                domains=[service.name],
-                routes=[rc.Route(match=rc.RouteMatch(prefix=""), route=rc.RouteAction(cluster=service.name))],
-            )
-        ],
-        validate_clusters=wrappers_pb2.BoolValue(value=False),
+def grpc_client_resources(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) -> Resources:
+    services = visible_services(mesh, role, memo)
+    # Each of these is built from the service's name alone (the endpoints: its endpoint set).
+    return Resources(
+        by_type={
+            TypeUrl.CLUSTER: {s.name: memo.get("cluster/grpc-client", s.name, partial(cluster.grpc_client_cluster, s)) for s in services},
+            TypeUrl.ENDPOINT: {
+                s.name: memo.get("endpoints/grpc-client", memo.endpoints_key(s), partial(endpoint.grpc_client_load_assignment, s))
+                for s in services
+            },
+            TypeUrl.LISTENER: {s.name: memo.get("listener/api", s.name, partial(listener.api_listener, s.name)) for s in services},
+            TypeUrl.ROUTE: {s.name: memo.get("routes/grpc-client", s.name, partial(route.grpc_client_routes, s)) for s in services},
+        }
     )
-
-
-def client_cluster(service: Service) -> cluster_pb2.Cluster:
-    return cluster_pb2.Cluster(
-        name=service.name,
-        type=cluster_pb2.Cluster.EDS,
-        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_config_source()),
-        connect_timeout=duration_pb2.Duration(seconds=2),
-        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
-    )
-
-
-def client_load_assignment(service: Service) -> endpoint_pb2.ClusterLoadAssignment:
-    """gRPC ignores localities without a weight: weigh each zone by its endpoints."""
-    assignment = endpoint_pb2.ClusterLoadAssignment()
-    assignment.CopyFrom(endpoint.load_assignment(service))  # the shared message must not change
-    for locality in assignment.endpoints:
-        locality.load_balancing_weight.value = max(1, len(locality.lb_endpoints))
-    return assignment
-
-
-def grpc_client_resources(mesh: Mesh, role: GrpcClientRole) -> dict[str, dict[str, Message]]:
-    services = visible_services(mesh, role)
-    return {
-        "clusters": {s.name: client_cluster(s) for s in services},
-        "endpoints": {s.name: client_load_assignment(s) for s in services},
-        "listeners": {s.name: listener.api_listener(s.name) for s in services},
-        "routes": {s.name: routes(s) for s in services},
-    }

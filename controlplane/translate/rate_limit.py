@@ -7,9 +7,9 @@ from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb
 from envoy.type.v3 import percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 
-from controlplane.translate.packing import pack
 from controlplane.model.mesh import Service
 from controlplane.translate.durations import duration
+from controlplane.translate.packing import pack
 
 LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit"
 

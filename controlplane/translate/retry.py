@@ -6,9 +6,9 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
-from controlplane.translate.packing import pack
 from controlplane.model.mesh import DEFAULT_RETRY_ON, RetryPolicy
 from controlplane.translate.durations import duration
+from controlplane.translate.packing import pack
 
 # Kept for the admin API and docs: calls that never reached a task are safe to send to another one.
 DEFAULT_NUM_RETRIES = RetryPolicy().num_retries

@@ -1,17 +1,21 @@
-"""Envoy RouteConfiguration for the edge: one virtual host per host name; inside a host, higher
-priority first, then exact gRPC methods, then the longest path prefix, header matches first."""
+"""Envoy Routes and RouteConfigurations for every role.
+
+The edge: one virtual host per host name; inside a host, higher priority first, then exact gRPC
+methods, then the longest path prefix, header matches first. A sidecar's outbound routes: its
+upstreams by name as authority, then by the path prefixes they declare. A sidecar's inbound route:
+everything to its app. A proxyless gRPC client: one route per target."""
 
 from __future__ import annotations
-
-import functools
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import wrappers_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 
 from controlplane.model.mesh import Mesh, Service
+from controlplane.translate.cluster import LOCAL_APP
 from controlplane.translate.durations import duration
+from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
 from controlplane.translate.retry import retry_policy
 
@@ -67,13 +71,31 @@ def route_action(service: Service) -> rc.RouteAction:
     return action
 
 
-@functools.lru_cache(maxsize=65536)
-def service_route(service: Service) -> rc.Route:
-    route = rc.Route(name=service.name, match=route_match(service), route=route_action(service))
+def service_route(service: Service, *, by_name: bool = False) -> rc.Route:
+    """The route to a service with its policy; `by_name` matches every path (the virtual host
+    already chose the service by its name as authority) instead of the service's own match."""
+    match = rc.RouteMatch(prefix="/") if by_name else route_match(service)
+    route = rc.Route(name=service.name, match=match, route=route_action(service))
     rate_limit = route_rate_limit(service)
     if rate_limit is not None:
         route.typed_per_filter_config[LOCAL_RATELIMIT].CopyFrom(rate_limit)
     return route
+
+
+def memoised_route(memo: TranslationMemo, service: Service, *, by_name: bool = False) -> rc.Route:
+    """service_route, built once per service settings: an endpoint change does not rebuild it."""
+    return memo.get("route/by-name" if by_name else "route", memo.settings_key(service), lambda: service_route(service, by_name=by_name))
+
+
+def forward_route(cluster: str, prefix: str) -> rc.Route:
+    """Everything under `prefix` to `cluster`, with the defaults of service_route: no timeout, no retries."""
+    return rc.Route(match=rc.RouteMatch(prefix=prefix), route=rc.RouteAction(cluster=cluster, timeout=duration_pb2.Duration()))
+
+
+def route_configuration(name: str, virtual_hosts: list[rc.VirtualHost]) -> route_pb2.RouteConfiguration:
+    """Every RouteConfiguration we send. Clusters are not validated: a route may briefly name a
+    cluster the proxy has not warmed yet (make-before-break), and Envoy would reject the whole set."""
+    return route_pb2.RouteConfiguration(name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False))
 
 
 def route_order(service: Service) -> tuple[object, ...]:
@@ -81,7 +103,7 @@ def route_order(service: Service) -> tuple[object, ...]:
     return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers), route.path_key, service.name)
 
 
-def edge_routes(mesh: Mesh, name: str) -> route_pb2.RouteConfiguration:
+def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> route_pb2.RouteConfiguration:
     """One virtual host per host name (Envoy refuses a domain in two virtual hosts). A service on
     '*' is also reachable on every named host. Services without a route (route.enabled=false,
     per-revision subsets) only receive calls as weight targets."""
@@ -99,18 +121,41 @@ def edge_routes(mesh: Mesh, name: str) -> route_pb2.RouteConfiguration:
             rc.VirtualHost(
                 name=host.replace("*", "_any_"),
                 domains=_domains(host),
-                routes=[service_route(s) for s in sorted(services, key=route_order)],
+                routes=[memoised_route(memo, s) for s in sorted(services, key=route_order)],
             )
         )
-    return route_pb2.RouteConfiguration(
-        name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False)
-    )
+    return route_configuration(name, virtual_hosts)
 
 
 def _domains(host: str) -> list[str]:
     """The edge listener strips any port from Host/:authority before matching (strip_any_host_port),
     so `*.example.com` matches `a.example.com:8443` too; labels therefore name hosts without ports."""
     return [host]
+
+
+def outbound_routes(name: str, upstreams: list[Service], memo: TranslationMemo) -> route_pb2.RouteConfiguration:
+    """A sidecar's outbound routes: the app calls an upstream by its service name as authority
+    (`grpc.default_authority`), or through the catch-all host by the path prefix the upstream declares."""
+    virtual_hosts = [rc.VirtualHost(name=s.name, domains=[s.name], routes=[memoised_route(memo, s, by_name=True)]) for s in upstreams]
+    by_prefix = sorted((s for s in upstreams if s.route.path_prefix != "/"), key=lambda s: (-len(s.route.path_prefix), s.name))
+    catch_all = [memoised_route(memo, s) for s in by_prefix]
+    if len(upstreams) == 1 and not by_prefix:
+        catch_all.append(memoised_route(memo, upstreams[0], by_name=True))
+    if catch_all:
+        virtual_hosts.append(rc.VirtualHost(name="_any_", domains=["*"], routes=catch_all))
+    return route_configuration(name, virtual_hosts)
+
+
+def inbound_routes(name: str) -> route_pb2.RouteConfiguration:
+    """A sidecar's inbound routes: every call to the app next to it."""
+    return route_configuration(name, [rc.VirtualHost(name="local", domains=["*"], routes=[forward_route(LOCAL_APP, "/")])])
+
+
+def grpc_client_routes(service: Service) -> route_pb2.RouteConfiguration:
+    """What a proxyless gRPC client's `xds:///service` resolves to: every call to the service's cluster."""
+    return route_configuration(
+        service.name, [rc.VirtualHost(name=service.name, domains=[service.name], routes=[forward_route(service.name, "")])]
+    )
 
 
 def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
-from controlplane.translate.packing import pack
 from controlplane.model.mesh import Service
+from controlplane.translate.packing import pack
 
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 

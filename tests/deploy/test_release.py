@@ -15,6 +15,9 @@ import pytest
 
 import controlplane
 
+# Builds a wheel, a virtualenv and installs every runtime dependency from the registry: minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

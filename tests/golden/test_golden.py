@@ -21,7 +21,7 @@ from controlplane.cache.snapshot import build_snapshot
 from controlplane.demo.envoy import envoy_binary
 from controlplane.model.build import build_mesh
 from controlplane.proxy.roles import EdgeRole
-from controlplane.translate import Resources, translate
+from controlplane.translate import Resources, TranslationMemo, translate
 from controlplane.xds.types import ORDER, TypeUrl
 from unit.builders import cluster_state, task, task_definition
 
@@ -79,13 +79,24 @@ def test_every_input_is_valid(scenario: str) -> None:
 def test_translation_is_deterministic(case: tuple[Scenario, str]) -> None:
     scenario, role_name = case
     first, second = translated(scenario, role_name), translated(scenario, role_name)
-
-    def serialized(resources: Resources) -> dict[TypeUrl, dict[str, bytes]]:
-        return {t: {name: m.SerializeToString(deterministic=True) for name, m in resources.of(t).items()} for t in ORDER}
-
     assert serialized(first) == serialized(second)
     one, two = build_snapshot(first), build_snapshot(second)
     assert [one.version(t) for t in ORDER] == [two.version(t) for t in ORDER]
+
+
+def serialized(resources: Resources) -> dict[TypeUrl, dict[str, bytes]]:
+    return {t: {name: m.SerializeToString(deterministic=True) for name, m in resources.of(t).items()} for t in ORDER}
+
+
+def test_a_memo_shared_by_every_scenario_and_role_changes_no_output() -> None:
+    """What the cache does: one memo for the process, meshes one after another, every role."""
+    memo = TranslationMemo()
+    for _ in range(2):  # the second round is served from the memo
+        for scenario in SCENARIOS.values():
+            mesh = scenario.mesh()
+            for role_name, role in scenario.roles.items():
+                assert serialized(translate(mesh, role, memo)) == serialized(translate(mesh, role)), f"{scenario.name}/{role_name}"
+    assert memo.size_bytes() > 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

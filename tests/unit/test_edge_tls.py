@@ -60,7 +60,7 @@ def test_each_name_goes_to_the_certificate_that_covers_it_best() -> None:
 def test_the_edge_gets_secrets_and_a_tls_chain_per_certificate() -> None:
     a, b = certificate("a", "a.test"), certificate("b", "b.test")
     options = EdgeOptions(certificates=CertificateSet(certificates=(a, b)))
-    resources = translate(mesh(hosted("sa", "a.test"), hosted("sb", "b.test")), ROLE, options)
+    resources = translate(mesh(hosted("sa", "a.test"), hosted("sb", "b.test")), ROLE, edge=options)
 
     secrets = resources.of(TypeUrl.SECRET)
     assert sorted(secrets) == ["edge-certificate/a", "edge-certificate/b"]
@@ -79,7 +79,7 @@ def test_the_edge_gets_secrets_and_a_tls_chain_per_certificate() -> None:
 
 
 def test_without_certificates_the_edge_is_plaintext_and_has_no_secrets() -> None:
-    resources = translate(mesh(hosted("sa", "a.test")), ROLE, EdgeOptions())
+    resources = translate(mesh(hosted("sa", "a.test")), ROLE, edge=EdgeOptions())
     (listener,) = resources.of(TypeUrl.LISTENER).values()
     assert not resources.of(TypeUrl.SECRET)
     assert len(listener.filter_chains) == 1 and not listener.filter_chains[0].HasField("transport_socket")
@@ -137,7 +137,7 @@ def test_the_stream_serves_secrets_by_name_and_a_rotation_pushes_only_the_secret
     m = mesh(hosted("sa", "a.test"))
     before = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
     after = EdgeOptions(certificates=CertificateSet(certificates=(certificate("a", "a.test"),)))
-    snap = build_snapshot(translate(m, ROLE, before))
+    snap = build_snapshot(translate(m, ROLE, edge=before))
     record = ProxyRegistry().open(node_id="edge-1", node_cluster="edge", role=ROLE.key, peer="ipv4:127.0.0.1:1")
     sotw = SotwStream(record, nonce_prefix="t-")
 
@@ -158,7 +158,7 @@ def test_the_stream_serves_secrets_by_name_and_a_rotation_pushes_only_the_secret
     assert sds.type_url == TypeUrl.SECRET.value and len(sds.resources) == 1
     assert stream.on_request(request(TypeUrl.SECRET, ("edge-certificate/a", "edge-certificate/unknown"), ack=sds), snap) == []
 
-    rotated = build_snapshot(translate(m, ROLE, after), snap)
+    rotated = build_snapshot(translate(m, ROLE, edge=after), snap)
     (push,) = stream.push(rotated)
     assert push.type_url == TypeUrl.SECRET.value  # the listener refers to the secret by name: it is unchanged
     assert rotated.of(TypeUrl.LISTENER) == snap.of(TypeUrl.LISTENER)

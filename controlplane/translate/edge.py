@@ -1,0 +1,33 @@
+"""The edge role: every service's Cluster and ClusterLoadAssignment, one listener, one route configuration."""
+
+from __future__ import annotations
+
+from controlplane.model.mesh import Mesh
+from controlplane.proxy.roles import EdgeRole
+from google.protobuf.message import Message
+
+from controlplane.translate import cluster, endpoint, listener, route, secret
+from controlplane.translate.edge_options import EdgeOptions
+from controlplane.translate.memo import TranslationMemo
+from controlplane.translate.resources import Resources
+from controlplane.xds.types import TypeUrl
+
+EDGE_ROUTES = "edge"
+
+
+def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: EdgeOptions = EdgeOptions()) -> Resources:
+    # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
+    hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
+    by_type: dict[TypeUrl, dict[str, Message]] = {
+        TypeUrl.CLUSTER: {s.name: cluster.memoised_service_cluster(memo, s) for s in mesh.services},
+        TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in mesh.services},
+        TypeUrl.LISTENER: {
+            listener.EDGE_LISTENER: memo.get(
+                "listener/edge", (role, options, hosts), lambda: listener.edge_listener(role, EDGE_ROUTES, mesh, options)
+            )
+        },
+        TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)},
+    }
+    if options.tls_enabled:
+        by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(options.certificates))
+    return Resources(by_type=by_type)
