@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any, Callable
 
 import boto3
@@ -25,7 +26,7 @@ from controlplane.discovery.state import ClusterState
 from controlplane.admin.event_bus import Event, EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.model.build import build_mesh
-from controlplane.model.mesh import EndpointHealth, Mesh
+from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.options import xds_server_options
 from controlplane.server.registry import ProxyRegistry
@@ -175,7 +176,7 @@ class ControlPlane:
 
     def publish(self, views: list[ClusterState]) -> None:
         """A new view of ECS: rebuild the mesh and let the cache wake the streams if it changed."""
-        mesh = build_mesh(views, self.settings.label_prefix)
+        mesh = build_mesh(views, self.settings.label_prefix, self.settings.limits)
         self._log_problems(mesh)
         if self.cache.set_mesh(mesh):
             endpoints = [e for s in mesh.services for e in s.endpoints]
@@ -190,6 +191,10 @@ class ControlPlane:
             for health_state in EndpointHealth:
                 self.metrics.endpoints.labels(health=health_state.value).set(sum(1 for e in endpoints if e.health is health_state))
             self.metrics.services_with_errors.set(len({p.service for p in mesh.problems if p.severity == "error"}))
+            counts = Counter((p.kind, p.severity) for p in mesh.problems)
+            for kind in ProblemKind:
+                for severity in ("error", "warning"):
+                    self.metrics.label_problems.labels(kind=kind.value, severity=severity).set(counts[(kind, severity)])
             self.telemetry.mesh_updated(self.cache.revision, len(mesh.services), len(endpoints), len(mesh.problems))
 
     def _on_sync(self, status: ClusterSyncStatus, error: Exception | None) -> None:
@@ -218,6 +223,7 @@ class ControlPlane:
                     container=problem.container,
                     label=problem.label,
                     value=problem.value,
+                    kind=problem.kind.value,
                     error=message,
                 )
         for message in self._problems_logged - set(current):

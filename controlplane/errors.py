@@ -10,10 +10,11 @@ class ControlPlaneError(Exception):
 class LabelError(ControlPlaneError):
     """A Docker label on a task definition is malformed; the service it declares is disabled."""
 
-    def __init__(self, message: str, *, label: str | None = None, value: str | None = None) -> None:
+    def __init__(self, message: str, *, label: str | None = None, value: str | None = None, kind: str = "invalid_value") -> None:
         super().__init__(message)
         self.label = label
         self.value = value
+        self.kind = kind
 
 
 class NodeError(ControlPlaneError):

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.model.limits import Limits
 from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
 
 
@@ -41,6 +42,18 @@ class Settings(BaseSettings):
     dashboard_port: int | None = Field(default=18003, ge=0, le=65535, description="port of the web dashboard (null: off)")
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per AWS call, retries included (adaptive mode)")
     label_prefix: str = Field(default=DEFAULT_PREFIX, description="prefix of the Docker labels we read")
+    # Bounds on the edge configuration one service may cause (docs/labels.md, "Limits").
+    max_hosts_per_service: int = Field(
+        default=Limits().max_hosts_per_service, ge=1, le=1000, description="hosts one service may name in xds.route.hosts"
+    )
+    max_routes_per_service: int = Field(
+        default=Limits().max_routes_per_service, ge=1, le=1_000_000,
+        description="edge route entries one service may add (its own, and wildcard copies charged to it)",
+    )
+    max_config_bytes_per_service: int = Field(
+        default=Limits().max_config_bytes_per_service, ge=1024, le=1 << 30,
+        description="bytes of edge route configuration one service may add (estimated, an upper bound)",
+    )
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="seconds between reads of each cluster when polling")
     # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
     events_queue_url: str | None = Field(
@@ -104,6 +117,14 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_hosts_per_service=self.max_hosts_per_service,
+            max_routes_per_service=self.max_routes_per_service,
+            max_config_bytes_per_service=self.max_config_bytes_per_service,
+        )
 
     @field_validator("clusters", mode="before")
     @classmethod

@@ -126,10 +126,13 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     for s in response.services:
         counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
         route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
-        rows.append((s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], len(s.problems)))
-    out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "PROBLEMS"], rows)
-    messages = dict.fromkeys(f"{p.severity.upper()}: {p.message}" for s in response.services for p in s.problems)
-    messages.update(dict.fromkeys(f"{p.severity.upper()}: {p.message}" for p in response.problems))
+        errors = sum(1 for p in s.problems if p.severity == "error")
+        rows.append(
+            (s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], errors, len(s.problems) - errors)
+        )
+    out = _table(["SERVICE", "STATE", "PROTOCOL", "ROUTE", "HEALTHY", "DRAINING", "UNHEALTHY", "ERRORS", "WARNINGS"], rows)
+    messages = dict.fromkeys(_problem_line(p) for s in response.services for p in s.problems)
+    messages.update(dict.fromkeys(_problem_line(p) for p in response.problems))
     if messages:
         out += "\n\n" + "\n".join(messages)
     if args.endpoints:
@@ -140,6 +143,11 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
                     [(f"{e.address}:{e.port}", e.health, e.task_id, e.task_definition, e.cluster, e.availability_zone or "-") for e in s.endpoints],
                 )
     return out
+
+
+def _problem_line(problem: Any) -> str:
+    kind = f" [{problem.kind}]" if problem.kind else ""
+    return f"{problem.severity.upper()}: {problem.message}{kind}"
 
 
 def show_proxies(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:

@@ -66,6 +66,12 @@ class Metrics:
         self.services = Gauge("controlplane_services", "Services served", registry=r)
         self.endpoints = Gauge("controlplane_endpoints", "Endpoints announced", ["health"], registry=r)
         self.services_with_errors = Gauge("controlplane_services_with_errors", "Services with validation errors", registry=r)
+        self.label_problems = Gauge(
+            "controlplane_label_problems",
+            "Label problems in the current mesh, by kind (docs/labels.md, Problems) and severity (error, warning)",
+            ["kind", "severity"],
+            registry=r,
+        )
         self.mesh_updates = Counter("controlplane_mesh_updates_total", "New meshes published", registry=r)
         self.certificate_expiry = Gauge(
             "controlplane_edge_certificate_expiry_timestamp_seconds", "When an edge certificate being served expires", ["certificate"], registry=r
@@ -84,14 +90,14 @@ class Metrics:
 
         self.view_age.labels(cluster=cluster).set_function(age)
 
+    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
+        self.translation_cache_bytes.set_function(size_bytes)
+
     def track_cache(self, cache: SnapshotCache) -> None:
         """The snapshot cache's own size, read at each scrape."""
         self.cache_roles.set_function(lambda: cache.live_roles)
         self.cache_snapshots.set_function(lambda: cache.snapshots)
         self.cache_interned.set_function(lambda: cache.interned)
-
-    def track_translation_cache(self, size_bytes: Callable[[], int]) -> None:
-        self.translation_cache_bytes.set_function(size_bytes)
 
     def serve(self, address: str, port: int) -> tuple[object, int]:
         """Expose /metrics over HTTP; returns the server (call .shutdown()) and its port."""

@@ -32,6 +32,7 @@ def problem(p: ServiceProblem) -> api.Problem:
         value=p.value or "",
         severity=p.severity,
         message=p.message,
+        kind=p.kind.value,
     )
 
 

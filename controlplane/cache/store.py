@@ -35,7 +35,9 @@ class SnapshotCache:
     partial view as if it were complete.
     """
 
-    def __init__(self, memo: TranslationMemo | None = None, edge: EdgeOptions = EdgeOptions(), max_roles: int = DEFAULT_MAX_ROLES) -> None:
+    def __init__(
+        self, memo: TranslationMemo | None = None, edge: EdgeOptions = EdgeOptions(), max_roles: int = DEFAULT_MAX_ROLES
+    ) -> None:
         # One memo per process: pass the one whose size the metrics report.
         self.memo = memo if memo is not None else TranslationMemo()
         self._edge = edge

@@ -1,53 +1,63 @@
-"""Cluster views -> the Mesh. Pure and deterministic: the same views give an equal Mesh."""
+"""Cluster views -> the Mesh. Pure, total and deterministic: the same views give an equal Mesh, on
+every replica, whatever order ECS answered in (docs/labels.md, "Route ownership").
+
+1. Each task definition's labels are parsed once: declarations, and problems as data.
+2. Each service name gets its owning family (families.py); other families join with identical
+   settings only.
+3. Services are admitted to the edge in established order (the owning family's first task start,
+   then the name): a newcomer that would take an established route, or exceed the limits, is
+   refused (ownership.py, limits.py).
+4. Revision splits, weights and upstreams are resolved against what is served.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from controlplane.discovery.state import ClusterState, TaskDefinition
-from controlplane.errors import LabelError
-from controlplane.model.labels import (
-    DEFAULT_PREFIX,
-    ServiceDeclaration,
-    parse_declarations,
-    unknown_labels,
-)
+from controlplane.model.families import Claim, Rank, resolve
+from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
 from controlplane.model.lifecycle import endpoint_health
+from controlplane.model.limits import Limits
 from controlplane.model.mesh import (
     Endpoint,
     Mesh,
+    ProblemKind,
     RouteMatch,
     Service,
     ServiceProblem,
     Split,
     WeightedTarget,
 )
+from controlplane.model.ownership import EdgeRoutes
+from controlplane.model.problems import LabelProblem, shown
 
 
-def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> Mesh:
+def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX, limits: Limits = Limits()) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems."""
     problems: list[ServiceProblem] = []
-    declarations: dict[str, list[tuple[TaskDefinition, ServiceDeclaration]]] = defaultdict(list)
-    endpoints: dict[str, dict[tuple[str, int], Endpoint]] = defaultdict(dict)
-    seen_task_definitions: dict[str, list[ServiceDeclaration]] = {}
+    claims: dict[str, dict[str, Claim]] = defaultdict(dict)
+    parsed: dict[str, tuple[ServiceDeclaration, ...]] = {}
 
     for state in states:
         for task in state.tasks:
             task_definition = state.task_definitions.get(task.task_definition_arn)
             if task_definition is None:
                 continue
-            if task_definition.arn not in seen_task_definitions:
-                seen_task_definitions[task_definition.arn] = _declarations(task_definition, prefix, problems)
-                for declaration in seen_task_definitions[task_definition.arn]:
-                    declarations[declaration.name].append((task_definition, declaration))
-            for declaration in seen_task_definitions[task_definition.arn]:
+            if task_definition.arn not in parsed:
+                parsed[task_definition.arn] = _declarations(task_definition, prefix, problems)
+                for declaration in parsed[task_definition.arn]:
+                    claims[declaration.name][task_definition.arn] = Claim(task_definition, declaration)
+            for declaration in parsed[task_definition.arn]:
+                claim = claims[declaration.name][task_definition.arn]
+                claim.saw(task)
                 health = endpoint_health(task, declaration.container)
                 reachable = task.endpoint_for(declaration.container, declaration.container_port)
                 if health is None or reachable is None:
                     continue
-                key = (reachable.address, reachable.port)
-                endpoints[declaration.name][key] = Endpoint(
+                claim.endpoints[(reachable.address, reachable.port)] = Endpoint(
                     address=reachable.address,
                     port=reachable.port,
                     task_arn=task.arn,
@@ -57,136 +67,154 @@ def build_mesh(states: Iterable[ClusterState], prefix: str = DEFAULT_PREFIX) -> 
                     availability_zone=task.availability_zone,
                 )
 
-    services: list[Service] = []
-    for name in sorted(declarations):
-        task_definition, winner = _newest(declarations[name])
-        for other_td, other in declarations[name]:
-            if other.settings() != winner.settings():
-                problems.append(
-                    ServiceProblem(
-                        service=name,
-                        task_definition=other_td.display_name,
-                        container=other.container,
-                        severity="warning",
-                        message=(
-                            f"service {name!r}: task definition {other_td.display_name} declares different settings "
-                            f"than {task_definition.display_name}; the newest revision's settings are used"
-                        ),
-                    )
-                )
+    candidates: list[tuple[Rank, Service, ServiceDeclaration, dict[str, int]]] = []
+    for name in sorted(claims):
+        ownership = resolve(name, list(claims[name].values()))
+        problems.extend(ownership.problems)
+        endpoints: dict[tuple[str, int], Endpoint] = {}
+        for claim in ownership.accepted:
+            endpoints.update(claim.endpoints)
+        winner = ownership.winner.declaration
         service = Service(
             name=name,
             protocol=winner.protocol,
             route=winner.route,
             container_port=winner.container_port,
-            declared_by=task_definition.display_name,
-            endpoints=tuple(sorted(endpoints[name].values(), key=lambda e: (e.address, e.port))),
+            declared_by=ownership.winner.task_definition.display_name,
+            endpoints=tuple(sorted(endpoints.values(), key=lambda e: (e.address, e.port))),
             policy=winner.policy,
             split=winner.split,
             newest_revision_weight=winner.newest_revision_weight,
             upstreams=winner.upstreams,
         )
-        services.extend(_with_revision_subsets(service, {td.display_name: td.revision for td, _ in declarations[name]}))
-    services = _without_route_conflicts(services, problems, prefix)
-    kept_names = {s.name for s in services}
-    services = [s for s in services if s.subset_of is None or s.subset_of in kept_names]
-    services = sorted(_with_resolved_splits(services, problems, prefix), key=lambda s: s.name)
+        revisions = {c.task_definition.display_name: c.task_definition.revision for c in ownership.accepted}
+        candidates.append((ownership.rank, service, winner, revisions))
+
+    # Established order: who serves a route first keeps it.
+    candidates.sort(key=lambda c: (c[0], c[1].name))
+    edge = EdgeRoutes()
+    services: list[Service] = []
+    winners = {service.name: declaration for _, service, declaration, _ in candidates}
+    for _, service, declaration, revisions in candidates:
+        refusal = _refusal(service, declaration, edge, limits)
+        if refusal is not None:
+            problems.append(refusal)
+            continue
+        problems.extend(_shadowed(service, declaration, edge))
+        edge.admit(service)
+        services.extend(_with_revision_subsets(service, revisions))
+
+    services = sorted(_with_resolved_splits(services, winners, problems), key=lambda s: s.name)
+    problems.extend(_unknown_upstreams(services, winners))
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
 
 
-def _declarations(
-    task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem]
-) -> list[ServiceDeclaration]:
+def _declarations(task_definition: TaskDefinition, prefix: str, problems: list[ServiceProblem]) -> tuple[ServiceDeclaration, ...]:
+    """The declarations of every container of a task definition; a service declared by two
+    containers of one task definition is refused in both."""
     found: list[ServiceDeclaration] = []
     for container in task_definition.containers:
-        parsed = parse_declarations(container, prefix)
-        for result in parsed:
-            if isinstance(result, LabelError):
-                problems.append(
-                    ServiceProblem(
-                        service=_declared_name(container.labels, result, prefix),
-                        task_definition=task_definition.display_name,
-                        container=container.name,
-                        label=result.label,
-                        value=result.value,
-                        message=f"task definition {task_definition.display_name}, container {container.name!r}: {result}",
-                    )
-                )
-            else:
-                found.append(result)
-        if not parsed:
+        parsed = parse_container_labels(container, prefix)
+        found.extend(parsed.declarations)
+        problems.extend(_in_task_definition(task_definition, container.name, p) for p in parsed.problems)
+    by_name: dict[str, list[ServiceDeclaration]] = defaultdict(list)
+    for declaration in found:
+        by_name[declaration.name].append(declaration)
+    kept = []
+    for declaration in found:
+        others = [d for d in by_name[declaration.name] if d is not declaration]
+        if not others:
+            kept.append(declaration)
             continue
-        first = next((d.name for d in found if d.container == container.name), None)
-        for label in unknown_labels(container.labels, prefix):
-            problems.append(
-                ServiceProblem(
-                    service=first or container.labels.get(prefix + "service"),
-                    task_definition=task_definition.display_name,
-                    container=container.name,
+        label = declaration.label_prefix + "service"
+        problems.append(
+            _in_task_definition(
+                task_definition,
+                declaration.container,
+                LabelProblem(
                     label=label,
-                    value=container.labels[label],
-                    severity="warning",
                     message=(
-                        f"task definition {task_definition.display_name}, container {container.name!r}: "
-                        f"unknown label {label}={container.labels[label]!r} is ignored (see docs/labels.md)"
+                        f"label {label}={shown(declaration.name)}: container {shown(others[0].container)} of the same task "
+                        f"definition declares service {shown(declaration.name)} too; a service has one container and port "
+                        "per task definition: remove one declaration or give it another service name"
                     ),
-                )
+                    kind=ProblemKind.DUPLICATE_DECLARATION,
+                    value=declaration.name,
+                    service=declaration.name,
+                ),
             )
-    return found
+        )
+    return tuple(kept)
 
 
-def _declared_name(labels: Mapping[str, str], error: LabelError, prefix: str) -> str | None:
-    """The service name of the (possibly indexed) declaration whose label is malformed."""
-    label = error.label or ""
-    rest = label[len(prefix) :] if label.startswith(prefix) else ""
-    index, dot, _ = rest.partition(".")
-    if index.isdigit() and dot:
-        return labels.get(f"{prefix}{index}.service")
-    return labels.get(prefix + "service")
+def _in_task_definition(task_definition: TaskDefinition, container: str, problem: LabelProblem) -> ServiceProblem:
+    return ServiceProblem(
+        service=problem.service,
+        task_definition=task_definition.display_name,
+        container=container,
+        label=problem.label,
+        value=problem.value,
+        severity=problem.severity,
+        kind=problem.kind,
+        message=f"task definition {task_definition.display_name}, container {shown(container)}: {problem.message}",
+    )
 
 
-def _newest(candidates: list[tuple[TaskDefinition, ServiceDeclaration]]) -> tuple[TaskDefinition, ServiceDeclaration]:
-    """Mid-rollout, old and new revisions may disagree: the highest revision wins, then family, then container."""
-    return max(candidates, key=lambda pair: (pair[0].revision, pair[0].family, pair[1].container))
+def _match_text(route: RouteMatch) -> str:
+    headers = "" if not route.headers else " headers=" + ",".join(h.name if h.value is None else f"{h.name}={h.value}" for h in route.headers)
+    priority = f" priority={route.priority}" if route.priority else ""
+    return f"{route.path_key}{headers}{priority}"
 
 
-def _without_route_conflicts(
-    services: list[Service], problems: list[ServiceProblem], prefix: str = DEFAULT_PREFIX
-) -> list[Service]:
-    """Two services cannot own the same host and match (path and headers): the first by name keeps it."""
-    owners: dict[tuple[str, str, tuple[object, ...]], str] = {}
-    kept: list[Service] = []
-    for service in services:
-        if not service.route.enabled:
-            kept.append(service)
-            continue
-        keys = [(host, service.route.path_key, service.route.headers) for host in service.route.hosts]
-        clashes = [owners[key] for key in keys if key in owners]
-        if clashes:
-            problems.append(
-                ServiceProblem(
-                    service=service.name,
-                    task_definition=service.declared_by,
-                    container="",
-                    message=(
-                        f"service {service.name!r}: route hosts={','.join(service.route.hosts)} "
-                        f"{service.route.path_key}{_headers_text(service.route)} is already served by {clashes[0]!r}; "
-                        f"give one of them a different {prefix}route.hosts or {prefix}route.prefix"
-                    ),
-                )
-            )
-            continue
-        for key in keys:
-            owners[key] = service.name
-        kept.append(service)
-    return kept
+_ROUTE_LABELS = ("route.hosts", "route.prefix", "route.method", "route.headers", "route.priority")
 
 
-def _headers_text(route: RouteMatch) -> str:
-    if not route.headers:
-        return ""
-    return " headers=" + ",".join(h.name if h.value is None else f"{h.name}={h.value}" for h in route.headers)
+def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, limits: Limits) -> ServiceProblem | None:
+    """Why `service` may not join the edge as it is now, or None."""
+    where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
+    head = f"service {shown(service.name)} is refused"
+    exceeded = edge.charge(service).exceeded(limits)
+    if exceeded is not None:
+        label = declaration.label("route.hosts", "route.prefix", "route.method", "route.headers")
+        return ServiceProblem(
+            service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+            kind=ProblemKind.LIMIT_EXCEEDED,
+            message=f"{where}: {head}: it would add {exceeded} (docs/labels.md, \"Limits\")",
+        )
+    blocking = edge.blocking(service)
+    if not blocking:
+        return None
+    host, other = blocking[0]
+    p = declaration.label_prefix
+    same = other.route.path_key == service.route.path_key and other.route.headers == service.route.headers
+    how = "has the same match as" if same else "would take every call of"
+    label = declaration.label(*(_ROUTE_LABELS if same else ("route.priority", *_ROUTE_LABELS)))
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        kind=ProblemKind.ROUTE_CONFLICT,
+        message=(
+            f"{where}: {head}: its route on host {host} ({_match_text(service.route)}) {how} the route of service "
+            f"{shown(other.name)} (task definition {other.declared_by}, {_match_text(other.route)}), which served it first; "
+            f"give one of them another {p}route.hosts, {p}route.prefix, {p}route.method or {p}route.headers"
+        ),
+    )
+
+
+def _shadowed(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes) -> list[ServiceProblem]:
+    """Warnings for the hosts where an established route takes every call of `service`'s route."""
+    return [
+        ServiceProblem(
+            service=service.name, task_definition=service.declared_by, container=declaration.container,
+            label=declaration.label("route.priority", *_ROUTE_LABELS), severity="warning", kind=ProblemKind.SHADOWED_ROUTE,
+            message=(
+                f"task definition {service.declared_by}, container {shown(declaration.container)}: the route of service "
+                f"{shown(service.name)} on host {host} ({_match_text(service.route)}) never matches: the route of service "
+                f"{shown(other.name)} ({_match_text(other.route)}) comes first and takes all its calls"
+            ),
+        )
+        for host, other in edge.shadowing(service)
+    ]
 
 
 def subset_name(service: str, task_definition: str) -> str:
@@ -223,16 +251,27 @@ def _with_revision_subsets(service: Service, revisions: dict[str, int]) -> list[
         for target in targets
     ]
     split = Split(tuple(sorted(targets, key=lambda t: (-revisions.get(t.service.split("@", 1)[1], 0), t.service))))
-    return [_replace(service, split=split), *subsets]
+    return [dataclasses.replace(service, split=split), *subsets]
 
 
-def _replace(service: Service, **changes: object) -> Service:
-    import dataclasses
+def _unknown_target(service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str) -> ServiceProblem:
+    label = declaration.label_prefix + name
+    return ServiceProblem(
+        service=service.name,
+        task_definition=service.declared_by,
+        container=declaration.container,
+        label=label,
+        value=value,
+        severity="warning",
+        kind=ProblemKind.UNKNOWN_TARGET,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
+            f"{', '.join(repr(m) for m in missing)}, which no running task serves; {then}"
+        ),
+    )
 
-    return dataclasses.replace(service, **changes)  # type: ignore[arg-type]
 
-
-def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem], prefix: str) -> list[Service]:
+def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
     served = {service.name for service in services}
@@ -243,23 +282,22 @@ def _with_resolved_splits(services: list[Service], problems: list[ServiceProblem
             continue
         missing = [t.service for t in service.split.targets if t.service not in served]
         kept = tuple(t for t in service.split.targets if t.service in served)
+        usable = bool(kept) and sum(t.weight for t in kept) > 0
         if missing:
-            problems.append(
-                ServiceProblem(
-                    service=service.name,
-                    task_definition=service.declared_by,
-                    container="",
-                    label=prefix + "route.weights",
-                    value=",".join(f"{t.service}:{t.weight}" for t in service.split.targets),
-                    severity="warning",
-                    message=(
-                        f"service {service.name!r}: label {prefix}route.weights names {', '.join(repr(m) for m in missing)}, "
-                        f"which no running task serves; {'the remaining weights are used' if kept and sum(t.weight for t in kept) else 'calls go to ' + repr(service.name)}"
-                    ),
-                )
-            )
-        if not kept or sum(t.weight for t in kept) == 0:
-            resolved.append(_replace(service, split=None))
-        else:
-            resolved.append(_replace(service, split=Split(kept)))
+            value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
+            then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
+            problems.append(_unknown_target(service, winners[service.name], "route.weights", value, missing, then))
+        resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
     return resolved
+
+
+def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclaration]) -> list[ServiceProblem]:
+    served = {service.name for service in services}
+    return [
+        _unknown_target(
+            service, winners[service.name], "upstreams", ",".join(service.upstreams),
+            [name for name in service.upstreams if name not in served], "its sidecars get no route to them until one does",
+        )
+        for service in services
+        if any(name not in served for name in service.upstreams)
+    ]

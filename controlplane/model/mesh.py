@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -238,9 +238,30 @@ class Service:
     subset_of: str | None = None
 
 
+class ProblemKind(StrEnum):
+    """What kind of problem a label has: a bounded set (it labels a metric)."""
+
+    INVALID_VALUE = "invalid_value"  # a value outside its grammar or bounds, too long, not printable ASCII
+    MISSING_LABEL = "missing_label"  # a label the declaration needs is not set (xds.port with several ports)
+    CONFLICTING_LABELS = "conflicting_labels"  # labels of one declaration that contradict each other
+    DUPLICATE_DECLARATION = "duplicate_declaration"  # one task definition declares one service twice
+    UNKNOWN_LABEL = "unknown_label"  # a label under the prefix that we do not read (typo, case)
+    NO_EFFECT = "no_effect"  # a label, or combination, that changes nothing
+    REVISION_MISMATCH = "revision_mismatch"  # revisions of the owning family disagree (mid-rollout)
+    FAMILY_CONFLICT = "family_conflict"  # another family declares the service with different settings
+    ROUTE_CONFLICT = "route_conflict"  # a host and match an established service already serves
+    SHADOWED_ROUTE = "shadowed_route"  # a route that never matches: an earlier route takes all its calls
+    UNKNOWN_TARGET = "unknown_target"  # weights or upstreams naming a service that nothing serves
+    LIMIT_EXCEEDED = "limit_exceeded"  # more hosts, routes or bytes of configuration than allowed
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceProblem:
-    """A validation problem, as data: shown in the log, the metrics and the admin API."""
+    """A validation problem, as data: shown in the log, the metrics and the admin API.
+
+    Every text that came from a label (label names, values, service names) is shortened and
+    escaped: a problem is always printable and encodable, whatever the label held.
+    """
 
     service: str | None
     task_definition: str
@@ -249,14 +270,34 @@ class ServiceProblem:
     label: str | None = None
     value: str | None = None
     severity: str = "error"  # "error": the declaration is ignored; "warning": it is used anyway
+    kind: ProblemKind = ProblemKind.INVALID_VALUE
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    """One host of the edge and the routes it tries, in order, as the names of their services.
+
+    A host's own routes come first; then, as a fallback, the routes of the wildcard hosts that also
+    match it (`*.example.com` before `*`). An explicit host therefore always wins over a wildcard.
+    """
+
+    host: str
+    routes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Mesh:
-    """Every service we serve, in name order, and the problems found on the way."""
+    """Every service we serve, in name order, the edge's virtual hosts, and the problems found on the way."""
 
     services: tuple[Service, ...]
     problems: tuple[ServiceProblem, ...] = ()
+    virtual_hosts: tuple[VirtualHost, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived, never given: which routes each host gets is a pure function of the services.
+        from controlplane.model.routing import virtual_hosts
+
+        object.__setattr__(self, "virtual_hosts", virtual_hosts(self.services))
 
     def service(self, name: str) -> Service | None:
         for service in self.services:

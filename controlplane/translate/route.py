@@ -1,9 +1,10 @@
 """Envoy Routes and RouteConfigurations for every role.
 
-The edge: one virtual host per host name; inside a host, higher priority first, then exact gRPC
-methods, then the longest path prefix, header matches first. A sidecar's outbound routes: its
-upstreams by name as authority, then by the path prefixes they declare. A sidecar's inbound route:
-everything to its app. A proxyless gRPC client: one route per target."""
+The edge: one virtual host per host name, with the routes the model resolved for it, in its order
+(model/routing.py: a host's own routes by priority and match, then the wildcard fallbacks). A
+sidecar's outbound routes: its upstreams by name as authority, then by the path prefixes they
+declare. A sidecar's inbound route: everything to its app. A proxyless gRPC client: one route per
+target."""
 
 from __future__ import annotations
 
@@ -98,32 +99,19 @@ def route_configuration(name: str, virtual_hosts: list[rc.VirtualHost]) -> route
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False))
 
 
-def route_order(service: Service) -> tuple[object, ...]:
-    route = service.route
-    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers), route.path_key, service.name)
-
-
 def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> route_pb2.RouteConfiguration:
-    """One virtual host per host name (Envoy refuses a domain in two virtual hosts). A service on
-    '*' is also reachable on every named host. Services without a route (route.enabled=false,
+    """One virtual host per host name (Envoy refuses a domain in two virtual hosts), with the routes
+    the model resolved for it, in its order. Services without a route (route.enabled=false,
     per-revision subsets) only receive calls as weight targets."""
-    by_host: dict[str, list[Service]] = {}
-    for service in mesh.services:
-        if not service.route.enabled or service.subset_of is not None:
-            continue
-        for host in service.route.hosts:
-            by_host.setdefault(host, []).append(service)
-    catch_all = by_host.get("*", [])
-    virtual_hosts = []
-    for host in sorted(by_host):
-        services = by_host[host] if host == "*" else by_host[host] + [s for s in catch_all if s not in by_host[host]]
-        virtual_hosts.append(
-            rc.VirtualHost(
-                name=host.replace("*", "_any_"),
-                domains=_domains(host),
-                routes=[memoised_route(memo, s) for s in sorted(services, key=route_order)],
-            )
+    index = {service.name: service for service in mesh.services}
+    virtual_hosts = [
+        rc.VirtualHost(
+            name=vhost.host.replace("*", "_any_"),
+            domains=_domains(vhost.host),
+            routes=[memoised_route(memo, index[service]) for service in vhost.routes],
         )
+        for vhost in mesh.virtual_hosts
+    ]
     return route_configuration(name, virtual_hosts)
 
 

@@ -4,6 +4,7 @@ classifiers and py.typed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
@@ -48,6 +49,7 @@ def test_the_wheel_carries_version_licence_classifiers_and_types(wheel: Path) ->
     assert not [n for n in names if n.startswith(("tests/", "deploy/", "bench/"))]
 
 
+@pytest.mark.timeout(900)  # pip installs every runtime dependency into the clean virtualenv
 def test_the_wheel_installs_into_a_clean_virtualenv_and_runs(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "clean"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -66,3 +68,10 @@ def test_the_wheel_installs_into_a_clean_virtualenv_and_runs(wheel: Path, tmp_pa
     where = subprocess.run([str(bin_dir / "python"), "-c", "import controlplane; print(controlplane.__file__)"],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
     assert where.stdout.strip().startswith(str(env_dir))
+    # The dry run works with the runtime dependencies alone (docs/labels.md, render).
+    task_definition = tmp_path / "orders.json"
+    task_definition.write_text(json.dumps({"family": "orders", "containerDefinitions": [
+        {"name": "app", "portMappings": [{"containerPort": 50051}], "dockerLabels": {"xds.service": "orders"}}]}))  # fmt: skip
+    render = subprocess.run([str(bin_dir / "controlplane"), "render", "--task-definition", str(task_definition), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert render.returncode == 0 and "orders" in json.loads(render.stdout)["roles"]["edge"]["CDS"], render.stderr

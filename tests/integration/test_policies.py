@@ -297,8 +297,9 @@ def test_render_prints_the_resources_and_problems_of_the_live_cluster(stack: Dem
         capture_output=True, text=True, timeout=60, env=stack.aws_env(),
     )
     rendered = json.loads(result.stdout)
-    assert {"orders", "orders-next", "lr", "hc", "od", "rt", "getter", "lister", "cb", "limited"} <= set(rendered["CDS"])
-    assert rendered["CDS"]["hc"]["health_checks"][0]["grpc_health_check"]["service_name"] == "routeguide.RouteGuide"
+    edge = rendered["roles"]["edge"]
+    assert {"orders", "orders-next", "lr", "hc", "od", "rt", "getter", "lister", "cb", "limited"} <= set(edge["CDS"])
+    assert edge["CDS"]["hc"]["health_checks"][0]["grpc_health_check"]["service_name"] == "routeguide.RouteGuide"
     errors = [p for p in rendered["problems"] if p["severity"] == "error"]
     # The malformed service of the previous test is still there: exit status 1, and it is named.
     assert result.returncode == 1 and [p["label"] for p in errors] == ["xds.lb.policy"], result.stderr

@@ -50,6 +50,7 @@ def task(
     container_health: str = "HEALTHY",
     zone: str = "eu-west-1a",
     cluster: str = "prod",
+    started_at: float | None = None,
 ) -> Task:
     container = td.containers[0]
     endpoints = tuple(
@@ -67,6 +68,7 @@ def task(
         availability_zone=zone,
         container_health={container.name: container_health},
         endpoints=endpoints,
+        started_at=started_at,
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from controlplane.discovery.state import ContainerDefinition, PortMapping
 from controlplane.model.build import build_mesh
 from controlplane.model.lifecycle import endpoint_health
-from controlplane.model.mesh import EndpointHealth, Protocol, RouteMatch, ServiceProblem
+from controlplane.model.mesh import EndpointHealth, ProblemKind, Protocol, RouteMatch, ServiceProblem
 
 from .builders import cluster_state, task, task_definition
 
@@ -65,12 +65,13 @@ def test_port_defaults_to_the_only_mapping_and_errors_when_several() -> None:
             service="several",
             task_definition="several:4",
             container="app",
-            label="xds.port",
-            value=None,
+            label="xds.service",
+            value="several",
             severity="error",
+            kind=ProblemKind.MISSING_LABEL,
             message=(
-                "task definition several:4, container 'app': label xds.port is missing: container 'app' maps "
-                "50051, 9090; set xds.port to the containerPort that serves 'several'"
+                "task definition several:4, container 'app': label xds.service='several': container 'app' maps "
+                "50051, 9090: set xds.port to the containerPort that serves 'several'"
             ),
         ),
     )
@@ -102,8 +103,8 @@ def test_a_malformed_container_does_not_affect_another_container_of_the_task() -
 
     assert [s.name for s in mesh.services] == ["orders"]
     assert [p.message for p in mesh.problems] == [
-        "task definition orders:2, container 'admin': label xds.port='99999': expected an integer 1-65535 "
-        "that is a containerPort of this container's portMappings"
+        "task definition orders:2, container 'admin': label xds.port='99999': expected an integer 1-65535, "
+        "a containerPort of this container's portMappings"
     ]
 
 
@@ -120,7 +121,11 @@ def test_an_unknown_label_is_a_warning_and_the_service_is_still_served() -> None
             label="xds.retries",
             value="3",
             severity="warning",
-            message="task definition orders:5, container 'app': unknown label xds.retries='3' is ignored (see docs/labels.md)",
+            kind=ProblemKind.UNKNOWN_LABEL,
+            message=(
+                "task definition orders:5, container 'app': label xds.retries='3': unknown label, ignored "
+                "(docs/labels.md lists the labels we read)"
+            ),
         ),
     )
 
@@ -147,12 +152,14 @@ def test_during_a_rollout_the_newest_revision_wins_and_both_serve() -> None:
         ("old1", "orders:6"),
         ("new1", "orders:7"),
     ]
-    assert [(p.severity, p.task_definition, p.message) for p in mesh.problems] == [
+    assert [(p.severity, p.kind, p.task_definition, p.label, p.message) for p in mesh.problems] == [
         (
             "warning",
+            ProblemKind.REVISION_MISMATCH,
             "orders:6",
-            "service 'orders': task definition orders:6 declares different settings than orders:7; "
-            "the newest revision's settings are used",
+            "xds.service",
+            "task definition orders:6, container 'app': service 'orders' is declared with a different route than in "
+            "orders:7; the highest revision's settings are used",
         )
     ]
 
@@ -164,30 +171,53 @@ def test_a_rollout_with_equal_settings_is_silent() -> None:
     assert mesh.problems == () and len(mesh.services[0].endpoints) == 2
 
 
-def test_a_route_conflict_keeps_the_first_service_by_name() -> None:
+def test_a_route_conflict_keeps_the_established_service() -> None:
+    # alpha's tasks started first: it keeps * prefix=/, though beta sorts after it by name and before it by ARN order.
     beta = task_definition("beta", 2, {"xds.service": "beta", "xds.route.hosts": "shop.example.com,*"})
     alpha = task_definition("alpha", 1, {"xds.service": "alpha"})
-    mesh = build_mesh([cluster_state([task(beta, "b", "127.0.0.2"), task(alpha, "a", "127.0.0.1")], [beta, alpha])])
+    tasks = [task(beta, "b", "127.0.0.2", started_at=200.0), task(alpha, "a", "127.0.0.1", started_at=100.0)]
+    mesh = build_mesh([cluster_state(tasks, [beta, alpha])])
 
     assert [s.name for s in mesh.services] == ["alpha"]
     assert mesh.problems == (
         ServiceProblem(
             service="beta",
             task_definition="beta:2",
-            container="",
+            container="app",
+            label="xds.route.hosts",
+            kind=ProblemKind.ROUTE_CONFLICT,
             message=(
-                "service 'beta': route hosts=*,shop.example.com prefix=/ is already served by 'alpha'; "
-                "give one of them a different xds.route.hosts or xds.route.prefix"
+                "task definition beta:2, container 'app': service 'beta' is refused: its route on host * (prefix=/) has the "
+                "same match as the route of service 'alpha' (task definition alpha:1, prefix=/), which served it first; "
+                "give one of them another xds.route.hosts, xds.route.prefix, xds.route.method or xds.route.headers"
             ),
         ),
     )
+
+
+def test_the_established_service_is_the_one_whose_tasks_started_first_not_the_first_by_name() -> None:
+    alpha = task_definition("alpha", 1, {"xds.service": "alpha"})
+    beta = task_definition("beta", 1, {"xds.service": "beta"})
+    tasks = [task(alpha, "a", "127.0.0.1", started_at=300.0), task(beta, "b", "127.0.0.2", started_at=100.0)]
+
+    mesh = build_mesh([cluster_state(tasks, [alpha, beta])])
+
+    assert [s.name for s in mesh.services] == ["beta"]
+    assert [(p.service, p.kind) for p in mesh.problems] == [("alpha", ProblemKind.ROUTE_CONFLICT)]
+    # A task that has not started yet does not make its service established.
+    pending = task(beta, "b", "127.0.0.2", last_status="PENDING")
+    mesh = build_mesh([cluster_state([task(alpha, "a", "127.0.0.1", started_at=300.0), pending], [alpha, beta])])
+    assert [s.name for s in mesh.services] == ["alpha"]
 
 
 def test_a_route_conflict_names_the_custom_prefix_labels() -> None:
     a = task_definition("a", 1, {"mesh/service": "a"})
     b = task_definition("b", 1, {"mesh/service": "b"})
     mesh = build_mesh([cluster_state([task(a, "a", "127.0.0.1"), task(b, "b", "127.0.0.2")], [a, b])], prefix="mesh/")
-    assert mesh.problems[0].message.endswith("give one of them a different mesh/route.hosts or mesh/route.prefix")
+    assert mesh.problems[0].label == "mesh/service"  # the only label b set
+    assert mesh.problems[0].message.endswith(
+        "give one of them another mesh/route.hosts, mesh/route.prefix, mesh/route.method or mesh/route.headers"
+    )
 
 
 def test_the_same_prefix_on_different_hosts_is_no_conflict() -> None:

@@ -60,7 +60,7 @@ def test_method_and_header_routes_do_not_clash_with_a_prefix_route() -> None:
     tds = [task_definition(l["xds.service"], 1, l) for l in labels]
     mesh = build_mesh([cluster_state([task(td, td.family, f"127.0.0.{n}") for n, td in enumerate(tds)], tds)])
     assert [s.name for s in mesh.services] == ["beta", "getter", "guide"]
-    assert "route hosts=* prefix=/g.G/ is already served by 'guide'" in mesh.problems[0].message
+    assert "its route on host * (prefix=/g.G/) has the same match as the route of service 'guide'" in mesh.problems[0].message
 
 
 def test_upstreams_are_stored_on_the_service() -> None:

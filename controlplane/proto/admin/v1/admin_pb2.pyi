@@ -164,7 +164,7 @@ class Endpoint(_message.Message):
     def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ..., task_arn: _Optional[str] = ..., task_id: _Optional[str] = ..., cluster: _Optional[str] = ..., task_definition: _Optional[str] = ..., health: _Optional[str] = ..., lifecycle: _Optional[str] = ..., availability_zone: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message")
+    __slots__ = ("service", "task_definition", "container", "label", "value", "severity", "message", "kind")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TASK_DEFINITION_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class Problem(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     service: str
     task_definition: str
     container: str
@@ -179,7 +180,8 @@ class Problem(_message.Message):
     value: str
     severity: str
     message: str
-    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, service: _Optional[str] = ..., task_definition: _Optional[str] = ..., container: _Optional[str] = ..., label: _Optional[str] = ..., value: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ListProxiesRequest(_message.Message):
     __slots__ = ()

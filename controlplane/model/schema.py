@@ -1,0 +1,109 @@
+"""The labels we read: for each, its name under the prefix, its grammar and its default.
+
+A container declares its first service with `<prefix><label>` and further services (other ports of
+the same container) with indexed labels `<prefix><n>.<label>`, n = 1..9; an indexed declaration
+does not inherit the unindexed labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.model import grammar as g
+from controlplane.model.mesh import HealthCheckKind, LbPolicy, LocalityMode, Protocol, RetryPolicy
+
+DEFAULT_PREFIX = "xds."
+MAX_INDEX = 9
+# A label value longer than this is refused before it is parsed (32 hosts of 120 characters fit).
+MAX_VALUE_CHARS = 4096
+
+# gRPC statuses Envoy can retry on (x-envoy-retry-grpc-on) and the connection-level conditions.
+GRPC_RETRY_ON = ("cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable")
+CONNECTION_RETRY_ON = ("connect-failure", "refused-stream", "reset-before-request", "reset", "gateway-error", "5xx")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """One label we read: its name under the prefix, its grammar, its default and a note on its use."""
+
+    name: str
+    grammar: g.Grammar[Any]
+    default: str | None
+    note: str = ""
+
+    @property
+    def expected(self) -> str:
+        return self.grammar.expected + (f", {self.note}" if self.note else "")
+
+
+_DAY = g.DAY_MS
+LABELS: tuple[LabelSpec, ...] = (
+    # identity and routing
+    LabelSpec("service", g.SERVICE_NAME, None),
+    LabelSpec("port", g.Integer(1, 65535), None, "a containerPort of this container's portMappings"),
+    LabelSpec("protocol", g.Choice(Protocol), "grpc"),
+    LabelSpec("route.hosts", g.Hosts(), "*"),
+    LabelSpec("route.prefix", g.PATH, "/", "e.g. /routeguide.RouteGuide/"),
+    LabelSpec("route.method", g.GRPC_METHOD, None),
+    LabelSpec("route.headers", g.Headers(), None),
+    LabelSpec("route.priority", g.Integer(0, 1000), "0", "higher matches first among one host's own routes"),
+    LabelSpec("route.enabled", g.BOOLEAN, "true"),
+    LabelSpec("route.weights", g.Weights(), None),
+    LabelSpec("route.newest-revision-weight", g.Integer(0, 100), None, "the percent of calls for the newest task-definition revision"),
+    LabelSpec("upstreams", g.ServiceNames(), ""),
+    # balancing
+    LabelSpec("lb.policy", g.Choice(LbPolicy), "round_robin"),
+    LabelSpec("lb.hash-header", g.HEADER_NAME, None, "used with lb.policy ring_hash or maglev"),
+    LabelSpec("lb.slow-start", g.Duration(1, _DAY), None, "used with lb.policy round_robin or least_request"),
+    LabelSpec("lb.locality", g.Choice(LocalityMode), "none"),
+    # active health check
+    LabelSpec("health.check", g.Choice(HealthCheckKind), "none"),
+    LabelSpec("health.grpc-service", g.GRPC_SERVICE, "", "with health.check=grpc"),
+    LabelSpec("health.path", g.PATH, "/healthz", "with health.check=http"),
+    LabelSpec("health.interval", g.Duration(100, _DAY), "5s"),
+    LabelSpec("health.timeout", g.Duration(10, _DAY), "1s", "shorter than health.interval"),
+    LabelSpec("health.healthy-threshold", g.Integer(1, 100), "2"),
+    LabelSpec("health.unhealthy-threshold", g.Integer(1, 100), "2"),
+    # outlier detection
+    LabelSpec("outlier.consecutive-5xx", g.Integer(1, 1000), None),
+    LabelSpec("outlier.consecutive-gateway-errors", g.Integer(1, 1000), None),
+    LabelSpec("outlier.consecutive-local-origin-failures", g.Integer(1, 1000), None),
+    LabelSpec("outlier.interval", g.Duration(100, _DAY), "5s"),
+    LabelSpec("outlier.ejection-time", g.Duration(100, _DAY), "30s"),
+    LabelSpec("outlier.max-ejection-percent", g.Integer(1, 100), "50"),
+    # circuit breakers
+    LabelSpec("circuit-breaker.max-connections", g.Integer(1, 1_000_000), "1024"),
+    LabelSpec("circuit-breaker.max-pending-requests", g.Integer(1, 1_000_000), "1024"),
+    LabelSpec("circuit-breaker.max-requests", g.Integer(1, 1_000_000), "1024"),
+    LabelSpec("circuit-breaker.max-retries", g.Integer(0, 1_000_000), "32"),
+    # retries and timeouts
+    LabelSpec("retry.on", g.Conditions(GRPC_RETRY_ON + CONNECTION_RETRY_ON), ",".join(RetryPolicy().retry_on)),
+    LabelSpec("retry.attempts", g.Integer(0, 10), "2", "retries after the first try"),
+    LabelSpec("retry.per-try-timeout", g.Duration(1, _DAY), None),
+    LabelSpec("retry.budget", g.Percent(), None, "the share of active calls that may be retries"),
+    LabelSpec("timeout.route", g.Duration(0, _DAY), "0", "0 means none"),
+    LabelSpec("timeout.idle", g.Duration(1, _DAY), None),
+    LabelSpec("timeout.max-stream-duration", g.Duration(1, _DAY), None),
+    LabelSpec(
+        "timeout.grpc-max",
+        g.OrWords((("off", None), ("unlimited", 0)), g.Duration(0, _DAY), "0 (or unlimited) to honour any grpc-timeout, or off to ignore it"),
+        "0",
+    ),
+    # rate limit
+    LabelSpec("ratelimit.average", g.Integer(1, 1_000_000), None, "calls per ratelimit.period"),
+    LabelSpec("ratelimit.period", g.Duration(50, _DAY), "1s"),
+    LabelSpec("ratelimit.burst", g.Integer(1, 1_000_000), None, "at least ratelimit.average"),
+    # upstream TLS
+    LabelSpec("scheme", g.Words((("plain", False), ("tls", True)), "one of plain, tls"), "plain"),
+    LabelSpec("tls.sni", g.SNI, None, "the TLS server name sent to the task, with scheme=tls"),
+)
+SPECS: Mapping[str, LabelSpec] = {spec.name: spec for spec in LABELS}
+
+
+def declaration_prefixes(labels: Mapping[str, str], prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """The label prefixes of every service a container declares: `xds.`, then `xds.1.`..`xds.9.`."""
+    found = [prefix] if prefix + "service" in labels else []
+    found += [f"{prefix}{n}." for n in range(1, MAX_INDEX + 1) if f"{prefix}{n}.service" in labels]
+    return found
