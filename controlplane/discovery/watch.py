@@ -299,6 +299,8 @@ class ClusterWatch:
         if kind == "resync":
             status.last_success_at = state.synced_at
         status.last_api_calls = calls
+        for operation, count in calls.items():
+            status.api_calls_total[operation] = status.api_calls_total.get(operation, 0) + count
         status.last_error = None
         status.consecutive_failures = 0
         self._on_sync(status, None)
