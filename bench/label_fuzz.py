@@ -43,16 +43,19 @@ from controlplane.discovery.state import (  # noqa: E402
     TaskDefinition,
 )
 from controlplane.model import grammar as g  # noqa: E402
+from controlplane.model import route_grammar as rg  # noqa: E402
 from controlplane.model.build import build_mesh  # noqa: E402
 from controlplane.model.mesh import Mesh  # noqa: E402
-from controlplane.model.schema import LABELS, LabelSpec  # noqa: E402
+from controlplane.model.schema import FAMILIES as LABEL_FAMILIES  # noqa: E402
+from controlplane.model.schema import LABELS, LabelFamily, LabelSpec  # noqa: E402
 from controlplane.proxy.roles import EdgeRole, SidecarRole  # noqa: E402
 from controlplane.translate import translate  # noqa: E402
 from controlplane.translate.resources import Resources  # noqa: E402
 from controlplane.xds.types import TypeUrl  # noqa: E402
 
 PREFIX = "xds."
-SERVICES = ("orders", "web", "pay", "orders-next")  # a small pool: conflicts, weights and upstreams meet
+SERVICES = ("orders", "web", "pay", "orders-next", "users", "search")  # a small pool: conflicts, weights and upstreams meet
+PREFIXES = ("/", "/a/", "/a/b/", "/routeguide.RouteGuide/", "/users.Users/")
 FAMILIES = ("alpha", "beta", "gamma", "delta", "epsilon")
 HOSTS = ("*", "a.example.com", "*.example.com", "b.a.example.com", "localhost")  # overlapping: fallbacks and conflicts
 PORTS = (50051, 8080)
@@ -116,7 +119,47 @@ def valid_value(spec: LabelSpec) -> st.SearchStrategy[str]:
         return _listed(st.sampled_from(SERVICES), 0, 3)
     if isinstance(grammar, g.Conditions):
         return _listed(st.sampled_from(grammar.allowed), 1, 4)
+    routing = _routing_value(grammar)
+    if routing is not None:
+        return routing
     raise TypeError(f"no generator for {spec.name}")
+
+
+_HEADER_NAMES = st.from_regex(rg._HEADER_NAME, fullmatch=True).filter(lambda n: n != "host")
+# Regexes RE2 and Envoy accept (and a few they refuse: the grammar must turn those into problems).
+_REGEXES = st.sampled_from([r"v[0-9]+", r"[a-z]{2}", r"(?i)acme-.*", r"grpc-(python|go)/1\.[0-9]+.*", r"a{100}", r"(a)\1", r"(?=x)"])
+_MATCH_VALUE = st.from_regex(r"[\x21-\x7e]([\x20-\x7e]{0,30}[\x21-\x7e])?", fullmatch=True)
+
+
+def _routing_value(grammar: g.Grammar[Any]) -> st.SearchStrategy[str] | None:
+    """Values of the routing grammars of issue 17 (route_grammar.py), or None for other grammars."""
+    kinds = st.sampled_from(["exact", "prefix", "suffix", "contains"])
+    if isinstance(grammar, rg.HeaderCondition):
+        string = st.tuples(st.sampled_from(["", "!"]), kinds, _MATCH_VALUE).map(lambda t: f"{t[0]}{t[1]}:{t[2]}")
+        return st.sampled_from(["present", "absent"]) | string | _REGEXES.map(lambda r: "regex:" + r)
+    if isinstance(grammar, rg.QueryCondition):
+        return st.just("present") | st.tuples(kinds, _MATCH_VALUE).map(lambda t: f"{t[0]}:{t[1]}") | _REGEXES.map(lambda r: "regex:" + r)
+    if isinstance(grammar, rg.HeaderValue):
+        return _MATCH_VALUE
+    if isinstance(grammar, rg.HeaderNames):
+        return _listed(_HEADER_NAMES, 1, 3)
+    if isinstance(grammar, rg.HostRewrite):
+        return st.sampled_from(["upstream", "orders.internal", "a.example.com:8443"])
+    if isinstance(grammar, rg.Origins):
+        return _listed(st.sampled_from(["*", "https://app.example.com", "http://localhost:8080", "https://*.example.com"]), 1, 3)
+    if isinstance(grammar, rg.Methods):
+        return _listed(st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS"]), 1, 3)
+    if isinstance(grammar, rg.WholeSeconds):
+        return st.integers(1, 86_400).map(lambda n: f"{n}s")
+    if isinstance(grammar, rg.AbortStatus):
+        return st.sampled_from(sorted(rg.GRPC_STATUSES)).map(str.upper) | st.integers(400, 599).map(str)
+    return None
+
+
+def family_labels(family: LabelFamily) -> st.SearchStrategy[tuple[str, str]]:
+    """A label of a family (`route.header.<name>`): a name its key grammar accepts, and a value."""
+    key = st.from_regex(family.key.regex, fullmatch=True).filter(lambda k: len(k) <= 40)
+    return st.tuples(key.map(lambda k: family.prefix + k), valid_value(LabelSpec(family.prefix, family.grammar, None)))
 
 
 @functools.cache
@@ -132,11 +175,17 @@ _ODD_KEYS = st.sampled_from(TYPOS) | any_text.map(lambda text: PREFIX + text) | 
 
 
 @st.composite
-def _declaration_labels(draw: st.DrawFn, prefix: str, valid_only: bool) -> dict[str, str]:
+def _declaration_labels(draw: st.DrawFn, prefix: str, valid_only: bool, service: str | None = None) -> dict[str, str]:
     specs = draw(_SPEC_SETS)
-    labels = {prefix + "service": draw(st.sampled_from(SERVICES))}
+    labels = {prefix + "service": service or draw(st.sampled_from(SERVICES))}
+    if valid_only and draw(st.booleans()):
+        # Distinct prefixes let several services share a host: fallbacks, shadows and orders to check.
+        labels[prefix + "route.prefix"] = draw(st.sampled_from(PREFIXES))
     for spec in specs:
         labels[prefix + spec.name] = draw(valid_value(spec) if valid_only else label_value(spec))
+    for family in draw(st.lists(st.sampled_from(LABEL_FAMILIES), max_size=2)):
+        name, value = draw(family_labels(family))
+        labels[prefix + name] = value if valid_only else draw(st.sampled_from([value, value + "\x00", "!"]))
     return labels
 
 
@@ -144,9 +193,9 @@ declaration_labels = functools.cache(_declaration_labels)
 
 
 @st.composite
-def _container(draw: st.DrawFn, name: str, valid_only: bool) -> ContainerDefinition:
+def _container(draw: st.DrawFn, name: str, valid_only: bool, service: str | None = None) -> ContainerDefinition:
     ports = draw(_PORT_SETS)
-    labels = draw(declaration_labels(PREFIX, valid_only))
+    labels = draw(declaration_labels(PREFIX, valid_only, service))
     if len(ports) > 1:
         labels[PREFIX + "port"] = str(ports[0])
         if draw(st.booleans()):
@@ -165,12 +214,16 @@ container = functools.cache(_container)
 def cluster_views(draw: st.DrawFn, valid_only: bool = False) -> list[ClusterState]:
     """1-6 task definitions of a few families, each with 1-2 tasks (random status and start time)."""
     tds: list[TaskDefinition] = []
-    for i in range(draw(st.integers(1, 6))):
-        family, revision = draw(st.sampled_from(FAMILIES)), draw(st.integers(1, 3))
+    for i in range(draw(st.integers(3 if valid_only else 1, 6))):
+        # Valid sets: mostly one family per task definition, so that fewer declarations are refused.
+        family = FAMILIES[i % len(FAMILIES)] if valid_only and draw(st.integers(0, 3)) else draw(st.sampled_from(FAMILIES))
+        revision = draw(st.integers(1, 3))
         arn = f"arn:aws:ecs:us-east-1:1:task-definition/{family}:{revision}"
         if any(td.arn == arn for td in tds):
             continue
-        containers = [draw(container("app", valid_only))]
+        # Valid sets: often a service of its own per task definition, so that fewer are refused.
+        own = SERVICES[i % len(SERVICES)] if valid_only and draw(st.booleans()) else None
+        containers = [draw(container("app", valid_only, own))]
         if draw(st.integers(0, 3)) == 0:
             containers.append(draw(container("side", valid_only)))
         tds.append(TaskDefinition(arn=arn, family=family, revision=revision, network_mode="awsvpc", containers=tuple(containers)))
@@ -332,7 +385,9 @@ def main() -> int:
                 accepted_sets()
         finally:
             report["envoy"] = {
-                "validated": len(outcomes), "accepted_by_envoy": sum(outcomes), "median_services": statistics.median(services) if services else 0,
+                "validated": len(outcomes), "accepted_by_envoy": sum(outcomes),
+                "median_services": statistics.median(services) if services else 0, "max_services": max(services, default=0),
+                "with_3_or_more_services": sum(1 for n in services if n >= 3),
                 "wall_seconds": round(time.monotonic() - started_wall, 1), "failures": failures,
             }
             print(json.dumps(report, indent=2))

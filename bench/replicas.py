@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     phases: dict[str, float] = {}
     started = time.monotonic()
     wall_started = time.time()
-    with DemoStack(cluster="replicas", events_topic="ecs-events", running_grace_seconds=2.0) as stack:
+    with DemoStack(cluster="replicas", events_topic="ecs-events", healthy_after_running_seconds=2.0) as stack:
         stack.start_local_ecs()
         stack.create_service(SERVICE, stack.register(labels=CALLS_ITSELF, environment=APP), args.tasks)
         stack.wait_for_running(SERVICE, args.tasks, timeout=60)

@@ -71,7 +71,7 @@ def run(mode: str, deploys: int, tasks: int, healthy_after_running: float, label
         events_queue="ecs-events" if mode == "events" else None,
         local_ecs_args=[
             "--task-address-octet", str(octet), "--instance-address-octet", str(octet + 50),
-            "--running-grace-seconds", str(healthy_after_running),
+            "--healthy-after-running-seconds", str(healthy_after_running),
         ],
     ) as stack:
         stack.start_local_ecs()

@@ -232,6 +232,7 @@ class ControlPlane:
                 self.settings.limits,
                 self.health_policy,
                 services_from_port_names=self.settings.services_from_port_names,
+                host_rule=self.settings.host_rule,
             )
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))

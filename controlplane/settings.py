@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from controlplane.errors import SettingsError
 from controlplane.model.labels import DEFAULT_PREFIX
+from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.limits import Limits
 from controlplane.server.identity import DEFAULT_SAN_TEMPLATE, SanScheme
 from controlplane.translate.edge_options import DEFAULT_CIPHER_SUITES
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     dashboard_port: int | None = Field(default=18003, ge=0, le=65535, description="port of the web dashboard (null: off)")
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per AWS call, retries included (adaptive mode)")
     label_prefix: str = Field(default=DEFAULT_PREFIX, description="prefix of the Docker labels we read")
+    default_host_rule: str | None = Field(
+        default=None,
+        description="host of each routed service without xds.route.hosts, e.g. '{service}.example.com' ({service}, {family}, {cluster}); unset: '*'",
+    )
     # Bounds on the edge configuration one service may cause (docs/labels.md, "Limits").
     max_hosts_per_service: int = Field(
         default=Limits().max_hosts_per_service, ge=1, le=1000, description="hosts one service may name in xds.route.hosts"
@@ -75,6 +80,10 @@ class Settings(BaseSettings):
     max_config_bytes_per_service: int = Field(
         default=Limits().max_config_bytes_per_service, ge=1024, le=1 << 30,
         description="bytes of edge route configuration one service may add (estimated, an upper bound)",
+    )
+    max_edge_routes: int = Field(
+        default=Limits().max_edge_routes, ge=1, le=10_000_000,
+        description="edge route entries all services together may hold; a service that would pass it is refused",
     )
     poll_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="seconds between reads of each cluster when polling")
     # Discovery: event mode (ECS events routed by EventBridge to SQS) and what to watch.
@@ -199,11 +208,16 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
 
     @property
+    def host_rule(self) -> DefaultHostRule | None:
+        return DefaultHostRule.parse(self.default_host_rule) if self.default_host_rule else None
+
+    @property
     def limits(self) -> Limits:
         return Limits(
             max_hosts_per_service=self.max_hosts_per_service,
             max_routes_per_service=self.max_routes_per_service,
             max_config_bytes_per_service=self.max_config_bytes_per_service,
+            max_edge_routes=self.max_edge_routes,
         )
 
     @field_validator("clusters", mode="before")
@@ -242,6 +256,13 @@ class Settings(BaseSettings):
             except re.error as exc:
                 raise ValueError(f"expected a regular expression (matched against the whole name): {exc}") from exc
         return value
+
+    @field_validator("default_host_rule")
+    @classmethod
+    def _valid_host_rule(cls, value: str | None) -> str | None:
+        if value:
+            DefaultHostRule.parse(value)  # its ValueError says what is wrong
+        return value or None
 
     @field_validator("xds_san_template")
     @classmethod

@@ -20,6 +20,7 @@ from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.errors import ControlPlaneError
 from controlplane.model.build import build_mesh
 from controlplane.model.labels import DEFAULT_PREFIX, declaration_prefixes
+from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.limits import Limits
 from controlplane.model.mesh import Mesh, ServiceProblem
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
@@ -49,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
                         help="also render the sidecar and grpc-client roles of this service (those of services the files declare are rendered anyway)")
     parser.add_argument("--region", help="AWS region")
     parser.add_argument("--label-prefix", default=DEFAULT_PREFIX, help="Docker label prefix (default 'xds.')")
+    parser.add_argument("--default-host-rule", help="serve's default host rule, e.g. '{service}.example.com' (default: '*')")
     parser.add_argument("--json", action="store_true", help="one JSON object: problems, and per role the resources")
     parser.add_argument("--format", choices=["text", "json"], default="text", help="--format json is --json")
     parser.add_argument("--role", choices=["edge", "all"], default="all", help="edge only, or every role (default)")
@@ -58,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-hosts-per-service", type=int, default=limits.max_hosts_per_service)
     parser.add_argument("--max-routes-per-service", type=int, default=limits.max_routes_per_service)
     parser.add_argument("--max-config-bytes-per-service", type=int, default=limits.max_config_bytes_per_service)
+    parser.add_argument("--max-edge-routes", type=int, default=limits.max_edge_routes)
     return parser
 
 
@@ -136,6 +139,7 @@ def render(
         max_hosts_per_service=_positive(args.max_hosts_per_service, "--max-hosts-per-service"),
         max_routes_per_service=_positive(args.max_routes_per_service, "--max-routes-per-service"),
         max_config_bytes_per_service=_positive(args.max_config_bytes_per_service, "--max-config-bytes-per-service"),
+        max_edge_routes=_positive(args.max_edge_routes, "--max-edge-routes"),
     )
     states: list[ClusterState] = []
     if args.clusters:
@@ -149,7 +153,11 @@ def render(
     planned = [load_task_definition(path, live_revisions) for path in args.files]
     if planned:
         states.append(planned_state(planned))
-    mesh = build_mesh(states, args.label_prefix, limits)
+    try:
+        host_rule = DefaultHostRule.parse(args.default_host_rule) if args.default_host_rule else None
+    except ValueError as reason:
+        raise UsageError(f"--default-host-rule: {reason}") from None
+    mesh = build_mesh(states, args.label_prefix, limits, host_rule=host_rule)
 
     planned_names = {td.display_name for td in planned}
     declared = [

@@ -81,7 +81,7 @@ class DemoStack:
         *,
         poll_interval: float | None = None,
         deactivating_seconds: float | None = None,
-        running_grace_seconds: float | None = 2.0,
+        healthy_after_running_seconds: float | None = 2.0,
         work_dir: Path | None = None,
         events_queue: str | None = None,
         events_topic: str | None = None,
@@ -109,7 +109,7 @@ class DemoStack:
         # declare a load balancer; AWS 300 s) and how long a new task without health checks runs
         # before a deployment counts it healthy and stops an old one (AWS 40 s).
         self.deactivating_seconds = deactivating_seconds
-        self.running_grace_seconds = running_grace_seconds
+        self.healthy_after_running_seconds = healthy_after_running_seconds
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="controlplane-demo-")
         self.work_dir = work_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ class DemoStack:
             [
                 sys.executable, "-m", "controlplane", "local-ecs", "--port", "0",
                 *(["--deactivating-seconds", str(self.deactivating_seconds)] if self.deactivating_seconds is not None else []),
-                *(["--running-grace-seconds", str(self.running_grace_seconds)] if self.running_grace_seconds is not None else []),
+                *(["--healthy-after-running-seconds", str(self.healthy_after_running_seconds)] if self.healthy_after_running_seconds is not None else []),
                 "--log-dir", str(self.work_dir / "tasks"),
                 *(["--events-queue", self.events_queue] if self.events_queue else []),
                 *(["--events-topic", self.events_topic] if self.events_topic else []),

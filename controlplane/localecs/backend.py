@@ -23,7 +23,7 @@ from controlplane.localecs.faults import FaultInjector
 from controlplane.localecs.lifecycle import AWS_DEFAULT_STOP_TIMEOUT_SECONDS, Timing
 from controlplane.localecs.model import Arns, Task
 from controlplane.localecs.render import render_task
-from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS
+from controlplane.localecs.scheduler import AWS_HEALTHY_AFTER_RUNNING_SECONDS
 from controlplane.localecs.services import Services
 from controlplane.localecs.sns import LocalSns, Topic
 from controlplane.localecs.sqs import LocalSqs, Queue
@@ -49,7 +49,7 @@ class LocalEcs:
         default_stop_timeout_seconds: float = AWS_DEFAULT_STOP_TIMEOUT_SECONDS,
         deprovisioning_seconds: float = 0.2,
         drain_every_task: bool = False,
-        running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS,
+        healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS,
         ipv6_bindings: str = "after",
         stopped_retention_seconds: float = 600.0,
         instances_per_cluster: int = 2,
@@ -120,7 +120,7 @@ class LocalEcs:
             on_finished=self._task_finished,
         )
         self.services = Services(
-            self.lock, self.arns, self.clusters, self.tasks, self.closing, running_grace_seconds=running_grace_seconds
+            self.lock, self.arns, self.clusters, self.tasks, self.closing, healthy_after_running_seconds=healthy_after_running_seconds
         )
         self._scheduler_interval = scheduler_interval_seconds
         self._log = structlog.get_logger()

@@ -28,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--default-stop-timeout-seconds", type=float, default=30.0, help="SIGTERM->SIGKILL grace for containers without stopTimeout (AWS: 30)")
     parser.add_argument(
-        "--running-grace-seconds", type=float, default=40.0,
-        help="how long a new service task without health checks runs before it counts towards minimumHealthyPercent (AWS: 40)",
+        "--healthy-after-running-seconds", "--running-grace-seconds", dest="healthy_after_running_seconds", type=float,
+        default=40.0, help="how long a new service task without health checks runs before it counts towards minimumHealthyPercent (AWS: 40)",
     )
     parser.add_argument("--drain-every-task", action="store_true", help="not AWS: every stopping task drains as if its service had a load balancer")
     parser.add_argument("--ipv6-bindings", choices=["after", "before", "none"], default="after", help="where a bridge port's '::' binding goes in networkBindings")
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             deactivating_seconds=args.deactivating_seconds,
             default_stop_timeout_seconds=args.default_stop_timeout_seconds,
             drain_every_task=args.drain_every_task,
-            running_grace_seconds=args.running_grace_seconds,
+            healthy_after_running_seconds=args.healthy_after_running_seconds,
             ipv6_bindings=args.ipv6_bindings,
             log_dir=args.log_dir,
             stopped_retention_seconds=args.stopped_retention_seconds,

@@ -25,20 +25,20 @@ class ServicePlan:
 
 # AWS: a task without an essential container health check counts towards minimumHealthyPercent
 # 40 s after it reached RUNNING (services without a load balancer).
-AWS_RUNNING_GRACE_SECONDS = 40.0
+AWS_HEALTHY_AFTER_RUNNING_SECONDS = 40.0
 
 
-def counts_as_healthy(task: Task, now: float, running_grace_seconds: float) -> bool:
+def counts_as_healthy(task: Task, now: float, healthy_after_running_seconds: float) -> bool:
     """Whether ``task`` counts towards ``minimumHealthyPercent``, as the ECS scheduler counts.
 
     A task with an essential container health check counts once HEALTHY; one without, once it
-    has been RUNNING for ``running_grace_seconds`` (40 s in AWS).
+    has been RUNNING for ``healthy_after_running_seconds`` (40 s in AWS).
     """
     if task.last_status != model.RUNNING:
         return False
     if any(c.essential and c.health_check for c in task.containers):
         return task.health_status == model.HEALTHY
-    return task.started_at is not None and now - task.started_at >= running_grace_seconds
+    return task.started_at is not None and now - task.started_at >= healthy_after_running_seconds
 
 
 def _running_not_unhealthy(task: Task) -> bool:
@@ -46,7 +46,7 @@ def _running_not_unhealthy(task: Task) -> bool:
 
 
 def plan_service(
-    service: Service, tasks: list[Task], now: float, running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS
+    service: Service, tasks: list[Task], now: float, healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS
 ) -> ServicePlan:
     """Plan one step of a rolling deployment (ECS deployment controller semantics).
 
@@ -58,7 +58,7 @@ def plan_service(
     """
 
     def healthy(task: Task) -> bool:
-        return counts_as_healthy(task, now, running_grace_seconds)
+        return counts_as_healthy(task, now, healthy_after_running_seconds)
 
     plan = ServicePlan()
     if service.status != "ACTIVE" or not service.deployments:

@@ -13,7 +13,7 @@ from controlplane.localecs import model
 from controlplane.localecs.clusters import Clusters, name_from_ref
 from controlplane.localecs.errors import InvalidParameterException, ServiceNotActiveException, ServiceNotFoundException
 from controlplane.localecs.model import Arns, Cluster, Deployment, Service, ServiceEvent, Task, TaskDefinition
-from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS, plan_service
+from controlplane.localecs.scheduler import AWS_HEALTHY_AFTER_RUNNING_SECONDS, plan_service
 from controlplane.localecs.tasks import Tasks, default_launch_type
 
 MAX_SERVICE_EVENTS = 100
@@ -49,11 +49,11 @@ class Services:
         tasks: Tasks,
         closing: threading.Event,
         *,
-        running_grace_seconds: float = AWS_RUNNING_GRACE_SECONDS,
+        healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS,
     ) -> None:
         self._lock = lock
         # How long a new task without health checks runs before it counts as healthy (AWS: 40 s).
-        self._running_grace_seconds = running_grace_seconds
+        self._healthy_after_running_seconds = healthy_after_running_seconds
         self._closing = closing
         self._arns = arns
         self._clusters = clusters
@@ -209,7 +209,7 @@ class Services:
     def _reconcile(self, service: Service) -> None:
         tasks = self._tasks.of_service(service)
         live = [t for t in tasks if t.desired_status == model.RUNNING]
-        plan = plan_service(service, live, time.time(), self._running_grace_seconds)
+        plan = plan_service(service, live, time.time(), self._healthy_after_running_seconds)
         for task, reason in plan.stop:
             self._tasks.stop(task, "ServiceSchedulerInitiated", reason)
         if plan.start and time.time() >= service.launch_not_before:

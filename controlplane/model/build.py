@@ -18,12 +18,15 @@ from collections.abc import Iterable
 
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.model.families import Claim, Rank, resolve
+from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.labels import DEFAULT_PREFIX, ServiceDeclaration, parse_container_labels
 from controlplane.model.implicit import with_port_name_labels
 from controlplane.model.lifecycle import HealthPolicy, endpoint_health
-from controlplane.model.limits import Limits
+from controlplane.model.limits import Charge, Limits
 from controlplane.model.mesh import (
     Endpoint,
+    HeaderMatch,
+    MatchKind,
     Mesh,
     ProblemKind,
     RouteMatch,
@@ -33,6 +36,7 @@ from controlplane.model.mesh import (
     WeightedTarget,
 )
 from controlplane.model.ownership import EdgeRoutes
+from controlplane.model.routing import same_match
 from controlplane.model.problems import LabelProblem, shown
 
 
@@ -43,19 +47,23 @@ def build_mesh(
     health_policy: HealthPolicy = HealthPolicy(),
     *,
     services_from_port_names: bool = False,
+    host_rule: DefaultHostRule | None = None,
 ) -> Mesh:
-    """Every service declared by the labels of live tasks, with their endpoints and problems."""
+    """Every service declared by the labels of live tasks, with their endpoints and problems. With a
+    `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`."""
     problems: list[ServiceProblem] = []
     claims: dict[str, dict[str, Claim]] = defaultdict(dict)
     parsed: dict[str, tuple[ServiceDeclaration, ...]] = {}
     # (service, task definition ARN, address and port) -> the rank of the task holding it (see _rank).
     holders: dict[tuple[str, str, tuple[str, int]], tuple[float, str]] = {}
+    clusters_of: dict[str, set[str]] = defaultdict(set)  # task definition ARN -> clusters of its tasks
 
     for state in states:
         for task in state.tasks:
             task_definition = state.task_definitions.get(task.task_definition_arn)
             if task_definition is None:
                 continue
+            clusters_of[task_definition.arn].add(task.cluster)
             if task_definition.arn not in parsed:
                 parsed[task_definition.arn] = _declarations(task_definition, prefix, problems, services_from_port_names)
                 for declaration in parsed[task_definition.arn]:
@@ -94,10 +102,17 @@ def build_mesh(
                 if key not in best or rank > best[key]:
                     best[key], endpoints[key] = rank, endpoint
         winner = ownership.winner.declaration
+        route = winner.route
+        if host_rule is not None:
+            clusters = {c for claim in ownership.accepted for c in clusters_of[claim.task_definition.arn]}
+            hosts = _default_hosts(host_rule, name, ownership.winner, clusters, problems)
+            if hosts is None:
+                continue
+            route = dataclasses.replace(route, hosts=hosts)
         service = Service(
             name=name,
             protocol=winner.protocol,
-            route=winner.route,
+            route=route,
             container_port=winner.container_port,
             declared_by=ownership.winner.task_definition.display_name,
             endpoints=tuple(sorted(endpoints.values(), key=lambda e: (e.address, e.port))),
@@ -115,15 +130,16 @@ def build_mesh(
     services: list[Service] = []
     winners = {service.name: declaration for _, service, declaration, _ in candidates}
     for _, service, declaration, revisions in candidates:
-        refusal = _refusal(service, declaration, edge, limits)
+        charge = edge.charge(service)
+        refusal = _refusal(service, declaration, edge, charge, limits)
         if refusal is not None:
             problems.append(refusal)
             continue
         problems.extend(_shadowed(service, declaration, edge))
-        edge.admit(service)
+        edge.admit(service, charge)
         services.extend(_with_revision_subsets(service, revisions))
 
-    services = sorted(_with_resolved_splits(services, winners, problems), key=lambda s: s.name)
+    services = sorted(_with_resolved_mirrors(_with_resolved_splits(services, winners, problems), winners, problems), key=lambda s: s.name)
     problems.extend(_unknown_upstreams(services, winners))
     problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
     return Mesh(services=tuple(services), problems=tuple(dict.fromkeys(problems)))
@@ -192,19 +208,25 @@ def _in_task_definition(task_definition: TaskDefinition, container: str, problem
 
 
 def _match_text(route: RouteMatch) -> str:
-    headers = "" if not route.headers else " headers=" + ",".join(h.name if h.value is None else f"{h.name}={h.value}" for h in route.headers)
+    def header(h: HeaderMatch) -> str:
+        if not h.invert and (h.value is None or h.kind is MatchKind.EXACT):
+            return h.name if h.value is None else f"{h.name}={h.value}"
+        return f"{h.name}:{h.text}"
+
+    headers = "" if not route.headers else " headers=" + ",".join(header(h) for h in route.headers)
+    query = "" if not route.query else " query=" + ",".join(f"{q.name}:{q.text}" for q in route.query)
     priority = f" priority={route.priority}" if route.priority else ""
-    return f"{route.path_key}{headers}{priority}"
+    return shown(f"{route.path_key}{headers}{query}{priority}", 200)[1:-1]
 
 
 _ROUTE_LABELS = ("route.hosts", "route.prefix", "route.method", "route.headers", "route.priority")
 
 
-def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, limits: Limits) -> ServiceProblem | None:
+def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, charge: Charge, limits: Limits) -> ServiceProblem | None:
     """Why `service` may not join the edge as it is now, or None."""
     where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
     head = f"service {shown(service.name)} is refused"
-    exceeded = edge.charge(service).exceeded(limits)
+    exceeded = charge.exceeded(limits, edge.routes)
     if exceeded is not None:
         label = declaration.label("route.hosts", "route.prefix", "route.method", "route.headers")
         return ServiceProblem(
@@ -217,7 +239,7 @@ def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes
         return None
     host, other = blocking[0]
     p = declaration.label_prefix
-    same = other.route.path_key == service.route.path_key and other.route.headers == service.route.headers
+    same = same_match(other.route, service.route)
     how = "has the same match as" if same else "would take every call of"
     label = declaration.label(*(_ROUTE_LABELS if same else ("route.priority", *_ROUTE_LABELS)))
     return ServiceProblem(
@@ -318,6 +340,47 @@ def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDec
             then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
             problems.append(_unknown_target(service, winners[service.name], "route.weights", value, missing, then))
         resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
+    return resolved
+
+
+def _default_hosts(
+    rule: DefaultHostRule, name: str, owner: Claim, clusters: set[str], problems: list[ServiceProblem]
+) -> tuple[str, ...] | None:
+    """The service's hosts under the default host rule: its own `xds.route.hosts` when set, else the
+    rule's; None (with an error) when the rule gives no valid host for it."""
+    declaration = owner.declaration
+    if "route.hosts" in declaration.labels_set or not declaration.route.enabled:
+        return declaration.route.hosts
+    try:
+        return rule.hosts(name, owner.task_definition.family, sorted(clusters))
+    except ValueError as reason:
+        label = declaration.label_prefix + "service"
+        td = owner.task_definition.display_name
+        problems.append(
+            ServiceProblem(
+                service=name, task_definition=td, container=declaration.container, label=label, value=name,
+                kind=ProblemKind.MISSING_LABEL,
+                message=(
+                    f"task definition {td}, container {shown(declaration.container)}: label {label}={shown(name)}: the default "
+                    f"host rule {shown(rule.template)} gives no host for it ({reason}): set {declaration.label_prefix}route.hosts"
+                ),
+            )
+        )
+        return None
+
+
+def _with_resolved_mirrors(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
+    """A mirror naming a service we do not serve is dropped with a warning; the route stays."""
+    served = {service.name for service in services if service.subset_of is None}
+    resolved: list[Service] = []
+    for service in services:
+        mirror = service.policy.mirror
+        if mirror is None or mirror.service in served or service.subset_of is not None:
+            resolved.append(service)
+            continue
+        then = "calls are not mirrored until one does"
+        problems.append(_unknown_target(service, winners[service.name], "mirror.service", mirror.service, [mirror.service], then))
+        resolved.append(dataclasses.replace(service, policy=dataclasses.replace(service.policy, mirror=None)))
     return resolved
 
 

@@ -7,15 +7,18 @@ string. A declaration with an error is refused as a whole; warnings leave it in 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.discovery.state import ContainerDefinition
 from controlplane.errors import LabelError
-from controlplane.model.grammar import is_service_name, milliseconds_text
+from controlplane.model.grammar import Grammar, is_service_name, milliseconds_text
+from controlplane.model import route_labels
 from controlplane.model.mesh import (
     CircuitBreakers,
+    CookieHash,
     HealthCheck,
     HealthCheckKind,
     LbPolicy,
@@ -37,11 +40,14 @@ from controlplane.model.problems import LabelProblem, escaped, shown
 from controlplane.model.schema import (
     CONNECTION_RETRY_ON,
     DEFAULT_PREFIX,
+    FAMILIES,
     GRPC_RETRY_ON,
     LABELS,
     MAX_INDEX,
     MAX_VALUE_CHARS,
     SPECS,
+    LabelFamily,
+    LabelSpec,
     declaration_prefixes,
 )
 from controlplane.model.unknown_labels import unknown_label_problems, unknown_labels
@@ -108,14 +114,43 @@ class _Reader:
         return self.prefix + name in self.labels
 
     def labels_set(self) -> frozenset[str]:
-        return frozenset(spec.name for spec in LABELS if self.is_set(spec.name))
+        fixed = {spec.name for spec in LABELS if self.is_set(spec.name)}
+        return frozenset(fixed | {name for family in FAMILIES for name in self.family_names(family)})
 
-    def get(self, name: str) -> Any:
-        """The label's value (its default when unset; None when it has none or is malformed)."""
-        spec = SPECS[name]
+    def family_names(self, family: LabelFamily) -> list[str]:
+        """The names (under the prefix) of the labels of `family` the user set, sorted."""
+        start = self.prefix + family.prefix
+        return sorted(key[len(self.prefix):] for key in self.labels if key.startswith(start) and len(key) > len(start))
+
+    def family(self, family: LabelFamily) -> dict[str, Any]:
+        """Key -> value of every label of `family` (`route.header.<key>`); malformed ones become problems."""
+        found: dict[str, Any] = {}
+        names = self.family_names(family)
+        for count, name in enumerate(names, start=1):
+            if count > family.max_count:
+                self.error(name, f"at most {family.max_count} labels {self.prefix}{family.prefix}* are accepted ({len(names)} are set)")
+                break
+            raw_key = name[len(family.prefix):]
+            try:
+                key = family.key.parse(raw_key)
+            except ValueError:
+                self.error(name, f"{shown(raw_key)} after {self.prefix}{family.prefix} is not accepted: expected {family.key.expected}")
+                continue
+            if key in found:
+                self.error(name, f"another {self.prefix}{family.prefix}* label names {shown(key)} too (names are case-insensitive)", ProblemKind.CONFLICTING_LABELS)
+                continue
+            value = self.get(name, family.grammar)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def get(self, name: str, family_grammar: Grammar[Any] | None = None) -> Any:
+        """The label's value (its default when unset; None when it has none or is malformed).
+        Labels of a family (`route.header.<key>`) are read with their family's grammar."""
+        spec = SPECS[name] if family_grammar is None else LabelSpec(name, family_grammar, None)
         raw = self.labels.get(self.prefix + name)
         if raw is None:
-            return None if spec.default is None else spec.grammar.parse(spec.default)
+            return default_value(name)
         refusal = _refusal(raw)
         if refusal is not None:
             self.error(name, refusal)
@@ -148,6 +183,13 @@ class _Reader:
     def parsed(self, *names: str) -> bool:
         """True when none of `names` is malformed (cross-label rules need real values)."""
         return not self.failed.intersection(names)
+
+
+@functools.cache  # one entry per label we read; the values are immutable
+def default_value(name: str) -> Any:
+    """The parsed default of a label, None when it has none."""
+    spec = SPECS[name]
+    return None if spec.default is None else spec.grammar.parse(spec.default)
 
 
 def _refusal(raw: str) -> str | None:
@@ -239,6 +281,7 @@ def _declaration(read: _Reader, container: ContainerDefinition) -> ServiceDeclar
     port = _port(read, container, name)
     protocol = read.get("protocol") or Protocol.GRPC
     route = _route(read)
+    grpc_web = route_labels.grpc_web(read, protocol)
     policy = TrafficPolicy(
         load_balancing=_load_balancing(read),
         health_check=_health_check(read, protocol),
@@ -265,6 +308,12 @@ def _declaration(read: _Reader, container: ContainerDefinition) -> ServiceDeclar
         timeouts=_timeouts(read, protocol),
         rate_limit=_rate_limit(read),
         tls=_tls(read),
+        rewrite=route_labels.rewrite(read),
+        header_edits=route_labels.header_edits(read),
+        grpc_web=grpc_web,
+        cors=route_labels.cors(read, grpc_web),
+        mirror=route_labels.mirror(read),
+        fault=route_labels.fault(read, protocol),
     )
     split = read.get("route.weights")
     newest_revision_weight = read.get("route.newest-revision-weight")
@@ -318,23 +367,32 @@ def _route(read: _Reader) -> RouteMatch | None:
         read.error("route.method", f"set either {read.prefix}route.method or {read.prefix}route.prefix, not both", ProblemKind.CONFLICTING_LABELS)
     hosts, prefix = read.get("route.hosts"), read.get("route.prefix")
     priority, enabled = read.get("route.priority"), read.get("route.enabled")
-    headers = read.get("route.headers") or ()
+    headers = route_labels.header_matches(read, read.get("route.headers") or ())
+    query = route_labels.query_matches(read)
     if hosts is None or prefix is None or priority is None or enabled is None:
         return None
-    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled)
+    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled, query=query)
 
 
 def _load_balancing(read: _Reader) -> LoadBalancing:
     policy = read.get("lb.policy") or LbPolicy.ROUND_ROBIN
     hash_header = read.get("lb.hash-header")
+    cookie = _hash_cookie(read)
     slow_start = read.get("lb.slow-start")
     locality = read.get("lb.locality") or LocalityMode.NONE
-    if read.parsed("lb.policy", "lb.hash-header"):
-        if policy.is_hashing and hash_header is None:
-            read.error("lb.policy", f"{policy.value} hashes a request header: set {read.prefix}lb.hash-header too", ProblemKind.MISSING_LABEL)
-        if hash_header is not None and not policy.is_hashing:
+    if read.parsed("lb.policy", "lb.hash-header", "lb.hash-cookie"):
+        if policy.is_hashing and hash_header is None and cookie is None:
             read.error(
-                "lb.hash-header", f"expected with {read.prefix}lb.policy ring_hash or maglev (it is {policy.value})", ProblemKind.CONFLICTING_LABELS
+                "lb.policy",
+                f"{policy.value} hashes a request header or cookie: set {read.prefix}lb.hash-header or {read.prefix}lb.hash-cookie too",
+                ProblemKind.MISSING_LABEL,
+            )
+        for name, value in (("lb.hash-header", hash_header), ("lb.hash-cookie", cookie)):
+            if value is not None and not policy.is_hashing:
+                read.error(name, f"expected with {read.prefix}lb.policy ring_hash or maglev (it is {policy.value})", ProblemKind.CONFLICTING_LABELS)
+        if hash_header is not None and cookie is not None:
+            read.error(
+                "lb.hash-cookie", f"set either {read.prefix}lb.hash-header or {read.prefix}lb.hash-cookie, not both", ProblemKind.CONFLICTING_LABELS
             )
     if slow_start is not None and read.parsed("lb.policy") and policy not in (LbPolicy.ROUND_ROBIN, LbPolicy.LEAST_REQUEST):
         read.error(
@@ -344,7 +402,16 @@ def _load_balancing(read: _Reader) -> LoadBalancing:
         read.error(
             "lb.locality", f"expected none with {read.prefix}lb.policy {policy.value} (Envoy hashes over all zones)", ProblemKind.CONFLICTING_LABELS
         )
-    return LoadBalancing(policy=policy, hash_header=hash_header, slow_start_ms=slow_start or 0, locality=locality)
+    return LoadBalancing(policy=policy, hash_header=hash_header, hash_cookie=cookie, slow_start_ms=slow_start or 0, locality=locality)
+
+
+def _hash_cookie(read: _Reader) -> CookieHash | None:
+    name, ttl = read.get("lb.hash-cookie"), read.get("lb.hash-cookie-ttl")
+    if name is None:
+        if read.parsed("lb.hash-cookie") and read.is_set("lb.hash-cookie-ttl"):
+            read.error("lb.hash-cookie-ttl", f"expected together with {read.prefix}lb.hash-cookie", ProblemKind.MISSING_LABEL)
+        return None
+    return CookieHash(name=name, ttl_ms=ttl)
 
 
 def _health_check(read: _Reader, protocol: Protocol) -> HealthCheck:

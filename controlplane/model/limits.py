@@ -22,11 +22,12 @@ VIRTUAL_HOST_BASE_BYTES = 16
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-service bounds on the edge configuration (settings `max_*_per_service`)."""
+    """Bounds on the edge configuration: per service, and for the whole edge (settings `max_*`)."""
 
     max_hosts_per_service: int = 32
-    max_routes_per_service: int = 1000
-    max_config_bytes_per_service: int = 512 * 1024
+    max_routes_per_service: int = 10_000
+    max_config_bytes_per_service: int = 4 * 1024 * 1024
+    max_edge_routes: int = 50_000
 
 
 def route_bytes(service: Service) -> int:
@@ -40,6 +41,38 @@ def route_bytes(service: Service) -> int:
         size += sum(len(t.service) + 16 for t in service.split.targets)
     if policy.rate_limit is not None:
         size += RATE_LIMIT_BYTES + 3 * len(service.name)
+    return size + _routing_bytes(service)
+
+
+# The routing features of issue 17 (docs/labels.md): matchers, rewrites, header edits, per-route
+# filter configs (type URLs dominate those), mirror and cookie hash policies.
+MATCH_BYTES = 24
+FILTER_CONFIG_BYTES = 96
+CORS_BYTES = 160
+FAULT_BYTES = 320
+
+
+def _routing_bytes(service: Service) -> int:
+    route, policy = service.route, service.policy
+    size = 8 * len(route.headers)  # a matcher kind's wrapper (safe_regex, invert_match) beyond the name and value counted above
+    size += sum(len(q.name) + len(q.value or "") + MATCH_BYTES for q in route.query)
+    rewrite = policy.rewrite
+    size += len(rewrite.prefix or "") + len(rewrite.host or "") + (8 if rewrite.prefix or rewrite.host or rewrite.host_to_upstream else 0)
+    edits = policy.header_edits
+    size += sum(len(n) + len(v) + MATCH_BYTES for n, v in edits.request_add + edits.response_add)
+    size += sum(len(n) + 4 for n in edits.request_remove + edits.response_remove)
+    if policy.grpc_web:
+        size += FILTER_CONFIG_BYTES
+    if policy.cors is not None:
+        cors = policy.cors
+        texts = cors.allow_methods + cors.allow_headers + cors.expose_headers
+        size += CORS_BYTES + sum(2 * len(o) + 24 for o in cors.allow_origins) + sum(len(t) + 1 for t in texts)
+    if policy.fault is not None:
+        size += FAULT_BYTES + 5 * len(service.name) + sum(len(h.name) + len(h.value or "") + MATCH_BYTES for h in policy.fault.headers)
+    if policy.mirror is not None:
+        size += len(policy.mirror.service) + 2 * MATCH_BYTES
+    if policy.load_balancing.hash_cookie is not None:
+        size += len(policy.load_balancing.hash_cookie.name) + 2 * MATCH_BYTES
     return size
 
 
@@ -55,8 +88,9 @@ class Charge:
     routes: int
     bytes: int
 
-    def exceeded(self, limits: Limits) -> str | None:
-        """Which limit this charge breaks, in words, or None."""
+    def exceeded(self, limits: Limits, edge_routes: int = 0) -> str | None:
+        """Which limit this charge breaks, in words, or None; `edge_routes` are the entries the
+        services admitted before hold."""
         if self.hosts > limits.max_hosts_per_service:
             return f"{self.hosts} hosts, more than the {limits.max_hosts_per_service} allowed per service"
         if self.routes > limits.max_routes_per_service:
@@ -69,5 +103,10 @@ class Charge:
             return (
                 f"about {self.bytes} bytes of route configuration, more than the "
                 f"{limits.max_config_bytes_per_service} allowed per service"
+            )
+        if edge_routes + self.routes > limits.max_edge_routes:
+            return (
+                f"{self.routes} route entries to the {edge_routes} that established services hold at the edge, more "
+                f"than the {limits.max_edge_routes} allowed in all"
             )
         return None

@@ -41,12 +41,46 @@ class Endpoint:
         return self.task_arn.rsplit("/", 1)[-1]
 
 
+class MatchKind(StrEnum):
+    """How a header or query parameter value is compared (Envoy's StringMatcher; regex is RE2, whole value)."""
+
+    EXACT = "exact"
+    PREFIX = "prefix"
+    SUFFIX = "suffix"
+    CONTAINS = "contains"
+    REGEX = "regex"
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderMatch:
-    """A request header that must be present (value None) or equal `value` exactly."""
+    """A request header (or gRPC metadata entry) that must be present (value None) or whose value must
+    match `value` by `kind`. `invert` negates it: with no value, the header must be absent; with a
+    value, it must be present and not match (Envoy's invert_match)."""
 
     name: str
     value: str | None = None
+    kind: MatchKind = MatchKind.EXACT
+    invert: bool = False
+
+    @property
+    def text(self) -> str:
+        """The match as the label `xds.route.header.<name>` writes it."""
+        if self.value is None:
+            return "absent" if self.invert else "present"
+        return f"{'!' if self.invert else ''}{self.kind.value}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryMatch:
+    """A query parameter that must be present (value None) or whose value must match `value` by `kind`."""
+
+    name: str
+    value: str | None = None
+    kind: MatchKind = MatchKind.EXACT
+
+    @property
+    def text(self) -> str:
+        return "present" if self.value is None else f"{self.kind.value}:{self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +97,7 @@ class RouteMatch:
     headers: tuple[HeaderMatch, ...] = ()
     priority: int = 0
     enabled: bool = True
+    query: tuple[QueryMatch, ...] = ()
 
     @property
     def path_key(self) -> str:
@@ -91,9 +126,19 @@ class LocalityMode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class CookieHash:
+    """Stickiness by cookie: calls carrying the same cookie value go to the same task. Envoy sets the
+    cookie (path `/`) on a call that has none when `ttl_ms` is not None; 0 makes it a session cookie."""
+
+    name: str
+    ttl_ms: int | None = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancing:
     policy: LbPolicy = LbPolicy.ROUND_ROBIN
     hash_header: str | None = None  # ring_hash / maglev: the request header hashed for stickiness
+    hash_cookie: CookieHash | None = None  # ring_hash / maglev: the cookie hashed for stickiness (not with hash_header)
     slow_start_ms: int = 0  # round_robin / least_request: ramp-up window of a new task; 0 = off
     locality: LocalityMode = LocalityMode.NONE
 
@@ -203,6 +248,68 @@ class Split:
 
 
 @dataclass(frozen=True, slots=True)
+class Rewrite:
+    """What the route changes in a call before it reaches the task: the matched path prefix (or the
+    whole path of a method route), and the Host/:authority (a literal, or the task's endpoint hostname)."""
+
+    prefix: str | None = None
+    host: str | None = None
+    host_to_upstream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderEdits:
+    """Headers set on (replacing any value) or removed from requests and responses; values are literal."""
+
+    request_add: tuple[tuple[str, str], ...] = ()
+    request_remove: tuple[str, ...] = ()
+    response_add: tuple[tuple[str, str], ...] = ()
+    response_remove: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.request_add or self.request_remove or self.response_add or self.response_remove)
+
+
+@dataclass(frozen=True, slots=True)
+class Cors:
+    """Cross-origin calls from browsers: Envoy answers preflights and adds the CORS response headers.
+    Origins are exact (`https://app.example.com`), `*`, or `https://*.example.com` (any subdomain)."""
+
+    allow_origins: tuple[str, ...]
+    allow_methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_s: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """A copy of `percent` of the route's calls goes to `service` too; its replies are dropped."""
+
+    service: str
+    percent: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Injected faults for testing: a fixed delay and/or an abort, each for a percent of the calls, and
+    only for calls matching `headers` when set."""
+
+    delay_ms: int | None = None
+    delay_percent: float = 100.0
+    abort_grpc_status: int | None = None
+    abort_http_status: int | None = None
+    abort_percent: float = 100.0
+    headers: tuple[HeaderMatch, ...] = ()
+
+    @property
+    def aborts(self) -> bool:
+        return self.abort_grpc_status is not None or self.abort_http_status is not None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     """Everything the labels say about how calls reach a service's tasks."""
 
@@ -214,6 +321,13 @@ class TrafficPolicy:
     timeouts: Timeouts = Timeouts()
     rate_limit: RateLimit | None = None
     tls: UpstreamTls | None = None
+    # What the route does to the calls besides choosing the service (docs/labels.md, "Rewrites" and on).
+    rewrite: Rewrite = Rewrite()
+    header_edits: HeaderEdits = HeaderEdits()
+    grpc_web: bool = False
+    cors: Cors | None = None
+    mirror: Mirror | None = None
+    fault: Fault | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controlplane.model.limits import Charge, route_bytes, virtual_host_bytes
-from controlplane.model.mesh import HeaderMatch, Service
+from controlplane.model.mesh import HeaderMatch, QueryMatch, Service
 from controlplane.model.routing import covers, covers_host, is_routed, is_wildcard, wildcards_covering
 
 
@@ -15,14 +15,24 @@ from controlplane.model.routing import covers, covers_host, is_routed, is_wildca
 class _Host:
     """The own routes of one host admitted so far."""
 
-    by_match: dict[tuple[str, tuple[HeaderMatch, ...]], Service] = field(default_factory=dict)
+    by_match: dict[tuple[str, tuple[HeaderMatch, ...], tuple[QueryMatch, ...]], Service] = field(default_factory=dict)
     by_priority: dict[int, list[Service]] = field(default_factory=dict)
-    routes: int = 0
-    bytes: int = 0
+    sized: list[tuple[str, int]] = field(default_factory=list)  # (path, route bytes) of each own route
+    catch_alls: list[str] = field(default_factory=list)  # prefixes of own routes without header matches
 
 
-def _match_key(service: Service) -> tuple[str, tuple[HeaderMatch, ...]]:
-    return service.route.path_key, service.route.headers
+def _match_key(service: Service) -> tuple[str, tuple[HeaderMatch, ...], tuple[QueryMatch, ...]]:
+    return service.route.path_key, service.route.headers, service.route.query
+
+
+def _path(service: Service) -> str:
+    return service.route.method or service.route.path_prefix
+
+
+def _catch_all(service: Service) -> str | None:
+    """The prefix under which this route takes every call (no method, no header matches), or None."""
+    route = service.route
+    return None if route.method or route.headers else route.path_prefix
 
 
 class EdgeRoutes:
@@ -30,10 +40,13 @@ class EdgeRoutes:
 
     def __init__(self) -> None:
         self._hosts: dict[str, _Host] = {}
+        self.routes = 0  # entries charged to the admitted services, copies included
 
     def blocking(self, service: Service) -> list[tuple[str, Service]]:
         """(host, admitted service) pairs `service` may not join: the same match, or a route whose
         every call `service` would take (a higher priority and a match covering it)."""
+        if not is_routed(service):
+            return []  # no route of its own (route.enabled=false, subsets): it takes no call
         found = []
         for host in service.route.hosts:
             admitted = self._hosts.get(host)
@@ -49,6 +62,8 @@ class EdgeRoutes:
 
     def shadowing(self, service: Service) -> list[tuple[str, Service]]:
         """(host, admitted service) pairs whose route takes every call of `service`'s route there."""
+        if not is_routed(service):
+            return []
         found = []
         for host in service.route.hosts:
             admitted = self._hosts.get(host)
@@ -61,10 +76,12 @@ class EdgeRoutes:
 
     def charge(self, service: Service) -> Charge:
         """What admitting `service` adds: its own entries, the wildcard routes copied into the new
-        hosts it brings, and the copies of its wildcard routes into hosts already there."""
+        hosts it brings, and the copies of its wildcard routes into hosts already there. Copies
+        that could never match (under a catch-all prefix of the host) are not sent, nor charged."""
         if not is_routed(service):
             return Charge(hosts=0, routes=0, bytes=0)
-        own_bytes = route_bytes(service)
+        own_bytes, path = route_bytes(service), _path(service)
+        own_catch_all = _catch_all(service)
         routes, size = 0, 0
         hosts = set(service.route.hosts)
         for host in service.route.hosts:
@@ -73,14 +90,17 @@ class EdgeRoutes:
                 size += virtual_host_bytes(host)
                 for wildcard in wildcards_covering(host):
                     copied = self._hosts.get(wildcard)
-                    if copied is not None:
-                        routes, size = routes + copied.routes, size + copied.bytes
+                    for other_path, other_bytes in copied.sized if copied is not None else ():
+                        if own_catch_all is None or not other_path.startswith(own_catch_all):
+                            routes, size = routes + 1, size + other_bytes
             if is_wildcard(host):
-                covered = sum(1 for other in self._hosts if other not in hosts and covers_host(host, other))
-                routes, size = routes + covered, size + covered * own_bytes
+                for other, admitted in self._hosts.items():
+                    if other not in hosts and covers_host(host, other) and not any(path.startswith(p) for p in admitted.catch_alls):
+                        routes, size = routes + 1, size + own_bytes
         return Charge(hosts=len(service.route.hosts), routes=routes, bytes=size)
 
-    def admit(self, service: Service) -> None:
+    def admit(self, service: Service, charge: Charge) -> None:
+        self.routes += charge.routes
         if not is_routed(service):
             return
         own_bytes = route_bytes(service)
@@ -88,5 +108,7 @@ class EdgeRoutes:
             admitted = self._hosts.setdefault(host, _Host())
             admitted.by_match.setdefault(_match_key(service), service)
             admitted.by_priority.setdefault(service.route.priority, []).append(service)
-            admitted.routes += 1
-            admitted.bytes += own_bytes
+            admitted.sized.append((_path(service), own_bytes))
+            catch_all = _catch_all(service)
+            if catch_all is not None:
+                admitted.catch_alls.append(catch_all)

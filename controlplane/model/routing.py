@@ -3,9 +3,10 @@
 Rules (docs/labels.md, "Route ownership"):
 - A host's own routes come first, then the routes of every wildcard host that also matches it, the
   most specific wildcard first (`*.shop.example.com`, `*.example.com`, then `*`). An explicit host
-  therefore always beats a wildcard for that host, whatever the priorities.
+  therefore always beats a wildcard for that host, whatever the priorities. A fallback that could
+  never match (an earlier route without header or query matches has a prefix of its path) is left out.
 - Inside one host's own routes: higher priority first, then exact gRPC methods, then the longest
-  prefix, then more header matches; the service name breaks remaining ties (such routes never
+  prefix, then more header and query matches; the service name breaks remaining ties (such routes never
   match the same request, or they would be a conflict).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from controlplane.model.matching import conditions_cover
 from controlplane.model.mesh import RouteMatch, Service, VirtualHost
 
 
@@ -23,7 +25,7 @@ def is_routed(service: Service) -> bool:
 
 def route_order(service: Service) -> tuple[object, ...]:
     route = service.route
-    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers), route.path_key, service.name)
+    return (-route.priority, 0 if route.method else 1, -len(route.path_prefix), -len(route.headers) - len(route.query), route.path_key, service.name)
 
 
 def is_wildcard(host: str) -> bool:
@@ -55,16 +57,23 @@ def virtual_hosts(services: Iterable[Service]) -> tuple[VirtualHost, ...]:
         if is_routed(service):
             for host in service.route.hosts:
                 own.setdefault(host, []).append(service)
-    ordered = {host: [s.name for s in sorted(found, key=route_order)] for host, found in own.items()}
+    ordered = {host: sorted(found, key=route_order) for host, found in own.items()}
     result = []
     for host in sorted(ordered):
-        routes = list(ordered[host])
+        routes = [s.name for s in ordered[host]]
         seen = set(routes)
+        # Prefixes of routes without header matches already in this host: a fallback under one of
+        # them could never match (a host's own "/" makes every fallback dead), so it is left out.
+        catch_alls = [s.route.path_prefix for s in ordered[host] if not s.route.method and not s.route.headers and not s.route.query]
         for wildcard in wildcards_covering(host):
-            for name in ordered.get(wildcard, ()):
-                if name not in seen:
-                    seen.add(name)
-                    routes.append(name)
+            for service in ordered.get(wildcard, ()):
+                path = service.route.method or service.route.path_prefix
+                if service.name in seen or any(path.startswith(prefix) for prefix in catch_alls):
+                    continue
+                seen.add(service.name)
+                routes.append(service.name)
+                if not service.route.method and not service.route.headers and not service.route.query:
+                    catch_alls.append(service.route.path_prefix)
         result.append(VirtualHost(host=host, routes=tuple(routes)))
     return tuple(result)
 
@@ -78,9 +87,8 @@ def covers(first: RouteMatch, second: RouteMatch) -> bool:
         path = second.method or second.path_prefix
         if not path.startswith(first.path_prefix):
             return False
-    theirs = {h.name: h.value for h in second.headers}
-    return all(h.name in theirs and (h.value is None or theirs[h.name] == h.value) for h in first.headers)
+    return conditions_cover(first.headers, second.headers) and conditions_cover(first.query, second.query)
 
 
 def same_match(first: RouteMatch, second: RouteMatch) -> bool:
-    return first.path_key == second.path_key and first.headers == second.headers
+    return first.path_key == second.path_key and first.headers == second.headers and first.query == second.query

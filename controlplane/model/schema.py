@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.model import grammar as g
+from controlplane.model import route_grammar as rg
 from controlplane.model.mesh import HealthCheckKind, LbPolicy, LocalityMode, Protocol, RetryPolicy
 
 DEFAULT_PREFIX = "xds."
@@ -98,8 +99,68 @@ LABELS: tuple[LabelSpec, ...] = (
     # upstream TLS
     LabelSpec("scheme", g.Words((("plain", False), ("tls", True)), "one of plain, tls"), "plain"),
     LabelSpec("tls.sni", g.SNI, None, "the TLS server name sent to the task, with scheme=tls"),
+    # rewrites and header edits (docs/labels.md, "Rewrites and headers")
+    LabelSpec("route.rewrite.prefix", g.PATH, None, "replaces the matched route.prefix (or the whole path of a route.method)"),
+    LabelSpec("route.rewrite.host", rg.HostRewrite(), None),
+    LabelSpec("route.request-headers.remove", rg.HeaderNames(editable=True), None),
+    LabelSpec("route.response-headers.remove", rg.HeaderNames(editable=True), None),
+    # browsers (docs/labels.md, "Browsers: gRPC-Web and CORS")
+    LabelSpec("grpc-web", g.BOOLEAN, "false", "with protocol grpc"),
+    LabelSpec("cors.allow-origins", rg.Origins(), None),
+    LabelSpec("cors.allow-methods", rg.Methods(), "GET,POST,OPTIONS", "with cors.allow-origins"),
+    LabelSpec("cors.allow-headers", rg.HeaderNames(rg.MAX_CORS_ITEMS), None, "with cors.allow-origins"),
+    LabelSpec("cors.expose-headers", rg.HeaderNames(rg.MAX_CORS_ITEMS), None, "with cors.allow-origins"),
+    LabelSpec("cors.max-age", rg.WholeSeconds(), None, "with cors.allow-origins"),
+    LabelSpec("cors.allow-credentials", g.BOOLEAN, "false", "with cors.allow-origins"),
+    # stickiness by cookie
+    LabelSpec("lb.hash-cookie", rg.COOKIE_NAME, None, "used with lb.policy ring_hash or maglev"),
+    LabelSpec(
+        "lb.hash-cookie-ttl",
+        g.OrWords((("off", None),), g.Duration(0, _DAY), "0 for a session cookie, or off (Envoy never sets the cookie)"),
+        "0",
+        "with lb.hash-cookie",
+    ),
+    # mirroring and fault injection
+    LabelSpec("mirror.service", g.SERVICE_NAME, None),
+    LabelSpec("mirror.percent", g.Percent(), "100", "with mirror.service"),
+    LabelSpec("fault.delay", g.Duration(1, 3_600_000), None),
+    LabelSpec("fault.delay-percent", g.Percent(), "100", "with fault.delay"),
+    LabelSpec("fault.abort", rg.AbortStatus(), None),
+    LabelSpec("fault.abort-percent", g.Percent(), "100", "with fault.abort"),
+    LabelSpec("fault.headers", g.Headers(), None, "only calls with these headers get the faults"),
 )
 SPECS: Mapping[str, LabelSpec] = {spec.name: spec for spec in LABELS}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFamily:
+    """Labels whose name ends in a part the user chooses: `route.header.<header name>`."""
+
+    prefix: str
+    key: g.Pattern
+    grammar: g.Grammar[Any]
+    max_count: int
+    example_key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}<{self.example_key}>"
+
+
+FAMILIES: tuple[LabelFamily, ...] = (
+    LabelFamily("route.header.", rg.HEADER_KEY, rg.HeaderCondition(), g.MAX_HEADER_MATCHES, "x-tenant"),
+    LabelFamily("route.query.", rg.QUERY_KEY, rg.QueryCondition(), g.MAX_HEADER_MATCHES, "version"),
+    LabelFamily("route.request-headers.add.", rg.HEADER_KEY, rg.HeaderValue(), rg.MAX_HEADER_EDITS, "x-team"),
+    LabelFamily("route.response-headers.add.", rg.HEADER_KEY, rg.HeaderValue(), rg.MAX_HEADER_EDITS, "cache-control"),
+)
+
+
+def family_of(name: str) -> LabelFamily | None:
+    """The family a label name (under the prefix, without index) belongs to."""
+    for family in FAMILIES:
+        if name.startswith(family.prefix) and len(name) > len(family.prefix):
+            return family
+    return None
 
 
 def declaration_prefixes(labels: Mapping[str, str], prefix: str = DEFAULT_PREFIX) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from controlplane.model.grammar import is_service_name
 from controlplane.model.mesh import ProblemKind
 from controlplane.model.problems import LabelProblem, escaped, shown
-from controlplane.model.schema import DEFAULT_PREFIX, MAX_INDEX, SPECS
+from controlplane.model.schema import DEFAULT_PREFIX, MAX_INDEX, SPECS, family_of
 
 _INDEXED = re.compile(r"([0-9]{1,3})\.(.*)", re.DOTALL)
 # Suggestions are looked for only in names of reasonable length (difflib is quadratic).
@@ -56,7 +56,7 @@ def unknown_label_problems(labels: Mapping[str, str], prefix: str = DEFAULT_PREF
         declared = f"{prefix}{index}.service" if index is not None else prefix + "service"
         service = labels.get(declared, "").strip()
         owner = service if is_service_name(service) else None
-        known = exact and name in SPECS and (index is None or 1 <= index <= MAX_INDEX)
+        known = exact and (name in SPECS or family_of(name) is not None) and (index is None or 1 <= index <= MAX_INDEX)
         if known:
             if declared in labels:
                 continue  # a label we read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,8 @@ from controlplane.routeguide.loopback import join_host_port
 from controlplane.routeguide.task import BindAddress, TaskIdentity
 
 _LIST_FEATURES_STEPS = 5
+# Initial metadata of every reply: the request metadata the task received, as a JSON list of [key, value].
+RECEIVED_METADATA = "routeguide-received-metadata"
 
 
 class RouteGuideServicer(pb_grpc.RouteGuideServicer):
@@ -31,17 +34,20 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
 
     def GetFeature(self, request: pb.Point, context: grpc.ServicerContext) -> pb.Feature:
         self._maybe_fail(context)
+        _echo_metadata(context)
         self._delay()
         return self._feature(request)
 
     def ListFeatures(self, request: pb.Rectangle, context: grpc.ServicerContext) -> Iterator[pb.Feature]:
         self._maybe_fail(context)
+        _echo_metadata(context)
         for point in _diagonal(request.lo, request.hi):
             self._delay()
             yield self._feature(point)
 
     def RecordRoute(self, request_iterator: Iterable[pb.Point], context: grpc.ServicerContext) -> pb.RouteSummary:
         self._maybe_fail(context)
+        _echo_metadata(context)
         started = time.monotonic()
         count, distance, previous = 0, 0.0, None
         for point in request_iterator:
@@ -55,6 +61,7 @@ class RouteGuideServicer(pb_grpc.RouteGuideServicer):
 
     def RouteChat(self, request_iterator: Iterable[pb.RouteNote], context: grpc.ServicerContext) -> Iterator[pb.RouteNote]:
         self._maybe_fail(context)
+        _echo_metadata(context)
         for note in request_iterator:
             self._delay()
             yield pb.RouteNote(location=note.location, message=note.message, served_by=self._served_by)
@@ -128,6 +135,15 @@ class RouteGuideServer:
         if self._server is not None:
             self._server.stop(grace=grace).wait()
         self._logger.info("routeguide.stopped", address=self.address)
+
+
+def _echo_metadata(context: grpc.ServicerContext) -> None:
+    """Tell the caller, in the reply's initial metadata, which request metadata reached this task, so
+    tests see what proxies added, removed or rewrote on the way (binary `-bin` entries left out).
+    Only on calls that succeed: a failed call stays trailers-only, which is what lets Envoy retry it
+    and count it for outlier detection."""
+    received = sorted((m.key, m.value) for m in context.invocation_metadata() if not m.key.endswith("-bin"))
+    context.send_initial_metadata(((RECEIVED_METADATA, json.dumps(received)),))
 
 
 def _diagonal(lo: pb.Point, hi: pb.Point) -> Iterator[pb.Point]:

@@ -9,7 +9,9 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
+from controlplane.translate.browser import cors_filter, grpc_web_filter
 from controlplane.translate.config_source import ads_config_source
+from controlplane.translate.fault import fault_filter
 from controlplane.translate.packing import pack
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, listener_filter_config
 
@@ -20,11 +22,15 @@ ROUTER = "envoy.filters.http.router"
 def http_filters(*, local_rate_limit: bool, leading: Sequence[hcm_pb2.HttpFilter] = ()) -> list[hcm_pb2.HttpFilter]:
     """The HTTP filter chain: optional filters first, the router last (Envoy and gRPC require it last).
 
-    `local_rate_limit` is off for proxyless gRPC clients: gRPC rejects filters it does not implement.
-    `leading` filters (the edge's observability) run before the others.
+    `local_rate_limit` is off for proxyless gRPC clients: gRPC rejects filters it does not implement,
+    so they get none of the per-route ones (CORS, gRPC-Web, faults, rate limit).
+    `leading` filters (the edge's observability) run before the others, so they see every call.
     """
     filters = list(leading)
     if local_rate_limit:
+        # Each acts only on routes that carry its per-route config (typed_per_filter_config). gRPC-Web
+        # comes before the faults so that an injected abort reaches a browser as gRPC-Web too.
+        filters += [cors_filter(), grpc_web_filter(), fault_filter()]
         # Acts only on routes that carry a bucket (typed_per_filter_config), see rate_limit.py.
         filters.append(hcm_pb2.HttpFilter(name=LOCAL_RATELIMIT, typed_config=pack(listener_filter_config())))
     filters.append(hcm_pb2.HttpFilter(name=ROUTER, typed_config=pack(router_pb2.Router())))

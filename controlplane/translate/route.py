@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
 
 from controlplane.model.mesh import Mesh, Service
+from controlplane.translate.browser import CORS, GRPC_WEB, cors_policy, grpc_web_enabled
 from controlplane.translate.cluster import LOCAL_APP
 from controlplane.translate.durations import duration
+from controlplane.translate.fault import FAULT, route_fault
+from controlplane.translate.matchers import header_matcher, query_matcher
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
 from controlplane.translate.retry import retry_policy
+from controlplane.translate.route_features import apply_header_edits, apply_rewrite, cookie_hash_policy, mirror_policy
 
 
 def route_match(service: Service) -> rc.RouteMatch:
@@ -27,11 +30,8 @@ def route_match(service: Service) -> rc.RouteMatch:
         match.path = service.route.method
     else:
         match.prefix = service.route.path_prefix
-    for header in service.route.headers:
-        if header.value is None:
-            match.headers.append(rc.HeaderMatcher(name=header.name, present_match=True))
-        else:
-            match.headers.append(rc.HeaderMatcher(name=header.name, string_match=string_pb2.StringMatcher(exact=header.value)))
+    match.headers.extend(header_matcher(h) for h in service.route.headers)
+    match.query_parameters.extend(query_matcher(q) for q in service.route.query)
     return match
 
 
@@ -58,6 +58,11 @@ def route_action(service: Service) -> rc.RouteAction:
         action.hash_policy.append(
             rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=policy.load_balancing.hash_header))
         )
+    if policy.load_balancing.hash_cookie is not None:
+        action.hash_policy.append(cookie_hash_policy(policy.load_balancing.hash_cookie))
+    apply_rewrite(action, policy.rewrite)
+    if policy.mirror is not None:
+        action.request_mirror_policies.append(mirror_policy(policy.mirror))
     timeouts = policy.timeouts
     if timeouts.idle_ms is not None:
         action.idle_timeout.CopyFrom(duration(timeouts.idle_ms))
@@ -74,12 +79,26 @@ def route_action(service: Service) -> rc.RouteAction:
 
 def service_route(service: Service, *, by_name: bool = False) -> rc.Route:
     """The route to a service with its policy; `by_name` matches every path (the virtual host
-    already chose the service by its name as authority) instead of the service's own match."""
-    match = rc.RouteMatch(prefix="/") if by_name else route_match(service)
+    already chose the service by its name as authority) instead of the service's own match, except
+    with a path rewrite: that replaces the route's prefix, so only paths under it are taken."""
+    if not by_name:
+        match = route_match(service)
+    elif service.policy.rewrite.prefix is not None:
+        match = rc.RouteMatch(path=service.route.method) if service.route.method else rc.RouteMatch(prefix=service.route.path_prefix)
+    else:
+        match = rc.RouteMatch(prefix="/")
     route = rc.Route(name=service.name, match=match, route=route_action(service))
+    policy = service.policy
+    apply_header_edits(route, policy.header_edits)
     rate_limit = route_rate_limit(service)
     if rate_limit is not None:
         route.typed_per_filter_config[LOCAL_RATELIMIT].CopyFrom(rate_limit)
+    if policy.grpc_web:
+        route.typed_per_filter_config[GRPC_WEB].CopyFrom(grpc_web_enabled())
+    if policy.cors is not None:
+        route.typed_per_filter_config[CORS].CopyFrom(cors_policy(policy.cors))
+    if policy.fault is not None:
+        route.typed_per_filter_config[FAULT].CopyFrom(route_fault(service.name, policy.fault))
     return route
 
 
@@ -155,4 +174,5 @@ def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:
                 names.add(route.route.cluster)
             for weighted in route.route.weighted_clusters.clusters:
                 names.add(weighted.name)
+            names.update(mirror.cluster for mirror in route.route.request_mirror_policies)
     return frozenset(names)

@@ -51,8 +51,9 @@ async def test_the_edge_gets_every_service_and_an_endpoint_change_sends_only_end
             assert edge.endpoints("orders") == [("127.0.1.1", 50051, "HEALTHY"), ("127.0.1.2", 50051, "HEALTHY")]
             assert edge.endpoints("web") == [("127.0.2.1", 8080, "HEALTHY")]
             hosts = {vh.name: [r.match.prefix for r in vh.routes] for vh in edge.routes("edge").virtual_hosts}
-            # www.example.com's own route first, then the wildcard's (docs/labels.md, "Route ownership").
-            assert hosts == {"_any_": ["/orders.Orders/"], "www.example.com": ["/", "/orders.Orders/"]}
+            # www.example.com's own "/" takes every call there: the wildcard's route is no fallback on it
+            # (docs/labels.md, "Route ownership").
+            assert hosts == {"_any_": ["/orders.Orders/"], "www.example.com": ["/"]}
             orders_cluster = edge.cluster("orders")
 
             pipeline.publish(

@@ -6,6 +6,8 @@ Input format (every key below is the whole vocabulary; anything else is an error
 
     roles:                  # role name -> node metadata, as `controlplane bootstrap` writes it
       edge: {role: edge, listen_address: 127.0.0.1, listen_port: 10000}
+    settings:               # optional: `serve` settings the model reads
+      default_host_rule: '{service}.example.com'
     clusters:
     - name: prod
       task_definitions:
@@ -27,6 +29,7 @@ from google.protobuf import json_format
 
 from controlplane.discovery.state import ClusterState
 from controlplane.model.build import build_mesh
+from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole, role_from_metadata
 from controlplane.translate import Resources
@@ -42,6 +45,7 @@ OUTPUT_FILES = {
     TypeUrl.ROUTE: "routes.yaml",
 }
 TASK_DEFINITION_KEYS = {"family", "revision", "ports", "network_mode", "labels"}
+SETTINGS_KEYS = {"default_host_rule"}
 TASK_KEYS = {"id", "task_definition", "address", "host_port", "zone", "last_status", "desired_status", "health"}
 
 
@@ -54,13 +58,14 @@ class Scenario:
     name: str
     roles: Mapping[str, ProxyRole]
     states: tuple[ClusterState, ...]
+    host_rule: DefaultHostRule | None = None
 
     @property
     def directory(self) -> Path:
         return TESTDATA / self.name
 
     def mesh(self) -> Mesh:
-        return build_mesh(list(self.states))
+        return build_mesh(list(self.states), host_rule=self.host_rule)
 
     def output(self, role_name: str, type_url: TypeUrl) -> Path:
         return self.directory / role_name / OUTPUT_FILES[type_url]
@@ -111,10 +116,13 @@ def _cluster(entry: Mapping[str, Any], where: str) -> ClusterState:
 def load(name: str) -> Scenario:
     where = f"{name}/{INPUT}"
     document = yaml.safe_load((TESTDATA / name / INPUT).read_text())
-    _only({"roles", "clusters"}, document, where)
+    _only({"roles", "clusters", "settings"}, document, where)
+    settings = document.get("settings") or {}
+    _only(SETTINGS_KEYS, settings, f"{where}: settings")
     roles = {role_name: role_from_metadata(role_name, metadata) for role_name, metadata in document["roles"].items()}
     states = tuple(_cluster(entry, f"{where}: cluster {entry.get('name')}") for entry in document["clusters"])
-    return Scenario(name=name, roles=roles, states=states)
+    rule = settings.get("default_host_rule")
+    return Scenario(name=name, roles=roles, states=states, host_rule=DefaultHostRule.parse(rule) if rule else None)
 
 
 def names() -> list[str]:

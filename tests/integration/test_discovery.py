@@ -52,7 +52,7 @@ def _stack(cluster: str, *, events: bool, control_plane_args: tuple[str, ...] = 
         events_queue="ecs-events" if events else None,
         local_ecs_args=[
             "--task-address-octet", str(octet), "--instance-address-octet", str(octet + 50),
-            "--running-grace-seconds", HEALTHY_AFTER_RUNNING,
+            "--healthy-after-running-seconds", HEALTHY_AFTER_RUNNING,
         ],
     ) as stack:
         stack.start_local_ecs()

@@ -40,7 +40,7 @@ CALLS_ITSELF = {"xds.upstreams": SERVICE}
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DemoStack]:
-    with DemoStack(cluster="replicas", events_topic="ecs-events", running_grace_seconds=1.0) as stack:
+    with DemoStack(cluster="replicas", events_topic="ecs-events", healthy_after_running_seconds=1.0) as stack:
         stack.start_local_ecs()
         # The service calls itself, so its sidecar role has the service as an upstream too.
         stack.create_service(SERVICE, stack.register(labels=CALLS_ITSELF), 2)

@@ -16,7 +16,7 @@ from .shape_check import ec2_shape_errors, ecs_shape_errors
 
 
 # AWS waits 40 s before a new task without health checks counts as healthy; tests wait this long.
-RUNNING_GRACE_SECONDS = 0.5
+HEALTHY_AFTER_RUNNING_SECONDS = 0.5
 
 
 class Recorder:
@@ -59,7 +59,7 @@ def server(tmp_path: Any) -> Iterator[LocalEcsServer]:
         pending_seconds=0.05,
         deactivating_seconds=0.3,
         default_stop_timeout_seconds=2.0,
-        running_grace_seconds=RUNNING_GRACE_SECONDS,
+        healthy_after_running_seconds=HEALTHY_AFTER_RUNNING_SECONDS,
         log_dir=str(tmp_path / "logs"),
     )
     try:
@@ -115,7 +115,7 @@ class LocalEcsFactory:
 
     def server(self, **options: Any) -> LocalEcsServer:
         options = {
-            "provisioning_seconds": 0.02, "pending_seconds": 0.02, "running_grace_seconds": RUNNING_GRACE_SECONDS,
+            "provisioning_seconds": 0.02, "pending_seconds": 0.02, "healthy_after_running_seconds": HEALTHY_AFTER_RUNNING_SECONDS,
             "log_dir": self._log_dir, **options,
         }
         srv = LocalEcsServer(**options)

@@ -62,12 +62,14 @@ def test_events_carry_no_health_and_a_health_change_sends_none(local_ecs: LocalE
     reader.until(lambda events: any(e["detail"]["lastStatus"] == "RUNNING" for e in events))
     healthy = wait_for(lambda: (t := described())["healthStatus"] == "HEALTHY" and t, what="HEALTHY")
     sick.touch()
-    def all_unhealthy() -> dict[str, Any] | None:
-        task = described()
-        return task if {c["healthStatus"] for c in task["containers"]} == {"UNHEALTHY"} else None
-
-    unhealthy = wait_for(all_unhealthy, what="every container UNHEALTHY")
-    assert unhealthy["healthStatus"] == "UNHEALTHY"
+    # Each container's check fails on its own schedule: the essential one turns the task UNHEALTHY, the side car
+    # follows within its own interval x retries.
+    unhealthy = wait_for(
+        lambda: (t := described())["healthStatus"] == "UNHEALTHY"
+        and {c["healthStatus"] for c in t["containers"]} == {"UNHEALTHY"}
+        and t,
+        what="task and both containers UNHEALTHY",
+    )
     # Health is visible through DescribeTasks only: the version did not move and no event came.
     running_version = reader.events[-1]["detail"]["version"]
     assert healthy["version"] == unhealthy["version"] == running_version

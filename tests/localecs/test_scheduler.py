@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controlplane.localecs import model
 from controlplane.localecs.model import Container, Deployment, Service, Task, TaskDefinition
-from controlplane.localecs.scheduler import AWS_RUNNING_GRACE_SECONDS, plan_service
+from controlplane.localecs.scheduler import AWS_HEALTHY_AFTER_RUNNING_SECONDS, plan_service
 
 # Tasks here started at t = n seconds; "now" is long after, unless a test says otherwise.
 NOW = 1000.0
@@ -80,11 +80,11 @@ def test_new_task_without_health_check_counts_after_forty_seconds_running() -> N
     started = 500.0
     fresh = _task(new, model.RUNNING, 2)
     fresh.started_at = started
-    assert AWS_RUNNING_GRACE_SECONDS == 40.0
+    assert AWS_HEALTHY_AFTER_RUNNING_SECONDS == 40.0
     assert plan_service(service, old_tasks + [fresh], started + 39.9).stop == []
     assert [t.arn for t, _ in plan_service(service, old_tasks + [fresh], started + 40.0).stop] == ["task/1"]
     # The grace is a knob (tests shorten it).
-    assert [t.arn for t, _ in plan_service(service, old_tasks + [fresh], started + 1.0, running_grace_seconds=1.0).stop] == ["task/1"]
+    assert [t.arn for t, _ in plan_service(service, old_tasks + [fresh], started + 1.0, healthy_after_running_seconds=1.0).stop] == ["task/1"]
 
 
 def test_new_task_with_health_check_counts_once_healthy() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .conftest import RUNNING_GRACE_SECONDS
+from .conftest import HEALTHY_AFTER_RUNNING_SECONDS
 from .helpers import container, wait_for
 
 
@@ -80,11 +80,11 @@ def test_rolling_deployment_starts_new_tasks_before_stopping_old(ecs: Any, clust
     )
     assert final["taskDefinition"] == new["taskDefinitionArn"]
     # ECS counts a new task without health checks as healthy only after it ran a while
-    # (40 s in AWS, RUNNING_GRACE_SECONDS here): no old task stopped before that.
+    # (40 s in AWS, HEALTHY_AFTER_RUNNING_SECONDS here): no old task stopped before that.
     every = _tasks(ecs, cluster, serviceName="roll") + _tasks(ecs, cluster, desired="STOPPED", serviceName="roll")
     first_new_start = min(t["startedAt"] for t in every if t["taskDefinitionArn"] == new["taskDefinitionArn"])
     first_old_stop_at = min(t["stoppingAt"] for t in every if t["taskDefinitionArn"] == old["taskDefinitionArn"])
-    assert (first_old_stop_at - first_new_start).total_seconds() >= RUNNING_GRACE_SECONDS - 0.01
+    assert (first_old_stop_at - first_new_start).total_seconds() >= HEALTHY_AFTER_RUNNING_SECONDS - 0.01
 
 
 def test_rolling_deployment_waits_for_new_tasks_to_be_healthy(ecs_unvalidated: Any, cluster: str, tmp_path: Any) -> None:
@@ -104,7 +104,7 @@ def test_rolling_deployment_waits_for_new_tasks_to_be_healthy(ecs_unvalidated: A
 
     wait_for(new_task, what="new task RUNNING")
     # RUNNING but not yet HEALTHY: the old task keeps running, well past the grace.
-    time.sleep(RUNNING_GRACE_SECONDS * 3)
+    time.sleep(HEALTHY_AFTER_RUNNING_SECONDS * 3)
     assert _tasks(ecs, cluster, desired="STOPPED", serviceName="hc") == []
     ready.touch()
     stopped = wait_for(lambda: _tasks(ecs, cluster, desired="STOPPED", serviceName="hc"), what="old task stopping")

@@ -26,7 +26,10 @@ def test_a_service_naming_more_hosts_than_allowed_is_refused() -> None:
 
 
 def test_a_wildcard_newcomer_is_charged_for_its_copies_into_established_hosts() -> None:
-    named = [task_definition(f"s{i}", 1, {"xds.service": f"s{i}", "xds.route.hosts": f"s{i}.example.com"}) for i in range(5)]
+    named = [
+        task_definition(f"s{i}", 1, {"xds.service": f"s{i}", "xds.route.hosts": f"s{i}.example.com", "xds.route.prefix": f"/s{i}/"})
+        for i in range(5)
+    ]
     wild = task_definition("wild", 1, {"xds.service": "wild"})
     tasks = [task(td, td.family, f"127.0.0.{i + 1}", started_at=float(i)) for i, td in enumerate(named)]
     tasks.append(task(wild, "w", "127.0.1.1", started_at=100.0))
@@ -37,11 +40,27 @@ def test_a_wildcard_newcomer_is_charged_for_its_copies_into_established_hosts() 
     assert [(p.service, p.kind) for p in mesh.problems] == [("wild", ProblemKind.LIMIT_EXCEEDED)]
     assert "6 route entries at the edge" in mesh.problems[0].message
 
+    # A copy that could never match is neither sent nor charged: with "/" of their own, the hosts
+    # leave the wildcard no call.
+    catch_all = [task_definition(f"s{i}", 1, {"xds.service": f"s{i}", "xds.route.hosts": f"s{i}.example.com"}) for i in range(5)]
+    mesh = build_mesh([cluster_state(tasks, [*catch_all, wild])], limits=Limits(max_routes_per_service=5))
+    assert mesh.service("wild") is not None and mesh.problems == ()
+    assert [vh.routes for vh in mesh.virtual_hosts if vh.host != "*"] == [(f"s{i}",) for i in range(5)]
+
     # Established first, the wildcard is never charged for the hosts that come after it: they are.
     tasks[-1] = task(wild, "w", "127.0.1.1", started_at=-1.0)
     mesh = build_mesh([cluster_state(tasks, [*named, wild])], limits=Limits(max_routes_per_service=5))
     assert mesh.service("wild") is not None and mesh.problems == ()
     assert all(vh.routes[-1] == "wild" for vh in mesh.virtual_hosts)
+
+
+def test_the_whole_edge_is_bounded_and_the_newest_service_is_the_one_refused() -> None:
+    tds = [task_definition(f"s{i}", 1, {"xds.service": f"s{i}", "xds.route.hosts": f"s{i}.example.com"}) for i in range(4)]
+    tasks = [task(td, td.family, f"127.0.0.{i + 1}", started_at=float(i)) for i, td in enumerate(tds)]
+    mesh = build_mesh([cluster_state(tasks, tds)], limits=Limits(max_edge_routes=3))
+    assert [s.name for s in mesh.services] == ["s0", "s1", "s2"]
+    assert [(p.service, p.kind) for p in mesh.problems] == [("s3", ProblemKind.LIMIT_EXCEEDED)]
+    assert "1 route entries to the 3 that established services hold at the edge, more than the 3 allowed in all" in mesh.problems[0].message
 
 
 def test_bytes_of_route_configuration_are_bounded() -> None:

@@ -34,9 +34,11 @@ def test_an_explicit_host_beats_a_wildcard_whatever_the_priority() -> None:
 def test_wildcard_fallbacks_go_from_the_most_specific_to_star() -> None:
     tds = [
         task_definition("star", 1, {"xds.service": "star"}),
-        task_definition("example", 1, {"xds.service": "example", "xds.route.hosts": "*.example.com"}),
-        task_definition("shop", 1, {"xds.service": "shop", "xds.route.hosts": "*.shop.example.com"}),
+        task_definition("example", 1, {"xds.service": "example", "xds.route.hosts": "*.example.com", "xds.route.prefix": "/e/"}),
+        task_definition("shop", 1, {"xds.service": "shop", "xds.route.hosts": "*.shop.example.com", "xds.route.prefix": "/s/"}),
         task_definition("cart", 1, {"xds.service": "cart", "xds.route.hosts": "cart.shop.example.com", "xds.route.prefix": "/c/"}),
+        # Its own "/" takes every call of its host: no fallback could ever match there, none is sent.
+        task_definition("home", 1, {"xds.service": "home", "xds.route.hosts": "home.example.com"}),
     ]
     mesh = build_mesh([cluster_state([task(td, td.family, f"127.0.0.{i}") for i, td in enumerate(tds, 1)], tds)])
 
@@ -45,6 +47,7 @@ def test_wildcard_fallbacks_go_from_the_most_specific_to_star() -> None:
         "*.example.com": ["example", "star"],
         "*.shop.example.com": ["shop", "example", "star"],
         "cart.shop.example.com": ["cart", "shop", "example", "star"],
+        "home.example.com": ["home"],
     }
 
 

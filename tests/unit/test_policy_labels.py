@@ -123,7 +123,7 @@ def test_hashing_policies_need_a_header() -> None:
     declaration = _parse({"xds.lb.policy": "maglev", "xds.lb.hash-header": "X-User"})
     assert (declaration.policy.load_balancing.policy, declaration.policy.load_balancing.hash_header) == (LbPolicy.MAGLEV, "x-user")
     assert str(_error({"xds.lb.policy": "ring_hash"})) == (
-        "label xds.lb.policy='ring_hash': ring_hash hashes a request header: set xds.lb.hash-header too"
+        "label xds.lb.policy='ring_hash': ring_hash hashes a request header or cookie: set xds.lb.hash-header or xds.lb.hash-cookie too"
     )
 
 

@@ -38,7 +38,9 @@ def _write(tmp_path: Path, name: str, content: Any) -> str:
 
 
 def test_valid_labels_exit_0_with_the_resources_of_every_role_as_json(tmp_path: Path) -> None:
-    orders = _write(tmp_path, "orders.json", _register_input("orders", {"xds.service": "orders", "xds.route.hosts": "orders.example.com"}))
+    orders = _write(tmp_path, "orders.json", _register_input(
+        "orders", {"xds.service": "orders", "xds.route.hosts": "orders.example.com", "xds.route.prefix": "/orders.Orders/"}
+    ))
     # DescribeTaskDefinition output, as `aws ecs describe-task-definition` prints it.
     described = {"taskDefinition": {**_register_input("web", {"xds.service": "web", "xds.protocol": "http1"}, 8080),
                                     "taskDefinitionArn": "arn:aws:ecs:us-east-1:1:task-definition/web:4", "revision": 4}}

@@ -46,7 +46,7 @@ def _labels(revision: int) -> list[dict[str, str]]:
 def recorded(tmp_path_factory: Any) -> Any:
     """The events of a rolling deployment (revision 1 -> 2) plus a stopped task, and ECS's answer now."""
     server = LocalEcsServer(
-        provisioning_seconds=0.02, pending_seconds=0.02, deactivating_seconds=0.05, running_grace_seconds=0.2, processes=False,
+        provisioning_seconds=0.02, pending_seconds=0.02, deactivating_seconds=0.05, healthy_after_running_seconds=0.2, processes=False,
         event_queues=["replica"], log_dir=str(tmp_path_factory.mktemp("logs")), seed=7,
     ).start()
     ecs = boto3.client("ecs", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
