@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from controlplane.localecs import model
+from controlplane.localecs import model, placement
 from controlplane.localecs.addresses import AddressPool, HostPortAllocator, InstanceAddressPool
 from controlplane.localecs.errors import (
     ClientException,
@@ -111,6 +111,7 @@ class LocalEcs:
         ipv6_bindings: str = "after",
         stopped_retention_seconds: float = 600.0,
         instances_per_cluster: int = 2,
+        zones: tuple[str, ...] | list[str] = (),
         log_dir: str | None = None,
         scheduler_interval_seconds: float = 0.05,
         healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS,
@@ -153,6 +154,8 @@ class LocalEcs:
         self.ipv6_bindings = ipv6_bindings
         self.stopped_retention_seconds = stopped_retention_seconds
         self.instances_per_cluster = instances_per_cluster
+        # The region's availability zones: container instances take them in turn, Fargate tasks spread over them.
+        self.zones = tuple(zones) or tuple(f"{region}{letter}" for letter in "abc")
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="local-ecs-logs-")
         os.makedirs(self.log_dir, exist_ok=True)
         self._lock = threading.RLock()
@@ -161,6 +164,8 @@ class LocalEcs:
         self._clusters: dict[str, Cluster] = {}
         self._task_definitions: dict[str, list[TaskDefinition]] = {}
         self._tasks: dict[str, Task] = {}
+        # The same tasks by (cluster, group): placement spreads a group's tasks without walking every task.
+        self._group_tasks: dict[tuple[str, str], dict[str, Task]] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._services: dict[tuple[str, str], Service] = {}
         # Two local ECS servers on one machine need different octets, or their tasks collide.
@@ -198,7 +203,7 @@ class LocalEcs:
                         cluster=name,
                         ec2_instance_id=model.new_managed_instance_id() if external else model.new_instance_id(),
                         address=self._instance_addresses.acquire(),
-                        availability_zone=self._zone(index),
+                        availability_zone=self.zones[index % len(self.zones)],
                         external=external,
                     )
                 )
@@ -209,9 +214,6 @@ class LocalEcs:
             instances=[i.address for i in cluster.instances],
         )
         return cluster
-
-    def _zone(self, index: int) -> str:
-        return f"{self.region}{'abc'[index % 3]}"
 
     def cluster(self, ref: str | None) -> Cluster:
         """The cluster named by ``ref`` (name or ARN; None means ``default``)."""
@@ -384,19 +386,21 @@ class LocalEcs:
             )
         task_id = model.new_task_id()
         instance: ContainerInstance | None = None
+        # The group's tasks that still count for placement (not stopping), as ECS's spread strategy sees them.
+        group_tasks = self._group_tasks.setdefault((cluster.name, group), {})
+        peers = [t for t in group_tasks.values() if t.desired_status == model.RUNNING]
         if launch_type != "FARGATE":
             # EXTERNAL (ECS Anywhere) tasks go to external instances, EC2 tasks to EC2 ones.
             candidates = [i for i in cluster.instances if i.external == (launch_type == "EXTERNAL")]
             if not candidates:
                 raise InvalidParameterException("No Container Instances were found in your cluster.")
-            instance = candidates[cluster.next_instance % len(candidates)]
-            cluster.next_instance += 1
+            instance = placement.place_on_instance(candidates, peers)
         if network_mode == "awsvpc":
             host_address = self._task_addresses.acquire()
         else:
             assert instance is not None
             host_address = instance.address
-        zone = instance.availability_zone if instance else self._zone(int(task_id[:2], 16))
+        zone = instance.availability_zone if instance else placement.spread_zone(self.zones, peers)
         subnets = ((network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets") or [
             DEFAULT_SUBNET
         ]
@@ -429,6 +433,7 @@ class LocalEcs:
         task.load_balanced = bool(service and service.load_balancers)
         task.on_change = self._task_changed
         self._tasks[task.arn] = task
+        group_tasks[task.arn] = task
         self._task_changed(task)
         runner = TaskRunner(task, self._lock, self.timing, self.log_dir, self._on_task_finished)
         self._runners[task.arn] = runner
@@ -810,6 +815,11 @@ class LocalEcs:
                 if task.last_status == model.STOPPED and task.stopped_at is not None and task.stopped_at < cutoff:
                     del self._tasks[arn]
                     self._runners.pop(arn, None)
+                    group_tasks = self._group_tasks.get((task.cluster, task.group))
+                    if group_tasks is not None:
+                        group_tasks.pop(arn, None)
+                        if not group_tasks:
+                            del self._group_tasks[(task.cluster, task.group)]
 
     # --- counts used by the API layer --------------------------------------------------------
 

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--healthy-after-running-seconds", type=float, default=40.0, help="a service's task without a health check counts as healthy (so old tasks may stop) this long after RUNNING (AWS: 40)")
     parser.add_argument("--stopped-retention-seconds", type=float, default=600.0, help="how long STOPPED tasks stay listable")
     parser.add_argument("--instances", type=int, default=2, help="EC2 container instances per cluster")
+    parser.add_argument("--zones", default="", help="comma-separated availability zones (default: <region>a,b,c); instances take them in turn")
     parser.add_argument("--external-instances", type=int, default=0, help="ECS Anywhere (EXTERNAL) instances per cluster, addressed through SSM")
     parser.add_argument("--no-processes", action="store_true", help="address-only tasks: lifecycle and addresses, no processes (scale runs)")
     parser.add_argument("--events-queue", action="append", default=[], metavar="NAME", help="SQS queue that receives every ECS task state change event (repeatable)")
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             stopped_retention_seconds=args.stopped_retention_seconds,
             healthy_after_running_seconds=args.healthy_after_running_seconds,
             instances_per_cluster=args.instances,
+            zones=[zone.strip() for zone in args.zones.split(",") if zone.strip()],
             external_instances_per_cluster=args.external_instances,
             processes=not args.no_processes,
             event_queues=args.events_queue,
