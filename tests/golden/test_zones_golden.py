@@ -1,4 +1,4 @@
-"""Golden bootstraps: what `controlplane bootstrap` prints for zone-aware proxies (bootstraps/*.json),
+"""Zone goldens. Bootstraps: what `controlplane bootstrap` prints for zone-aware proxies (bootstraps/*.json),
 and each one passes `envoy --mode validate`. Regenerate with UPDATE_GOLDEN=1 and review the diff."""
 
 from __future__ import annotations
@@ -49,3 +49,22 @@ def test_a_zone_aware_proxy_names_its_zone_and_fleet_to_envoy_and_the_control_pl
     assert local["eds_cluster_config"]["service_name"] == "caller"
     edge = json.loads((BOOTSTRAPS / "edge-zone-aware.json").read_text())
     assert (edge["node"]["locality"], edge["node"]["metadata"]["local_service"]) == ({"zone": "eu-west-1b"}, "edgefleet")
+
+
+def test_the_zone_golden_files_show_what_zone_aware_proxies_rely_on() -> None:
+    """Facts read from the zones_zone_aware goldens, so a careless regeneration cannot hide them."""
+    from controlplane.xds.types import TypeUrl
+
+    from .test_golden import golden
+
+    def lb(role: str, service: str) -> dict[str, object]:
+        return golden("zones_zone_aware", role, TypeUrl.CLUSTER)[service]["common_lb_config"]  # type: ignore[no-any-return]
+
+    for role in ("sidecar-zone-aware", "edge-zone-aware"):
+        assert lb(role, "backend")["zone_aware_lb_config"] == {"min_cluster_size": "2"}
+        assert lb(role, "plain")["zone_aware_lb_config"] == {"routing_enabled": {}}  # 0 %: Envoy's default zone routing off
+        assert "zone_aware_lb_config" not in lb(role, "even") and "locality_weighted_lb_config" in lb(role, "even")
+    assert "zone_aware_lb_config" not in lb("sidecar", "plain")
+    assert set(golden("zones_zone_aware", "sidecar-zone-aware", TypeUrl.ENDPOINT)) == {"backend", "caller", "even", "plain"}
+    assert "caller" not in golden("zones_zone_aware", "sidecar", TypeUrl.ENDPOINT)
+    assert "edgefleet" in golden("zones_zone_aware", "edge-zone-aware", TypeUrl.ENDPOINT)
