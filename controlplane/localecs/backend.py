@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from controlplane.localecs.addresses import AddressPool, HostPortAllocator, InstanceAddressPool
-from controlplane.localecs.clusters import Clusters
+from controlplane.localecs.clusters import Clusters, default_zones
 from controlplane.localecs.containers import ContainerFactory
 from controlplane.localecs.eventbridge import EventStream, task_state_change
 from controlplane.localecs.faults import FaultInjector
@@ -53,6 +53,7 @@ class LocalEcs:
         ipv6_bindings: str = "after",
         stopped_retention_seconds: float = 600.0,
         instances_per_cluster: int = 2,
+        zones: tuple[str, ...] | list[str] = (),
         log_dir: str | None = None,
         scheduler_interval_seconds: float = 0.05,
         task_address_octet: int = TASK_SUBNET_OCTET,
@@ -80,6 +81,8 @@ class LocalEcs:
             drain_every_task=drain_every_task,
         )
         self.stopped_retention_seconds = stopped_retention_seconds
+        # The region's availability zones: container instances take them in turn, Fargate tasks spread over them.
+        self.zones = tuple(zones) or default_zones(region)
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="local-ecs-logs-")
         os.makedirs(self.log_dir, exist_ok=True)
         self.lock = threading.RLock()
@@ -102,6 +105,7 @@ class LocalEcs:
             InstanceAddressPool(instance_address_octet),
             instances_per_cluster=instances_per_cluster,
             external_instances_per_cluster=external_instances_per_cluster,
+            zones=self.zones,
         )
         self.task_definitions = TaskDefinitions(self.lock, self.arns)
         containers = ContainerFactory(
@@ -118,6 +122,7 @@ class LocalEcs:
             closing=self.closing,
             on_change=self._task_changed,
             on_finished=self._task_finished,
+            zones=self.zones,
         )
         self.services = Services(
             self.lock, self.arns, self.clusters, self.tasks, self.closing, healthy_after_running_seconds=healthy_after_running_seconds

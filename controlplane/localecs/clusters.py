@@ -21,9 +21,9 @@ def name_from_ref(ref: str, kind: str) -> str:
     return ref
 
 
-def zone(region: str, index: int) -> str:
-    """One of three availability zones of ``region``."""
-    return f"{region}{'abc'[index % 3]}"
+def default_zones(region: str) -> tuple[str, ...]:
+    """Three availability zones of ``region``: the local ECS's default."""
+    return tuple(f"{region}{letter}" for letter in "abc")
 
 
 class Clusters:
@@ -37,12 +37,15 @@ class Clusters:
         *,
         instances_per_cluster: int,
         external_instances_per_cluster: int,
+        zones: tuple[str, ...],
     ) -> None:
         self._lock = lock
         self._arns = arns
         self._instance_addresses = instance_addresses
         self._instances_per_cluster = instances_per_cluster
         self._external_instances_per_cluster = external_instances_per_cluster
+        # Container instances take the zones in turn (instance i is in zone i mod their count).
+        self._zones = zones
         self._clusters: dict[str, Cluster] = {}
         self._log = structlog.get_logger()
 
@@ -65,7 +68,7 @@ class Clusters:
                         cluster=name,
                         ec2_instance_id=model.new_managed_instance_id() if external else model.new_instance_id(),
                         address=self._instance_addresses.acquire(),
-                        availability_zone=zone(self._arns.region, index),
+                        availability_zone=self._zones[index % len(self._zones)],
                         external=external,
                     )
                 )

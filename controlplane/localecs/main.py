@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=None, help="directory for task stdout/stderr (default: a temp dir)")
     parser.add_argument("--stopped-retention-seconds", type=float, default=600.0, help="how long STOPPED tasks stay listable")
     parser.add_argument("--instances", type=int, default=2, help="EC2 container instances per cluster")
+    parser.add_argument("--zones", default="", help="comma-separated availability zones (default: <region>a,b,c); instances take them in turn")
     parser.add_argument("--external-instances", type=int, default=0, help="ECS Anywhere (EXTERNAL) instances per cluster, addressed through SSM")
     parser.add_argument("--no-processes", action="store_true", help="address-only tasks: lifecycle and addresses, no processes (scale runs)")
     parser.add_argument("--events-queue", action="append", default=[], metavar="NAME", help="SQS queue that receives every ECS task state change event (repeatable)")
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=args.log_dir,
             stopped_retention_seconds=args.stopped_retention_seconds,
             instances_per_cluster=args.instances,
+            zones=[zone.strip() for zone in args.zones.split(",") if zone.strip()],
             external_instances_per_cluster=args.external_instances,
             processes=not args.no_processes,
             event_queues=args.events_queue,

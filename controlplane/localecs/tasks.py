@@ -10,9 +10,8 @@ from typing import Any
 
 import structlog
 
-from controlplane.localecs import model
+from controlplane.localecs import model, placement
 from controlplane.localecs.addresses import AddressPool
-from controlplane.localecs.clusters import zone
 from controlplane.localecs.containers import ContainerFactory
 from controlplane.localecs.errors import ClientException, InvalidParameterException
 from controlplane.localecs.lifecycle import TaskRunner, Timing
@@ -55,6 +54,7 @@ class Tasks:
         closing: threading.Event,
         on_change: Callable[[Task], None],
         on_finished: Callable[[Task], None],
+        zones: tuple[str, ...],
     ) -> None:
         self._lock = lock
         self._arns = arns
@@ -67,7 +67,11 @@ class Tasks:
         self._closing = closing
         self._on_change = on_change
         self._on_finished = on_finished
+        # Fargate tasks spread over these availability zones.
+        self._zones = zones
         self._tasks: dict[str, Task] = {}
+        # The same tasks by (cluster, group): placement spreads a group's tasks without walking every task.
+        self._group_tasks: dict[tuple[str, str], dict[str, Task]] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._log = structlog.get_logger()
 
@@ -128,7 +132,10 @@ class Tasks:
                 "Task definition does not support launch_type FARGATE: networkMode must be awsvpc."
             )
         task_id = model.new_task_id()
-        instance = self._place(cluster, launch_type)
+        # The group's tasks that still count for placement (not stopping), as ECS's spread strategy sees them.
+        group_tasks = self._group_tasks.setdefault((cluster.name, group), {})
+        peers = [t for t in group_tasks.values() if t.desired_status == model.RUNNING]
+        instance = self._place(cluster, launch_type, peers)
         if network_mode == "awsvpc":
             host_address = self._task_addresses.acquire()
         else:
@@ -144,7 +151,7 @@ class Tasks:
             network_mode=network_mode,
             host_address=host_address,
             containers=[],
-            availability_zone=instance.availability_zone if instance else zone(self._arns.region, int(task_id[:2], 16)),
+            availability_zone=instance.availability_zone if instance else placement.spread_zone(self._zones, peers),
             started_by=started_by,
             service_name=service.name if service else None,
             deployment_id=deployment.id if deployment else None,
@@ -163,6 +170,7 @@ class Tasks:
         task.load_balanced = bool(service and service.load_balancers)
         task.on_change = self._on_change
         self._tasks[task.arn] = task
+        group_tasks[task.arn] = task
         self._on_change(task)
         runner = TaskRunner(task, self._lock, self._timing, self._log_dir, self._finished)
         self._runners[task.arn] = runner
@@ -178,17 +186,15 @@ class Tasks:
         return task
 
     @staticmethod
-    def _place(cluster: Cluster, launch_type: str) -> ContainerInstance | None:
-        """Round robin over the cluster's instances of the right kind; Fargate tasks have none."""
+    def _place(cluster: Cluster, launch_type: str, peers: list[Task]) -> ContainerInstance | None:
+        """ECS's default spread over the zones, then the instances, of the right kind; Fargate tasks have none."""
         if launch_type == "FARGATE":
             return None
         # EXTERNAL (ECS Anywhere) tasks go to external instances, EC2 tasks to EC2 ones.
         candidates = [i for i in cluster.instances if i.external == (launch_type == "EXTERNAL")]
         if not candidates:
             raise InvalidParameterException("No Container Instances were found in your cluster.")
-        instance = candidates[cluster.next_instance % len(candidates)]
-        cluster.next_instance += 1
-        return instance
+        return placement.place_on_instance(candidates, peers)
 
     def _finished(self, task: Task) -> None:
         """Give back the task's address and dynamic ports once its processes are gone."""
@@ -233,6 +239,11 @@ class Tasks:
                 if task.last_status == model.STOPPED and task.stopped_at is not None and task.stopped_at < cutoff:
                     del self._tasks[arn]
                     self._runners.pop(arn, None)
+                    group_tasks = self._group_tasks.get((task.cluster, task.group))
+                    if group_tasks is not None:
+                        group_tasks.pop(arn, None)
+                        if not group_tasks:
+                            del self._group_tasks[(task.cluster, task.group)]
 
     def stop_all(self, timeout: float) -> int:
         """Stop every task at once (no drain) and wait up to ``timeout`` for them; return how many."""

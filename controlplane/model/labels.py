@@ -402,7 +402,14 @@ def _load_balancing(read: _Reader) -> LoadBalancing:
         read.error(
             "lb.locality", f"expected none with {read.prefix}lb.policy {policy.value} (Envoy hashes over all zones)", ProblemKind.CONFLICTING_LABELS
         )
-    return LoadBalancing(policy=policy, hash_header=hash_header, hash_cookie=cookie, slow_start_ms=slow_start or 0, locality=locality)
+    zone_min_tasks = read.get("lb.zone-min-tasks")
+    if zone_min_tasks is not None and read.parsed("lb.locality") and locality is not LocalityMode.ZONE_AWARE:
+        read.error(
+            "lb.zone-min-tasks", f"expected with {read.prefix}lb.locality zone-aware (it is {locality.value})", ProblemKind.CONFLICTING_LABELS
+        )
+    return LoadBalancing(
+        policy=policy, hash_header=hash_header, hash_cookie=cookie, slow_start_ms=slow_start or 0, locality=locality, zone_min_tasks=zone_min_tasks
+    )
 
 
 def _hash_cookie(read: _Reader) -> CookieHash | None:

@@ -141,6 +141,9 @@ class LoadBalancing:
     hash_cookie: CookieHash | None = None  # ring_hash / maglev: the cookie hashed for stickiness (not with hash_header)
     slow_start_ms: int = 0  # round_robin / least_request: ramp-up window of a new task; 0 = off
     locality: LocalityMode = LocalityMode.NONE
+    # zone-aware: fewest healthy tasks for which Envoy keeps calls in the proxy's zone (its min_cluster_size);
+    # None leaves Envoy's default of 6
+    zone_min_tasks: int | None = None
 
 
 class HealthCheckKind(StrEnum):

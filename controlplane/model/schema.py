@@ -59,6 +59,7 @@ LABELS: tuple[LabelSpec, ...] = (
     LabelSpec("lb.hash-header", g.HEADER_NAME, None, "used with lb.policy ring_hash or maglev"),
     LabelSpec("lb.slow-start", g.Duration(1, _DAY), None, "used with lb.policy round_robin or least_request"),
     LabelSpec("lb.locality", g.Choice(LocalityMode), "none"),
+    LabelSpec("lb.zone-min-tasks", g.Integer(1, 10_000), None, "used with lb.locality zone-aware (unset: Envoy's 6)"),
     # active health check
     LabelSpec("health.check", g.Choice(HealthCheckKind), "none"),
     LabelSpec("health.grpc-service", g.GRPC_SERVICE, "", "with health.check=grpc"),

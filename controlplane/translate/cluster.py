@@ -82,8 +82,10 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         else:
             message.round_robin_lb_config.slow_start_config.CopyFrom(slow_start)
     if balancing.locality is LocalityMode.ZONE_AWARE:
-        # Prefers the proxy's own zone; Envoy needs the proxy's local cluster (sidecars) to know it.
+        # Prefers the proxy's own zone; Envoy needs the proxy's zone and local cluster (its own fleet) to know it.
         message.common_lb_config.zone_aware_lb_config.SetInParent()
+        if balancing.zone_min_tasks is not None:
+            message.common_lb_config.zone_aware_lb_config.min_cluster_size.value = balancing.zone_min_tasks
     elif balancing.locality is LocalityMode.EQUAL_ZONES:
         # Each zone gets an equal share whatever its task count (EDS gives every locality weight 1).
         message.common_lb_config.locality_weighted_lb_config.SetInParent()
@@ -95,13 +97,20 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         message.transport_socket.CopyFrom(transport_socket)
 
 
-def service_cluster(service: Service) -> cluster_pb2.Cluster:
-    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy."""
-    return cluster(service.name, protocol=service.protocol, policy_of=service)
+def service_cluster(service: Service, *, local_fleet: bool = False) -> cluster_pb2.Cluster:
+    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy. For a
+    proxy with a local fleet (`local_fleet`), a service that is not zone-aware turns Envoy's zone
+    routing off: Envoy routes zone-aware by default as soon as a local cluster exists."""
+    message = cluster(service.name, protocol=service.protocol, policy_of=service)
+    if local_fleet and service.policy.load_balancing.locality is LocalityMode.NONE:
+        message.common_lb_config.zone_aware_lb_config.routing_enabled.value = 0.0
+    return message
 
 
-def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
-    """service_cluster, built once per service settings and shared by the edge and every sidecar."""
+def memoised_service_cluster(memo: TranslationMemo, service: Service, *, local_fleet: bool = False) -> cluster_pb2.Cluster:
+    """service_cluster, built once per service settings (and local fleet or not) and shared by the edge and every sidecar."""
+    if local_fleet:
+        return memo.get("cluster/local-fleet", memo.settings_key(service), lambda: service_cluster(service, local_fleet=True))
     return memo.get("cluster", memo.settings_key(service), lambda: service_cluster(service))
 
 

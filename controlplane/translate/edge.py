@@ -19,7 +19,7 @@ def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: E
     # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
     hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
     by_type: dict[TypeUrl, dict[str, Message]] = {
-        TypeUrl.CLUSTER: {s.name: cluster.memoised_service_cluster(memo, s) for s in mesh.services},
+        TypeUrl.CLUSTER: {s.name: cluster.memoised_service_cluster(memo, s, local_fleet=role.local_service is not None) for s in mesh.services},
         TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in mesh.services},
         TypeUrl.LISTENER: {
             listener.EDGE_LISTENER: memo.get(

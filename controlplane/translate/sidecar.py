@@ -32,7 +32,7 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> R
     # upstreams themselves: the sidecar needs every cluster its routes name.
     needed = route.referenced_clusters(outbound) | {s.name for s in upstreams}
     targets = [index[name] for name in sorted(needed) if name in index]
-    clusters: dict[str, Message] = {s.name: cluster.memoised_service_cluster(memo, s) for s in targets}
+    clusters: dict[str, Message] = {s.name: cluster.memoised_service_cluster(memo, s, local_fleet=role.zone_aware) for s in targets}
     listeners: dict[str, Message] = {
         listener.OUTBOUND: memo.get(
             "listener/outbound", (role.outbound_address, role.outbound_port),
@@ -49,10 +49,13 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> R
             "listener/inbound", (role.inbound_address, inbound_port),
             lambda: listener.inbound_listener(role.inbound_address, inbound_port, route.inbound_routes(listener.INBOUND)),
         )
+    # A zone-aware sidecar's Envoy has a static local cluster reading its own service's endpoints
+    # by EDS (the bootstrap's `local_cluster`): the same resource an upstream of that name uses.
+    endpoint_services = targets + [index[role.service]] if role.zone_aware and role.service in index and role.service not in needed else targets
     return Resources(
         by_type={
             TypeUrl.CLUSTER: clusters,
-            TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in targets},
+            TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in endpoint_services},
             TypeUrl.LISTENER: listeners,
             TypeUrl.ROUTE: {listener.OUTBOUND: outbound},
         }
