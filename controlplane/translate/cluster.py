@@ -20,6 +20,7 @@ from controlplane.translate.health_check import health_checks
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.outlier import outlier_detection
 from controlplane.translate.packing import pack
+from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.tls import upstream_transport_socket
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -95,9 +96,11 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         message.transport_socket.CopyFrom(transport_socket)
 
 
-def service_cluster(service: Service) -> cluster_pb2.Cluster:
-    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy."""
-    return cluster(service.name, protocol=service.protocol, policy_of=service)
+def service_cluster(service: Service, *, patch: bool = True) -> cluster_pb2.Cluster:
+    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy, and its
+    `xds.patch.cluster` (patch.py) unless `patch` is False."""
+    message = cluster(service.name, protocol=service.protocol, policy_of=service)
+    return patched_or_kept(message, service.policy.patches.cluster) if patch else message
 
 
 def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
