@@ -9,14 +9,13 @@ from __future__ import annotations
 from controlplane.model.mesh import JwtAuth, ProblemKind, ResourcePatches
 from controlplane.model.route_grammar import editable_header
 from controlplane.model.route_labels import LabelReader
-from controlplane.model.schema import family_of
+from controlplane.model.schema import FAMILIES
 
-_CLAIM_HEADERS = family_of("jwt.claim-header.x")
+_CLAIM_HEADERS = next(family for family in FAMILIES if family.prefix == "jwt.claim-header.")
 _SETTINGS = ("jwt.audiences", "jwt.jwks-uri", "jwt.jwks-service", "jwt.jwks", "jwt.forward")
 
 
 def jwt(read: LabelReader) -> JwtAuth | None:
-    assert _CLAIM_HEADERS is not None
     issuer = read.get("jwt.issuer")
     uri, service, inline = read.get("jwt.jwks-uri"), read.get("jwt.jwks-service"), read.get("jwt.jwks")
     claims = read.family(_CLAIM_HEADERS)

@@ -10,7 +10,8 @@ filter chain and drains the old connections gracefully)."""
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+import urllib.parse
+from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2, http_uri_pb2
@@ -36,7 +37,8 @@ JWKS_FETCH_TIMEOUT_MS = 5_000
 # Ubuntu based) keep the system's roots. Envoy refuses a name check without a trusted CA file.
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
-Guarded = tuple[tuple[str, JwtAuth], ...]
+# A string, not the type itself: translate modules hold no mutable globals, and a GenericAlias is one.
+Guarded: TypeAlias = "tuple[tuple[str, JwtAuth], ...]"
 
 
 def guarded(mesh: Mesh) -> Guarded:
@@ -47,7 +49,7 @@ def guarded(mesh: Mesh) -> Guarded:
 def jwks_cluster_name(uri: str) -> str:
     """The cluster the control plane builds for a JWKS URL's host: `jwks:host:port` (service names
     have no ':', so it never collides with a service's cluster)."""
-    parts = urlsplit(uri)
+    parts = urllib.parse.urlsplit(uri)
     return f"jwks:{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
@@ -104,7 +106,7 @@ def jwks_clusters(services: Guarded) -> dict[str, cluster_pb2.Cluster]:
 
 
 def _jwks_cluster(name: str, uri: str) -> cluster_pb2.Cluster:
-    parts = urlsplit(uri)
+    parts = urllib.parse.urlsplit(uri)
     host, tls = parts.hostname or "", parts.scheme == "https"
     message = cluster(name, static=single_address_assignment(name, host, parts.port or (443 if tls else 80)))
     try:

@@ -75,7 +75,7 @@ def patched_or_kept(message: M, patch: str | None) -> M:
         return message
     try:
         return patched(message, patch)
-    except PatchError:
+    except Exception:  # noqa: BLE001 - PatchError, or a bug of ours: never fail a translation on a patch
         return message
 
 
@@ -113,4 +113,6 @@ def check_service(service: Service) -> tuple[str, str] | None:
             patched(build(), patch)
         except PatchError as error:
             return label, str(error)
+        except Exception as error:  # noqa: BLE001 - a bug of ours must refuse this one service, not stop the build
+            return label, f"the patch could not be checked ({type(error).__name__}: {error})"
     return None

@@ -19,6 +19,7 @@ import grpc
 import pytest
 
 from controlplane.demo.envoy import EnvoyProcess
+from controlplane.demo.processes import free_port
 from controlplane.demo.stack import DemoStack
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.integration
 DOMAIN = "jwt.test"
 ISSUER = "https://issuer.jwt.test"
 REMOTE_KEY, INLINE_KEY, OTHER_KEY = SigningKey("remote"), SigningKey("inline"), SigningKey("other")
+CLOSED_PORT = free_port()
 
 
 class _Jwks(BaseHTTPRequestHandler):
@@ -65,6 +67,8 @@ def services(jwks_port: int) -> dict[str, dict[str, str]]:
         },
         "inline": {"xds.route.hosts": f"inline.{DOMAIN}", "xds.jwt.issuer": ISSUER, "xds.jwt.jwks": INLINE_KEY.jwks(), "xds.jwt.forward": "true"},
         "open": {"xds.route.hosts": f"open.{DOMAIN}"},
+        # Nothing listens there: the keys never arrive.
+        "unreachable": {"xds.route.hosts": f"unreachable.{DOMAIN}", "xds.jwt.issuer": ISSUER, "xds.jwt.jwks-uri": f"http://127.0.0.1:{CLOSED_PORT}/jwks.json"},
     }
 
 
@@ -146,6 +150,13 @@ def test_an_inline_jwks_checks_tokens_and_forward_keeps_the_token(envoy: EnvoyPr
     assert status is grpc.StatusCode.OK and received["authorization"] == f"Bearer {token}", received
     assert call(envoy, host, REMOTE_KEY.token(ISSUER, "any", "bob"))[2] is grpc.StatusCode.UNAUTHENTICATED
     assert call(envoy, host)[2] is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_jwks_that_cannot_be_fetched_refuses_every_call(envoy: EnvoyProcess) -> None:
+    token = REMOTE_KEY.token(ISSUER, "any", "alice")
+    assert call(envoy, f"unreachable.{DOMAIN}", token)[2] is grpc.StatusCode.UNAUTHENTICATED
+    # The same token is good where the keys arrived: the refusal is the missing JWKS's.
+    assert call(envoy, f"remote.{DOMAIN}", REMOTE_KEY.token(ISSUER, "remote", "alice"))[2] is grpc.StatusCode.OK
 
 
 def test_a_service_without_jwt_labels_needs_no_token(envoy: EnvoyProcess) -> None:

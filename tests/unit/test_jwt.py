@@ -126,3 +126,11 @@ def test_the_edge_gets_the_filter_providers_requirements_and_jwks_clusters_only_
     assert JWT_AUTHN not in str(plain)
     sidecar = translate(mesh, SidecarRole(service="open"))
     assert not any(name.startswith("jwks:") for name in sidecar.of(TypeUrl.CLUSTER))
+
+
+def test_jwt_on_a_service_without_a_route_has_no_effect() -> None:
+    parsed = parse_container_labels(ContainerDefinition("app", {
+        "xds.service": "orders", "xds.route.enabled": "false", **BASE, "xds.jwt.jwks": JWKS,
+    }, (PortMapping(50051),)))
+    (warning,) = parsed.problems
+    assert (warning.kind, warning.label, warning.severity) == (ProblemKind.NO_EFFECT, "xds.jwt.issuer", "warning")
