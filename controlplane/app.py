@@ -47,7 +47,7 @@ from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
 from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
-from controlplane.translate.patch import check_listener_patch, check_service
+from controlplane.translate.patch import check_listener_patch, memoised_check
 from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
@@ -149,6 +149,7 @@ class ControlPlane:
         self.events = EventBus()
         self.metrics = Metrics()
         self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
+        self._resource_check = memoised_check(self.cache.memo)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
@@ -225,7 +226,7 @@ class ControlPlane:
                 self.health_policy,
                 services_from_port_names=self.settings.services_from_port_names,
                 host_rule=self.settings.host_rule,
-                resource_check=check_service,
+                resource_check=self._resource_check,
             )
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))

@@ -12,12 +12,13 @@ that problem, which refuses the one service; translation itself never fails on a
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from controlplane.model.mesh import Service
+from controlplane.model.mesh import ResourcePatches, Service
+from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.proto_rules import violations
 from controlplane.xds.any_types import load_any_types
 
@@ -116,3 +117,17 @@ def check_service(service: Service) -> tuple[str, str] | None:
         except Exception as error:  # noqa: BLE001 - a bug of ours must refuse this one service, not stop the build
             return label, f"the patch could not be checked ({type(error).__name__}: {error})"
     return None
+
+
+def memoised_check(memo: TranslationMemo) -> Callable[[Service], tuple[str, str] | None]:
+    """check_service, run once per service settings (the process's TranslationMemo keeps the result
+    while the service is in the mesh): a rebuild checks only the patched services whose settings
+    changed, not every patched service again (about 3 ms each)."""
+    unpatched = ResourcePatches()
+
+    def check(service: Service) -> tuple[str, str] | None:
+        if service.policy.patches == unpatched:
+            return None
+        return memo.get("patch-check", memo.settings_key(service), lambda: check_service(service))
+
+    return check

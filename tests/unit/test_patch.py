@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from controlplane.model.build import build_mesh
-from controlplane.model.mesh import ProblemKind, Protocol
+from controlplane.model.mesh import ProblemKind, Protocol, Service
 from controlplane.proxy.roles import EdgeRole, SidecarRole
 from controlplane.settings import Settings
 from controlplane.translate import translate
@@ -129,3 +129,27 @@ def test_the_edge_listener_patch_is_checked_and_applied(tmp_path: Path) -> None:
         Settings(edge_listener_patch=bad)
     with pytest.raises(ValidationError, match="cannot read"):
         Settings(edge_listener_patch=tmp_path / "missing.json")
+
+
+def test_the_memoised_check_runs_once_per_service_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controlplane.translate import TranslationMemo, patch
+
+    calls: list[str] = []
+    real = patch.check_service
+    def counted(service: Service) -> tuple[str, str] | None:
+        calls.append(service.name)
+        return real(service)
+
+    monkeypatch.setattr(patch, "check_service", counted)
+    memo = TranslationMemo()
+    check = patch.memoised_check(memo)
+    tds = [task_definition(name, 1, {"xds.service": name, "xds.route.prefix": f"/{name}/", **labels}) for name, labels in (
+        ("orders", {"xds.patch.cluster": '{"connect_timeout": "0.5s"}'}), ("broken", {"xds.patch.route": '{"nope": 1}'}), ("plain", {}),
+    )]
+    tasks = [task(td, f"{td.family}-1", f"127.0.1.{i + 1}") for i, td in enumerate(tds)]
+    for _ in range(3):
+        mesh = build_mesh([cluster_state(tasks, tds)], resource_check=check)
+        translate(mesh, EdgeRole("127.0.0.1", 10000), memo)
+        assert [s.name for s in mesh.services] == ["orders", "plain"]
+        assert [p.label for p in mesh.problems] == ["xds.patch.route"]
+    assert sorted(calls) == ["broken", "orders"]  # once each; never for the unpatched service
