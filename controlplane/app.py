@@ -50,6 +50,7 @@ from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
 from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
+from controlplane.translate.patch import check_listener_patch, memoised_check
 from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
@@ -96,6 +97,7 @@ def edge_options(settings: Settings) -> EdgeOptions:
             request_headers_timeout_seconds=s.edge_request_headers_timeout_seconds,
             per_connection_buffer_bytes=s.edge_per_connection_buffer_bytes,
         ),
+        listener_patch=check_listener_patch(s.edge_listener_patch.read_text()) if s.edge_listener_patch else None,
     )
 
 
@@ -156,6 +158,7 @@ class ControlPlane:
         self.metrics.ecs_request_limit.set(settings.ecs_max_calls_per_second)
         self.stream_drain = StreamDrain()
         self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
+        self._resource_check = memoised_check(self.cache.memo)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
@@ -233,6 +236,7 @@ class ControlPlane:
                 self.health_policy,
                 services_from_port_names=self.settings.services_from_port_names,
                 host_rule=self.settings.host_rule,
+                resource_check=self._resource_check,
             )
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             self.supervisor.failed("build", error, tasks=sum(len(view.tasks) for view in views))

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     edge_connection_idle_timeout_seconds: int = Field(default=3600, ge=1, description="close client connections idle this long")
     edge_request_headers_timeout_seconds: int = Field(default=10, ge=1, description="time a client has to send its request headers")
     edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
+    edge_listener_patch: Path | None = Field(
+        default=None, description="file holding a JSON merge patch (RFC 7386) of the edge listener (docs/labels.md, 'Escape hatch')"
+    )
     certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
     certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
     xds_nack_retry_seconds: float = Field(
@@ -263,6 +266,19 @@ class Settings(BaseSettings):
         if value:
             DefaultHostRule.parse(value)  # its ValueError says what is wrong
         return value or None
+
+    @field_validator("edge_listener_patch")
+    @classmethod
+    def _valid_listener_patch(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from controlplane.translate.patch import check_listener_patch
+
+            try:
+                text = value.read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"cannot read {value}: {error}") from None
+            check_listener_patch(text)  # its ValueError says what is wrong
+        return value
 
     @field_validator("xds_san_template")
     @classmethod

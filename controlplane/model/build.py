@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.model.families import Claim, Rank, resolve
@@ -37,7 +37,12 @@ from controlplane.model.mesh import (
 )
 from controlplane.model.ownership import EdgeRoutes
 from controlplane.model.routing import same_match
-from controlplane.model.problems import LabelProblem, shown
+from controlplane.model.problems import LabelProblem, escaped, shown
+
+# Checks what the model cannot see (it knows no protobuf): the escape hatch's patches applied to the
+# service's Envoy resources. Returns (label under the prefix, what is wrong) or None; translate/patch.py
+# has the one the control plane uses.
+ResourceCheck = Callable[[Service], "tuple[str, str] | None"]
 
 
 def build_mesh(
@@ -48,9 +53,11 @@ def build_mesh(
     *,
     services_from_port_names: bool = False,
     host_rule: DefaultHostRule | None = None,
+    resource_check: ResourceCheck | None = None,
 ) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems. With a
-    `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`."""
+    `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`; a
+    service that fails `resource_check` is refused with its problem."""
     problems: list[ServiceProblem] = []
     claims: dict[str, dict[str, Claim]] = defaultdict(dict)
     parsed: dict[str, tuple[ServiceDeclaration, ...]] = {}
@@ -121,6 +128,10 @@ def build_mesh(
             newest_revision_weight=winner.newest_revision_weight,
             upstreams=winner.upstreams,
         )
+        refusal = _resource_refusal(service, winner, resource_check) or _unknown_jwks_service(service, winner, claims)
+        if refusal is not None:
+            problems.append(refusal)
+            continue
         revisions = {c.task_definition.display_name: c.task_definition.revision for c in ownership.accepted}
         candidates.append((ownership.rank, service, winner, revisions))
 
@@ -394,3 +405,33 @@ def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclar
         for service in services
         if any(name not in served for name in service.upstreams)
     ]
+
+
+def _resource_refusal(service: Service, declaration: ServiceDeclaration, check: ResourceCheck | None) -> ServiceProblem | None:
+    found = check(service) if check is not None else None
+    if found is None:
+        return None
+    name, reason = found
+    label = declaration.label_prefix + name
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        kind=ProblemKind.INVALID_VALUE,
+        message=f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label}: {escaped(reason, 400)}",
+    )
+
+
+def _unknown_jwks_service(service: Service, declaration: ServiceDeclaration, declared: dict[str, dict[str, Claim]]) -> ServiceProblem | None:
+    """A JWKS service nothing declares: refused, since calls could never be checked (JWT fails closed)."""
+    jwt = service.policy.jwt
+    if jwt is None or jwt.jwks_service is None or jwt.jwks_service in declared:
+        return None
+    label = declaration.label_prefix + "jwt.jwks-service"
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        value=jwt.jwks_service, kind=ProblemKind.UNKNOWN_TARGET,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label}={shown(jwt.jwks_service)}: "
+            f"no task declares that service, so no cluster serves {jwt.jwks_uri}; service {shown(service.name)} is refused "
+            "until one does (its calls could not be checked)"
+        ),
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from controlplane.discovery.state import ContainerDefinition
 from controlplane.errors import LabelError
 from controlplane.model.grammar import Grammar, is_service_name, milliseconds_text
-from controlplane.model import route_labels
+from controlplane.model import jwt_labels, route_labels
 from controlplane.model.mesh import (
     CircuitBreakers,
     CookieHash,
@@ -314,6 +314,8 @@ def _declaration(read: _Reader, container: ContainerDefinition) -> ServiceDeclar
         cors=route_labels.cors(read, grpc_web),
         mirror=route_labels.mirror(read),
         fault=route_labels.fault(read, protocol),
+        jwt=jwt_labels.jwt(read),
+        patches=jwt_labels.patches(read),
     )
     split = read.get("route.weights")
     newest_revision_weight = read.get("route.newest-revision-weight")

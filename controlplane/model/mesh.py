@@ -313,6 +313,31 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class JwtAuth:
+    """Calls on the service's edge route need a JWT from `issuer` (for one of `audiences`, when set),
+    checked with a JWKS fetched from `jwks_uri` (through the cluster of `jwks_service`, or one the
+    control plane builds for the URL's host) or given inline (`jwks`, canonical JSON). Claims are
+    copied to request headers (`claim_headers`: claim, header); `forward` keeps the token on the call."""
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    jwks_service: str | None = None
+    jwks: str | None = None
+    claim_headers: tuple[tuple[str, str], ...] = ()
+    forward: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePatches:
+    """JSON merge patches (RFC 7386, canonical JSON text) for the service's Cluster and Route, applied to
+    their protobuf JSON form (the escape hatch, docs/labels.md)."""
+
+    cluster: str | None = None
+    route: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     """Everything the labels say about how calls reach a service's tasks."""
 
@@ -331,6 +356,8 @@ class TrafficPolicy:
     cors: Cors | None = None
     mirror: Mirror | None = None
     fault: Fault | None = None
+    jwt: JwtAuth | None = None  # edge only: who may call the service's route
+    patches: ResourcePatches = ResourcePatches()
 
 
 @dataclass(frozen=True, slots=True)

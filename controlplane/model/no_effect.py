@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 _ROUTE_LABELS = (
     "route.hosts", "route.prefix", "route.method", "route.headers", "route.priority", "route.weights",
-    "route.newest-revision-weight",
+    "route.newest-revision-weight", "jwt.issuer",
 )
 _HEALTH_LABELS = ("health.interval", "health.timeout", "health.healthy-threshold", "health.unhealthy-threshold")
 _OUTLIER_SETTINGS = ("outlier.interval", "outlier.ejection-time", "outlier.max-ejection-percent")

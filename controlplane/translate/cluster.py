@@ -20,6 +20,7 @@ from controlplane.translate.health_check import health_checks
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.outlier import outlier_detection
 from controlplane.translate.packing import pack
+from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.tls import upstream_transport_socket
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -97,14 +98,15 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         message.transport_socket.CopyFrom(transport_socket)
 
 
-def service_cluster(service: Service, *, local_fleet: bool = False) -> cluster_pb2.Cluster:
-    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy. For a
-    proxy with a local fleet (`local_fleet`), a service that is not zone-aware turns Envoy's zone
-    routing off: Envoy routes zone-aware by default as soon as a local cluster exists."""
+def service_cluster(service: Service, *, local_fleet: bool = False, patch: bool = True) -> cluster_pb2.Cluster:
+    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy, and its
+    `xds.patch.cluster` (patch.py) unless `patch` is False. For a proxy with a local fleet
+    (`local_fleet`), a service that is not zone-aware turns Envoy's zone routing off: Envoy routes
+    zone-aware by default as soon as a local cluster exists."""
     message = cluster(service.name, protocol=service.protocol, policy_of=service)
     if local_fleet and service.policy.load_balancing.locality is LocalityMode.NONE:
         message.common_lb_config.zone_aware_lb_config.routing_enabled.value = 0.0
-    return message
+    return patched_or_kept(message, service.policy.patches.cluster) if patch else message
 
 
 def memoised_service_cluster(memo: TranslationMemo, service: Service, *, local_fleet: bool = False) -> cluster_pb2.Cluster:
