@@ -97,7 +97,7 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
 
 def service_cluster(service: Service) -> cluster_pb2.Cluster:
     """A service's cluster as the edge and sidecars see it: its protocol and traffic policy."""
-    return cluster(service.name, protocol=service.protocol, policy_of=service)
+    return cluster(service.name, protocol=_http(service), policy_of=service)
 
 
 def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
@@ -113,4 +113,9 @@ def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
 
 def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
     """The app next to a sidecar; it speaks the protocol its own labels declare."""
-    return cluster(LOCAL_APP, protocol=own.protocol if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+    return cluster(LOCAL_APP, protocol=_http(own) if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+
+
+def _http(service: Service) -> Protocol | None:
+    """The HTTP version a service's cluster speaks upstream; None for TCP (bytes, no HTTP options)."""
+    return service.protocol if service.protocol.is_http else None
