@@ -196,3 +196,14 @@ def test_a_proxyless_grpc_client_never_receives_a_tcp_service() -> None:
     assert sorted(translate(mesh, GrpcClientRole("caller")).of(TypeUrl.CLUSTER)) == ["web"]
     # With no upstreams declared, every service it could call: still not the TCP one.
     assert "cache" not in translate(mesh, GrpcClientRole("nobody")).of(TypeUrl.CLUSTER)
+
+
+def test_the_admin_api_shows_a_tcp_service_by_its_port() -> None:
+    from controlplane.admin.views import service
+
+    mesh = _tcp_mesh()
+    cache, web = mesh.service("cache"), mesh.service("web")
+    assert cache is not None and web is not None
+    shown = service(cache, mesh.problems)
+    assert (shown.protocol, list(shown.route.hosts), shown.route.path_prefix, shown.route.port) == ("tcp", [], "", 16379)
+    assert (list(service(web, ()).route.hosts), service(web, ()).route.port) == (["www.example.com"], 0)
