@@ -327,34 +327,40 @@ def _unknown_target(
 
 
 def _unknown_targets(
-    service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str, tcp: set[str]
+    service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str, other: set[str]
 ) -> list[ServiceProblem]:
-    """A warning for the targets nothing serves and one for the tcp services (which take no HTTP calls)."""
-    unknown, tcp_targets = [m for m in missing if m not in tcp], [m for m in missing if m in tcp]
+    """A warning for the targets nothing serves and one for the targets of the other kind (`other`):
+    TCP services for an HTTP service's calls, HTTP services for a TCP service's connections."""
+    unknown, mismatched = [m for m in missing if m not in other], [m for m in missing if m in other]
     found = [_unknown_target(service, declaration, name, value, unknown, then)] if unknown else []
-    if tcp_targets:
-        which = "a tcp service, which takes no HTTP calls" if len(tcp_targets) == 1 else "tcp services, which take no HTTP calls"
-        found.append(_unknown_target(service, declaration, name, value, tcp_targets, then, which))
+    if mismatched:
+        one, several = ("a tcp service, which takes no HTTP calls", "tcp services, which take no HTTP calls") if service.protocol.is_http else (
+            "an HTTP service, which takes no tcp connections", "HTTP services, which take no tcp connections"
+        )
+        which = one if len(mismatched) == 1 else several
+        found.append(_unknown_target(service, declaration, name, value, mismatched, then, which))
     return found
 
 
 def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
-    served = {service.name for service in services if service.protocol.is_http}
+    http = {service.name for service in services if service.protocol.is_http}
     tcp = {service.name for service in services if not service.protocol.is_http}
     resolved: list[Service] = []
     for service in services:
         if service.split is None or service.subset_of is not None:
             resolved.append(service)
             continue
+        # HTTP calls go to HTTP services, TCP connections to TCP services.
+        served, other = (http, tcp) if service.protocol.is_http else (tcp, http)
         missing = [t.service for t in service.split.targets if t.service not in served]
         kept = tuple(t for t in service.split.targets if t.service in served)
         usable = bool(kept) and sum(t.weight for t in kept) > 0
         if missing:
             value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
             then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
-            problems.extend(_unknown_targets(service, winners[service.name], "route.weights", value, missing, then, tcp))
+            problems.extend(_unknown_targets(service, winners[service.name], "route.weights", value, missing, then, other))
         resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
     return resolved
 

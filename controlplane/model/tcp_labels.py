@@ -1,8 +1,8 @@
 """The label rules of TCP services (`xds.protocol=tcp`, docs/labels.md "TCP services"). Pure.
 
-A TCP service is proxied as bytes and balanced per connection: every label that acts on HTTP calls
-(routes, retries, timeouts per call, hashing, rate limits, browsers, mirrors, faults, HTTP statuses)
-is an error on it, named with what to do instead, rather than silently ignored. A TCP service needs
+A TCP service is proxied as bytes and balanced per connection (weights split connections): every
+label that acts on HTTP calls (routes, retries, timeouts per call, hashing, rate limits, browsers,
+mirrors, faults, HTTP statuses) is an error on it, named with what to do instead, rather than silently ignored. A TCP service needs
 `xds.route.port`, the port proxies listen on for it; no other protocol takes that label.
 """
 
@@ -25,7 +25,6 @@ HTTP_ONLY: Mapping[str, str] = MappingProxyType({
         "route.hosts", "route.prefix", "route.method", "route.headers", "route.priority",
         "route.rewrite.prefix", "route.rewrite.host", "route.request-headers.remove", "route.response-headers.remove",
     )},
-    **{name: "tcp services are not split by weight (yet): one service per port" for name in ("route.weights", "route.newest-revision-weight")},
     **{name: "a tcp service balances connections: there is no header or cookie to hash" for name in (
         "lb.hash-header", "lb.hash-cookie", "lb.hash-cookie-ttl",
     )},

@@ -33,6 +33,7 @@ def sidecar_resources(mesh: Mesh, role: SidecarRole, memo: TranslationMemo) -> R
     # A route may split traffic (canary weights, per-revision subsets) to clusters beyond the
     # upstreams themselves: the sidecar needs every cluster its routes name.
     needed = route.referenced_clusters(outbound) | {s.name for s in upstreams}
+    needed |= {name for s in upstreams if tcp.is_tcp(s) for name, _ in tcp.split_targets(s)}
     targets = [index[name] for name in sorted(needed) if name in index]
     clusters: dict[str, Message] = {s.name: cluster.memoised_service_cluster(memo, s) for s in targets}
     listeners: dict[str, Message] = {

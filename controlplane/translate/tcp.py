@@ -65,8 +65,23 @@ def tcp_listener(name: str, address: str, port: int, proxy: tcp_proxy_pb2.TcpPro
 def service_listener(service: Service, address: str, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()) -> listener_pb2.Listener:
     """The listener for a TCP service's connections on `address`, at the port the service declares."""
     assert service.route.port is not None, "the model gives every tcp service a port"
-    proxy = tcp_proxy(service.name, service.name, idle_ms=service.policy.timeouts.idle_ms, access_logs=access_logs)
+    targets = split_targets(service)
+    cluster = targets[0][0] if len(targets) == 1 else ""
+    proxy = tcp_proxy(service.name, cluster, idle_ms=service.policy.timeouts.idle_ms, access_logs=access_logs)
+    if not cluster:
+        # Each connection picks a cluster by weight (canaries, revision splits), then a task in it.
+        proxy.weighted_clusters.clusters.extend(
+            tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=name, weight=weight) for name, weight in targets
+        )
     return tcp_listener(listener_name(service.name), address, service.route.port, proxy)
+
+
+def split_targets(service: Service) -> list[tuple[str, int]]:
+    """(cluster, weight) of each cluster a TCP service's connections go to. Envoy refuses a weight of 0
+    in a TCP proxy: such a target (blue-green's idle side) is left out."""
+    if service.split is None:
+        return [(service.name, 1)]
+    return [(t.service, t.weight) for t in service.split.targets if t.weight > 0]
 
 
 def _usable(services: Iterable[Service], taken: set[int | None]) -> list[Service]:

@@ -190,5 +190,9 @@ def test_the_tcp_golden_files_show_what_users_rely_on() -> None:
     assert "typed_extension_protocol_options" not in golden("tcp_services", "edge", TypeUrl.CLUSTER)["cache"]
     sidecar = golden("tcp_services", "sidecar", TypeUrl.LISTENER)
     assert sorted(sidecar) == ["outbound", "tcp/cache", "tcp/ledger"]
+    # ledger's weights: each connection picks ledger or ledger-next, whose cluster the sidecar gets too.
+    weighted = sidecar["tcp/ledger"]["filter_chains"][0]["filters"][0]["typed_config"]["weighted_clusters"]["clusters"]
+    assert weighted == [{"name": "ledger", "weight": 80}, {"name": "ledger-next", "weight": 20}]
+    assert sorted(golden("tcp_services", "sidecar", TypeUrl.CLUSTER)) == ["cache", "ledger", "ledger-next", "web"]
     assert [vh["domains"] for vh in golden("tcp_services", "sidecar", TypeUrl.ROUTE)["outbound"]["virtual_hosts"]] == [["web"], ["*"]]
     assert sorted(golden("tcp_services", "grpc-client", TypeUrl.CLUSTER)) == ["web"]

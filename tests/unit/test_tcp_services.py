@@ -207,3 +207,32 @@ def test_the_admin_api_shows_a_tcp_service_by_its_port() -> None:
     shown = service(cache, mesh.problems)
     assert (shown.protocol, list(shown.route.hosts), shown.route.path_prefix, shown.route.port) == ("tcp", [], "", 16379)
     assert (list(service(web, ()).route.hosts), service(web, ()).route.port) == (["www.example.com"], 0)
+
+
+def test_a_tcp_service_splits_connections_by_weight_between_tcp_services_only() -> None:
+    mesh = _mesh(
+        ("ledger", {"xds.service": "ledger", "xds.protocol": "tcp", "xds.route.port": "15432", "xds.route.weights": "ledger:0,next:100,web:5"}),
+        ("next", {"xds.service": "next", "xds.protocol": "tcp", "xds.route.port": "15433", "xds.route.enabled": "false"}),
+        ("web", {"xds.service": "web", "xds.protocol": "http1"}),
+    )
+    (warning,) = mesh.problems
+    assert warning.kind is ProblemKind.UNKNOWN_TARGET and warning.severity == "warning"
+    assert "names 'web', an HTTP service, which takes no tcp connections; the remaining weights are used" in warning.message
+    listeners = translate(mesh, EdgeRole("127.0.0.1", 10000)).of(TypeUrl.LISTENER)
+    # Blue-green: the idle side (weight 0) is left out, Envoy refuses a weight of 0 in a TCP proxy.
+    assert _proxy(listeners["tcp/ledger"]).cluster == "next"
+    assert "tcp/next" not in listeners
+
+
+def test_a_tcp_service_splits_connections_by_revision() -> None:
+    old = task_definition("ledger", 1, {"xds.service": "ledger", "xds.protocol": "tcp", "xds.route.port": "15432"}, ports=(5432,))
+    new = task_definition("ledger", 2, {"xds.service": "ledger", "xds.protocol": "tcp", "xds.route.port": "15432",
+                                        "xds.route.newest-revision-weight": "10"}, ports=(5432,))
+    caller = task_definition("caller", 1, {"xds.service": "caller", "xds.upstreams": "ledger"})
+    tasks = [task(old, "old", "127.0.1.1", started_at=1.0), task(new, "new", "127.0.1.2", started_at=2.0), task(caller, "c", "127.0.2.1")]
+    mesh = build_mesh([cluster_state(tasks, [old, new, caller])])
+    assert [p.kind for p in mesh.problems] == [ProblemKind.REVISION_MISMATCH]  # the rollout under way, a warning
+    sidecar = translate(mesh, SidecarRole("caller"))
+    weighted = _proxy(sidecar.of(TypeUrl.LISTENER)["tcp/ledger"]).weighted_clusters.clusters
+    assert [(c.name, c.weight) for c in weighted] == [("ledger@ledger:2", 10), ("ledger@ledger:1", 90)]
+    assert sorted(sidecar.of(TypeUrl.CLUSTER)) == ["ledger", "ledger@ledger:1", "ledger@ledger:2"]
