@@ -236,3 +236,10 @@ def test_a_tcp_service_splits_connections_by_revision() -> None:
     weighted = _proxy(sidecar.of(TypeUrl.LISTENER)["tcp/ledger"]).weighted_clusters.clusters
     assert [(c.name, c.weight) for c in weighted] == [("ledger@ledger:2", 10), ("ledger@ledger:1", 90)]
     assert sorted(sidecar.of(TypeUrl.CLUSTER)) == ["ledger", "ledger@ledger:1", "ledger@ledger:2"]
+
+
+def test_weights_of_a_tcp_service_without_an_edge_listener_are_not_said_to_have_no_effect() -> None:
+    """Its sidecars listen on its port and split by its weights."""
+    labels = {**TCP, "xds.route.enabled": "false", "xds.route.weights": "cache:90,next:10"}
+    container = ContainerDefinition(name="app", labels=labels, port_mappings=(PortMapping(6379),))
+    assert parse_container_labels(container).problems == ()
