@@ -136,6 +136,14 @@ def test_echo_through_the_edge_and_a_sidecar_spreads_connections_over_both_tasks
     through_sidecar = spread(SIDECAR_ADDRESS, port)
     assert set(through_sidecar) == tasks and sum(through_sidecar.values()) == CONNECTIONS, through_sidecar
 
+    # The sidecar of one echo task: its inbound listener takes TCP connections to its own app.
+    app = sorted(tasks)[0]
+    app_host, app_port = app.rsplit(":", 1)
+    inbound = free_port()
+    stack.start_sidecar("sidecar-echo", "echo", inbound_address="127.0.0.1", inbound_port=inbound, app_address=app_host, app_port=int(app_port))
+    edge.process.wait_until(lambda: port_open("127.0.0.1", inbound), 20, "the echo sidecar's inbound listener")
+    assert spread("127.0.0.1", inbound, 5) == {app: 5}
+
     # What Envoy shows: a TCP proxy listener for the service; the edge logged every connection.
     listeners = json.loads(edge.admin("/listeners?format=json"))["listener_statuses"]
     assert {entry["name"] for entry in listeners} >= {"edge", "tcp/echo"}
@@ -193,3 +201,11 @@ def tcp_log(envoy: EnvoyProcess) -> list[dict[str, Any]]:
         if isinstance(entry, dict) and entry.get("upstream_service") == "echo" and "termination" in entry:
             entries.append(entry)
     return entries
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
