@@ -147,7 +147,7 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     rows = []
     for s in response.services:
         counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
-        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
+        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else f"tcp:{s.route.port}" if s.route.port else "-"
         errors = sum(1 for p in s.problems if p.severity == "error")
         rows.append(
             (s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], errors, len(s.problems) - errors)

@@ -52,12 +52,19 @@ def endpoint(e: Endpoint) -> api.Endpoint:
     )
 
 
+def _route(s: Service) -> api.Route:
+    """How calls reach the service: hosts and prefix, or a TCP service's port (no hosts, no prefix)."""
+    if not s.protocol.is_http:
+        return api.Route(port=s.route.port or 0)
+    return api.Route(hosts=list(s.route.hosts), path_prefix=s.route.path_prefix)
+
+
 def service(s: Service, problems: Iterable[ServiceProblem]) -> api.Service:
     return api.Service(
         name=s.name,
         state="serving",
         protocol=s.protocol.value,
-        route=api.Route(hosts=list(s.route.hosts), path_prefix=s.route.path_prefix),
+        route=_route(s),
         container_port=s.container_port,
         declared_by=s.declared_by,
         endpoints=[endpoint(e) for e in s.endpoints],

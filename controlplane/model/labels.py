@@ -36,6 +36,7 @@ from controlplane.model.mesh import (
     UpstreamTls,
 )
 from controlplane.model.no_effect import no_effect_problems
+from controlplane.model.tcp_labels import check_protocol_labels
 from controlplane.model.problems import LabelProblem, escaped, shown
 from controlplane.model.schema import (
     CONNECTION_RETRY_ON,
@@ -320,6 +321,7 @@ def _declaration(read: _Reader, container: ContainerDefinition) -> ServiceDeclar
     split = read.get("route.weights")
     newest_revision_weight = read.get("route.newest-revision-weight")
     upstreams = read.get("upstreams") or ()
+    check_protocol_labels(read, protocol)
     if read.problems or name is None or port is None or route is None:
         return None
     return ServiceDeclaration(
@@ -371,9 +373,10 @@ def _route(read: _Reader) -> RouteMatch | None:
     priority, enabled = read.get("route.priority"), read.get("route.enabled")
     headers = route_labels.header_matches(read, read.get("route.headers") or ())
     query = route_labels.query_matches(read)
+    port = read.get("route.port")  # tcp services only (tcp_labels.py)
     if hosts is None or prefix is None or priority is None or enabled is None:
         return None
-    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled, query=query)
+    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled, query=query, port=port)
 
 
 def _load_balancing(read: _Reader) -> LoadBalancing:
@@ -428,7 +431,7 @@ def _health_check(read: _Reader, protocol: Protocol) -> HealthCheck:
     if kind is HealthCheckKind.GRPC and read.parsed("protocol") and not protocol.is_http2:
         read.error(
             "health.check",
-            f"expected http or none: the gRPC health protocol needs {read.prefix}protocol grpc or http2",
+            f"expected http, tcp or none: the gRPC health protocol needs {read.prefix}protocol grpc or http2",
             ProblemKind.CONFLICTING_LABELS,
         )
     if read.parsed("health.check"):

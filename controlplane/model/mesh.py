@@ -7,15 +7,21 @@ from enum import StrEnum
 
 
 class Protocol(StrEnum):
-    """What the task's port speaks. gRPC and HTTP/2 use HTTP/2 upstream; HTTP/1.1 does not."""
+    """What the task's port speaks. gRPC and HTTP/2 use HTTP/2 upstream; HTTP/1.1 does not; TCP is
+    proxied as bytes, balanced per connection (docs/labels.md, "TCP services")."""
 
     GRPC = "grpc"
     HTTP2 = "http2"
     HTTP1 = "http1"
+    TCP = "tcp"
 
     @property
     def is_http2(self) -> bool:
         return self in (Protocol.GRPC, Protocol.HTTP2)
+
+    @property
+    def is_http(self) -> bool:
+        return self is not Protocol.TCP
 
 
 class EndpointHealth(StrEnum):
@@ -89,6 +95,7 @@ class RouteMatch:
 
     `method` (an exact gRPC path `/pkg.Service/Method`) replaces the path prefix when set. Higher
     `priority` routes are tried first; `enabled=False` gives the service a cluster but no route.
+    A TCP service has no HTTP match: `port` is where proxies listen for its connections.
     """
 
     hosts: tuple[str, ...] = ("*",)
@@ -98,6 +105,7 @@ class RouteMatch:
     priority: int = 0
     enabled: bool = True
     query: tuple[QueryMatch, ...] = ()
+    port: int | None = None
 
     @property
     def path_key(self) -> str:
@@ -150,6 +158,7 @@ class HealthCheckKind(StrEnum):
     NONE = "none"
     GRPC = "grpc"
     HTTP = "http"
+    TCP = "tcp"  # connect only
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +402,7 @@ class ProblemKind(StrEnum):
     NO_EFFECT = "no_effect"  # a label, or combination, that changes nothing
     REVISION_MISMATCH = "revision_mismatch"  # revisions of the owning family disagree (mid-rollout)
     FAMILY_CONFLICT = "family_conflict"  # another family declares the service with different settings
-    ROUTE_CONFLICT = "route_conflict"  # a host and match an established service already serves
+    ROUTE_CONFLICT = "route_conflict"  # a host and match (or a TCP port) an established service already serves
     SHADOWED_ROUTE = "shadowed_route"  # a route that never matches: an earlier route takes all its calls
     UNKNOWN_TARGET = "unknown_target"  # weights or upstreams naming a service that nothing serves
     LIMIT_EXCEEDED = "limit_exceeded"  # more hosts, routes or bytes of configuration than allowed

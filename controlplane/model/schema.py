@@ -56,6 +56,7 @@ LABELS: tuple[LabelSpec, ...] = (
     LabelSpec("route.weights", g.Weights(), None),
     LabelSpec("route.newest-revision-weight", g.Integer(0, 100), None, "the percent of calls for the newest task-definition revision"),
     LabelSpec("upstreams", g.ServiceNames(), ""),
+    LabelSpec("route.port", g.Integer(1, 65535), None, "with protocol tcp: the port proxies listen on for the service's connections"),
     # balancing
     LabelSpec("lb.policy", g.Choice(LbPolicy), "round_robin"),
     LabelSpec("lb.hash-header", g.HEADER_NAME, None, "used with lb.policy ring_hash or maglev"),

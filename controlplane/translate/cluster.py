@@ -103,7 +103,7 @@ def service_cluster(service: Service, *, local_fleet: bool = False, patch: bool 
     `xds.patch.cluster` (patch.py) unless `patch` is False. For a proxy with a local fleet
     (`local_fleet`), a service that is not zone-aware turns Envoy's zone routing off: Envoy routes
     zone-aware by default as soon as a local cluster exists."""
-    message = cluster(service.name, protocol=service.protocol, policy_of=service)
+    message = cluster(service.name, protocol=_http(service), policy_of=service)
     if local_fleet and service.policy.load_balancing.locality is LocalityMode.NONE:
         message.common_lb_config.zone_aware_lb_config.routing_enabled.value = 0.0
     return patched_or_kept(message, service.policy.patches.cluster) if patch else message
@@ -124,4 +124,9 @@ def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
 
 def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
     """The app next to a sidecar; it speaks the protocol its own labels declare."""
-    return cluster(LOCAL_APP, protocol=own.protocol if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+    return cluster(LOCAL_APP, protocol=_http(own) if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+
+
+def _http(service: Service) -> Protocol | None:
+    """The HTTP version a service's cluster speaks upstream; None for TCP (bytes, no HTTP options)."""
+    return service.protocol if service.protocol.is_http else None

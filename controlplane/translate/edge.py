@@ -1,4 +1,5 @@
-"""The edge role: every service's Cluster and ClusterLoadAssignment, one listener, one route configuration."""
+"""The edge role: every service's Cluster and ClusterLoadAssignment, one HTTP listener and its route
+configuration, and a listener per TCP service (tcp.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
 from google.protobuf.message import Message
 
-from controlplane.translate import cluster, endpoint, jwt, listener, route, secret
+from controlplane.translate import cluster, endpoint, jwt, listener, route, secret, tcp
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.patch import patched_or_kept
@@ -31,7 +32,8 @@ def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: E
             listener.EDGE_LISTENER: memo.get(
                 "listener/edge", (role, options, hosts, guarded),
                 lambda: patched_or_kept(listener.edge_listener(role, EDGE_ROUTES, mesh, options), options.listener_patch),
-            )
+            ),
+            **tcp.edge_listeners(mesh, role, options, memo),
         },
         TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)},
     }

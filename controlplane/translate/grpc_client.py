@@ -20,8 +20,9 @@ def visible_services(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) ->
     index = services_by_name(mesh, memo)
     own = index.get(role.service)
     candidates = [index[name] for name in sorted(own.upstreams) if name in index] if own and own.upstreams else mesh.services
-    # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
-    return [s for s in candidates if s.subset_of is None]
+    # Per-revision subsets of a service are routing detail of the edge, not targets of their own;
+    # a gRPC client cannot use a TCP service.
+    return [s for s in candidates if s.subset_of is None and s.protocol.is_http]
 
 
 def grpc_client_resources(mesh: Mesh, role: GrpcClientRole, memo: TranslationMemo) -> Resources:

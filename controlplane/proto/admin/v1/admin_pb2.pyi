@@ -52,12 +52,14 @@ class Service(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., protocol: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., container_port: _Optional[int] = ..., declared_by: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., policies: _Optional[_Union[Policies, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("hosts", "path_prefix")
+    __slots__ = ("hosts", "path_prefix", "port")
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
     hosts: _containers.RepeatedScalarFieldContainer[str]
     path_prefix: str
-    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ...) -> None: ...
+    port: int
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
 
 class Policies(_message.Message):
     __slots__ = ("load_balancing", "retry_on", "num_retries", "hash_header", "slow_start_ms", "locality", "health_check", "health_check_target", "health_check_interval_ms", "health_check_timeout_ms", "healthy_threshold", "unhealthy_threshold", "outlier_detection", "outlier_consecutive_5xx", "outlier_consecutive_gateway_errors", "outlier_consecutive_local_origin_failures", "outlier_ejection_time_ms", "outlier_max_ejection_percent", "max_connections", "max_pending_requests", "max_requests", "max_retries", "per_try_timeout_ms", "retry_budget_percent", "route_timeout_ms", "idle_timeout_ms", "max_stream_duration_ms", "grpc_timeout", "rate_limit_average", "rate_limit_period_ms", "rate_limit_burst", "upstream_tls", "tls_sni", "weights", "upstreams", "route_method", "route_priority", "route_enabled", "route_headers")
