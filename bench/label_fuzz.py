@@ -43,6 +43,8 @@ from controlplane.discovery.state import (  # noqa: E402
     TaskDefinition,
 )
 from controlplane.model import grammar as g  # noqa: E402
+from controlplane.model import json_grammar as jg  # noqa: E402
+from controlplane.model import jwt_grammar as jwtg  # noqa: E402
 from controlplane.model import route_grammar as rg  # noqa: E402
 from controlplane.model.build import build_mesh  # noqa: E402
 from controlplane.model.mesh import Mesh  # noqa: E402
@@ -122,6 +124,9 @@ def valid_value(spec: LabelSpec) -> st.SearchStrategy[str]:
     routing = _routing_value(grammar)
     if routing is not None:
         return routing
+    auth = _auth_and_patch_value(grammar)
+    if auth is not None:
+        return auth
     raise TypeError(f"no generator for {spec.name}")
 
 
@@ -153,6 +158,25 @@ def _routing_value(grammar: g.Grammar[Any]) -> st.SearchStrategy[str] | None:
         return st.integers(1, 86_400).map(lambda n: f"{n}s")
     if isinstance(grammar, rg.AbortStatus):
         return st.sampled_from(sorted(rg.GRPC_STATUSES)).map(str.upper) | st.integers(400, 599).map(str)
+    return None
+
+
+# A real RSA key (Envoy parses an inline JWKS when it loads the listener), and patches that apply to
+# a Cluster and a Route alike.
+_JWKS = '{"keys": [{"kty": "RSA", "alg": "RS256", "kid": "golden", "n": "kiSJ6BaOz9hcJyX7ZvVnWUYst8Dwu5uohusHiGwmMmAc_O5oYy9LCTfD0LqEPhNMnWin2Neo0wp0IF2uUfIehGEdAyeVSdQ_hsUQs7k9iF_ovjvD1T54qatO9v4dUvaXcn2kSQjznKfZUlipGpvweFvGsqDcDEv1oNy-lVV_LpQUF6xEAhzgXOt_Ccmsv8ZH9p_e2Hs8ENoNIbH0XgFX4ruROy2Xm59FN0cVttyOTUspIfQTqJeU73uaC0R09GH60prz78HKXbNs0WYQtEFDrFnJSH5ICgR-KqcCMJzs4fHMr5vzrkTL4aSRv4OU6IIK0k1WYgnB88hekbDs13Q-kQ", "e": "AQAB"}]}'
+_PATCHES = ("{}", '{"metadata": {"filter_metadata": {"fuzz": {"k": "v"}}}}', '{"metadata": null}')
+
+
+def _auth_and_patch_value(grammar: g.Grammar[Any]) -> st.SearchStrategy[str] | None:
+    """Values of the JWT and escape-hatch grammars (jwt_grammar.py, json_grammar.py), or None."""
+    if isinstance(grammar, jwtg.Url):
+        return st.sampled_from(["https://issuer.example.com", "http://127.0.0.1:8080/jwks.json", "https://login.example.com:8443/t/keys"])
+    if isinstance(grammar, jwtg.Audiences):
+        return _listed(st.sampled_from(["orders", "api", "urn:example:aud"]), 1, 3)
+    if isinstance(grammar, jg.Jwks):
+        return st.just(_JWKS)
+    if isinstance(grammar, jg.MergePatch):
+        return st.sampled_from(_PATCHES)
     return None
 
 

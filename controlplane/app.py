@@ -24,6 +24,7 @@ from controlplane.discovery.aws_session import lean_session
 from controlplane.discovery.cadence import Cadence
 from controlplane.discovery.filters import TaskFilter
 from controlplane.discovery.reader import ClusterReader
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.sqs_events import SqsEventSource
 from controlplane.discovery.state import ClusterState
 from controlplane.discovery.status import ClusterSyncStatus
@@ -37,6 +38,7 @@ from controlplane.model.lifecycle import HealthPolicy
 from controlplane.model.mesh import EndpointHealth, Mesh, ProblemKind
 from controlplane.server.ads import DiscoveryServer
 from controlplane.server.authorize import StreamAuthorizer
+from controlplane.server.drain import StreamDrain
 from controlplane.server.exposure import xds_exposure_gaps
 from controlplane.server.identity import SanScheme
 from controlplane.server.listen import SERVER_OPTIONS, bind, ensure_free
@@ -50,6 +52,7 @@ from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
 from controlplane.secrets.watcher import CertificateWatcher
 from controlplane.settings import Settings
+from controlplane.translate.patch import check_listener_patch, memoised_check
 from controlplane.translate.edge_options import AccessLog, AccessLogFormat, EdgeLimits, EdgeOptions, GrpcStats, TlsPolicy
 from controlplane.admin.telemetry import Telemetry
 from controlplane.supervision import Supervisor
@@ -96,6 +99,7 @@ def edge_options(settings: Settings) -> EdgeOptions:
             request_headers_timeout_seconds=s.edge_request_headers_timeout_seconds,
             per_connection_buffer_bytes=s.edge_per_connection_buffer_bytes,
         ),
+        listener_patch=check_listener_patch(s.edge_listener_patch.read_text()) if s.edge_listener_patch else None,
     )
 
 
@@ -149,7 +153,14 @@ class ControlPlane:
         self.registry = ProxyRegistry()
         self.events = EventBus()
         self.metrics = Metrics()
+        # Every ECS request of this replica (retries too) waits for this budget and is counted.
+        self.ecs_budget = RequestBudget(settings.ecs_max_calls_per_second, settings.ecs_call_burst, on_request=self._ecs_request)
+        if hasattr(ecs, "meta"):
+            self.ecs_budget.attach(ecs)
+        self.metrics.ecs_request_limit.set(settings.ecs_max_calls_per_second)
+        self.stream_drain = StreamDrain()
         self.cache = SnapshotCache(edge=edge_options(settings), max_roles=settings.xds_max_roles)
+        self._resource_check = memoised_check(self.cache.memo)
         self.certificates = certificate_watcher(settings, secretsmanager, self._certificates_changed, self.metrics)
         self.telemetry = Telemetry(self.metrics, self.events)
         self.metrics.track_cache(self.cache)
@@ -170,6 +181,7 @@ class ControlPlane:
                 deployment_poll_interval=settings.deployment_poll_interval_seconds,
                 health_refresh=settings.health_refresh_seconds,
                 health_refresh_steady=settings.health_refresh_steady_seconds,
+                jitter=settings.resync_jitter,
             ),
             on_sync=self._on_sync,
             events=SqsEventSource(sqs, settings.events_queue_url) if settings.events_queue_url else None,
@@ -204,7 +216,6 @@ class ControlPlane:
         self._dashboard: Dashboard | None = None
         self._started = False
         self._problems_logged: set[str] = set()
-        self._heap_frozen = False
 
     def _last_success_of(self, cluster: str) -> Callable[[], float | None]:
         def last_success() -> float | None:
@@ -235,24 +246,12 @@ class ControlPlane:
             self.supervisor.failed("publish", error)
             return
         self.supervisor.succeeded("build", "publish")
-        if not self._heap_frozen:
-            self._freeze_heap()
-
-    def _freeze_heap(self) -> None:
-        """Once, after the first mesh: move what the first full build made (tasks, task definitions,
-        parsed labels, services, translations) out of the garbage collector's sight. Most of it lives
-        as long as the mesh does, and scanning it again and again cost about 0.8 ms of every change
-        at 10,000 tasks (docs/benchmarks.md, "Change path"). It is freed by reference counting as
-        usual; only reference cycles among these objects would never be collected, and since this
-        happens once, that is bounded by the first build, whatever the number of changes."""
-        self._heap_frozen = True
-        gc.collect()
-        gc.freeze()
 
     def _new_model(self, labels: TaskDefinitionLabels | None = None) -> MeshBuilder:
         s = self.settings
         return self._model_factory(
-            s.label_prefix, s.limits, self.health_policy, services_from_port_names=s.services_from_port_names, host_rule=s.host_rule, labels=labels
+            s.label_prefix, s.limits, self.health_policy, services_from_port_names=s.services_from_port_names, host_rule=s.host_rule,
+            labels=labels, resource_check=self._resource_check,
         )
 
     def _publish_mesh(self, mesh: Mesh, delta: MeshDelta) -> None:
@@ -294,6 +293,11 @@ class ControlPlane:
         if "Throttl" in code or code == "RequestLimitExceeded":
             self.metrics.ecs_throttles.labels(cluster=status.cluster).inc()
         self.events.publish(Event(kind="sync_failed", message=status.last_error or "", details={"cluster": status.cluster}))
+
+    def _ecs_request(self, operation: str, waited: float) -> None:
+        self.metrics.ecs_requests.labels(operation=operation).inc()
+        if waited:
+            self.metrics.ecs_request_wait.inc(waited)
 
     def _on_event_message(self, outcome: str, detail_type: str | None) -> None:
         self.metrics.event_messages.labels(outcome=outcome).inc()
@@ -341,15 +345,18 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         elif not s.edge_plaintext:
             log.warning("edge.plaintext", hint="no --edge-certificate given: edge listeners serve plaintext; pass --edge-plaintext to say it is on purpose")
-        xds = grpc.aio.server(options=[*xds_server_options(s.xds_max_pending_streams), *SERVER_OPTIONS])
+        options = xds_server_options(s.xds_max_pending_streams, s.xds_max_connection_age_seconds, s.xds_max_connection_age_grace_seconds)
+        xds = grpc.aio.server(options=[*options, *SERVER_OPTIONS])
         backoff = NackBackoff(first=s.xds_nack_retry_seconds, maximum=s.xds_nack_retry_max_seconds)
-        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, authorizer=authorizer).handlers())
+        xds.add_generic_rpc_handlers(DiscoveryServer(self.cache, self.registry, self.telemetry, backoff, authorizer=authorizer, drain=self.stream_drain).handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self._health, xds)
         credentials = server_credentials(s.xds_tls_cert, s.xds_tls_key, s.xds_tls_client_ca) if s.xds_tls_cert and s.xds_tls_key else None
         self.xds_port = bind(xds, "xDS", s.xds_address, s.xds_port, credentials)
 
         admin_token = s.resolved_admin_token()
-        admin_service = AdminService(self.cache, self.registry, self.discovery, self.events, self.readiness)
+        admin_service = AdminService(
+            self.cache, self.registry, self.discovery, self.events, self.readiness, ecs_budget=self.ecs_budget, drain=self.stream_drain
+        )
         admin, self.admin_port, self._admin_health = build_admin_server(
             admin_service,
             s.admin_address,
@@ -407,9 +414,16 @@ class ControlPlane:
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
+        # Start-up is over: botocore's service models, the protobuf descriptors and the caches
+        # of the first read live as long as the process. Frozen out of the garbage collector's
+        # way, the collections a resync triggers scan only what is new.
+        gc.collect()
+        gc.freeze()
 
         async def set_health(ready: bool) -> None:
-            await self._set_health(health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+            # A draining replica stays NOT_SERVING whatever its readiness does.
+            serving = ready and not self.stream_drain.draining
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING)
 
         await self.supervisor.watch_readiness(set_health)
 
@@ -417,6 +431,23 @@ class ControlPlane:
         for servicer in (self._health, self._admin_health):
             if servicer is not None:
                 await servicer.set("", status)
+
+    async def drain(self) -> None:
+        """Leave the fleet gently (SIGTERM): health NOT_SERVING, no new xDS connection or stream
+        (the listener closes and every connection gets a GOAWAY), and the open streams closed one
+        by one over `xds_drain_seconds`, so their proxies reconnect to the other replicas a few at a
+        time. Discovery keeps running meanwhile: streams still open keep getting changes."""
+        if self._xds_server is None or self.stream_drain.draining:
+            return
+        seconds = self.settings.xds_drain_seconds
+        log.info("controlplane.draining", streams=len(self.stream_drain), seconds=seconds)
+        self.metrics.draining.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Streams still open when the grace ends are cancelled by grpc: the drain has closed them by then.
+        stopping = asyncio.create_task(self._xds_server.stop(seconds + 5.0))
+        closed = await self.stream_drain.drain(seconds)
+        self.metrics.drained_streams.inc(closed)
+        await stopping
 
     async def stop(self, grace: float = 1.0) -> None:
         for task in self._tasks:

@@ -98,6 +98,21 @@ class Settings(BaseSettings):
     service_filter: str | None = Field(default=None, description="regex: only tasks of ECS services whose whole name matches")
     family_filter: str | None = Field(default=None, description="regex: only tasks whose task definition family matches")
     discovery_concurrency: int = Field(default=4, ge=1, le=64, description="clusters read at once")
+    resync_jitter: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="each full read comes after resync (or poll) interval x a random factor within 1 +- this, so replicas "
+        "started together do not read ECS together",
+    )
+    ecs_max_calls_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        le=1000,
+        description="most ECS API requests per second this replica makes (retries included; a token bucket): "
+        "keep the sum over replicas below the account's limits",
+    )
+    ecs_call_burst: int = Field(default=20, ge=1, le=1000, description="ECS API requests this replica may make at once above the rate")
     deployment_poll_interval_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -149,6 +164,9 @@ class Settings(BaseSettings):
     edge_connection_idle_timeout_seconds: int = Field(default=3600, ge=1, description="close client connections idle this long")
     edge_request_headers_timeout_seconds: int = Field(default=10, ge=1, description="time a client has to send its request headers")
     edge_per_connection_buffer_bytes: int = Field(default=32768, ge=1024, description="buffer limit per client connection")
+    edge_listener_patch: Path | None = Field(
+        default=None, description="file holding a JSON merge patch (RFC 7386) of the edge listener (docs/labels.md, 'Escape hatch')"
+    )
     certificate_poll_seconds: float = Field(default=2.0, gt=0, le=3600, description="how often certificate files are checked for changes")
     certificate_refresh_seconds: float = Field(default=300.0, gt=0, le=86400, description="how often Secrets Manager certificates are read again")
     xds_nack_retry_seconds: float = Field(
@@ -171,6 +189,23 @@ class Settings(BaseSettings):
         ge=100,
         le=1_000_000,
         description="xDS streams that may wait to be taken up by the server (a fleet reconnecting at once) before new ones are refused",
+    )
+    xds_max_connection_age_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        le=7 * 86400,
+        description="seconds a proxy's connection lives before a GOAWAY sends it to reconnect (through the NLB: to any replica); "
+        "grpc draws each connection's age within +-10 %; 0: forever",
+    )
+    xds_max_connection_age_grace_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds an aged connection's streams go on after its GOAWAY before it is closed"
+    )
+    xds_drain_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=3600,
+        description="on SIGTERM: stop listening, health NOT_SERVING, and close the open xDS streams one by one over this many seconds "
+        "(keep it below the task's stopTimeout)",
     )
     log_format: Literal["auto", "json", "console"] = Field(default="auto", description="log format (auto: console on a terminal)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="lowest log level written")
@@ -231,6 +266,19 @@ class Settings(BaseSettings):
         if value:
             DefaultHostRule.parse(value)  # its ValueError says what is wrong
         return value or None
+
+    @field_validator("edge_listener_patch")
+    @classmethod
+    def _valid_listener_patch(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from controlplane.translate.patch import check_listener_patch
+
+            try:
+                text = value.read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"cannot read {value}: {error}") from None
+            check_listener_patch(text)  # its ValueError says what is wrong
+        return value
 
     @field_validator("xds_san_template")
     @classmethod

@@ -127,7 +127,17 @@ def format_status(status: api.Status, args: argparse.Namespace) -> str:
         )
         for c in status.clusters
     ]
-    return head + _table(["CLUSTER", "TASKS", "VIEW AGE", "LAST SYNC", "API CALLS", "FAILURES", "LAST ERROR"], rows)
+    out = head + _table(["CLUSTER", "TASKS", "VIEW AGE", "LAST SYNC", "API CALLS", "FAILURES", "LAST ERROR"], rows)
+    if status.HasField("ecs_requests"):
+        e = status.ecs_requests
+        operations = ", ".join(f"{name} {count}" for name, count in sorted(e.by_operation.items(), key=lambda item: (-item[1], item[0])))
+        out += (
+            f"\nECS requests (this replica): {e.last_minute} in the last minute, cap {e.limit_per_second:g}/s (burst {e.burst}), "
+            f"waited {e.waited_seconds:.1f}s; since start: {operations or 'none'}"
+        )
+    if status.draining:
+        out += "\nDRAINING: this replica no longer listens and is closing its xDS streams"
+    return out
 
 
 def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
@@ -137,7 +147,7 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     rows = []
     for s in response.services:
         counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
-        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else "-"
+        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else f"tcp:{s.route.port}" if s.route.port else "-"
         errors = sum(1 for p in s.problems if p.severity == "error")
         rows.append(
             (s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], errors, len(s.problems) - errors)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector, start_http_server
 
-if TYPE_CHECKING:
-    from controlplane.cache.store import SnapshotCache
-    from controlplane.model.label_cache import TaskDefinitionLabels
-
 from controlplane import __version__
 from controlplane.errors import ListenError, SettingsError
 from controlplane.server.listen import ensure_free, is_loopback
+
+if TYPE_CHECKING:
+    from controlplane.cache.store import SnapshotCache
+    from controlplane.model.label_cache import TaskDefinitionLabels
 
 # Waits here range from milliseconds (an ACK on loopback) to minutes (a proxy on a slow link, an ECS read
 # under throttling), so the buckets reach five minutes.
@@ -53,7 +53,14 @@ class Metrics:
             "controlplane_label_cache_task_definitions", "Task definitions whose parsed labels are kept", registry=r
         )
         self.refused_streams = Counter(
-            "controlplane_xds_streams_refused_total", "xDS streams refused before serving (reason: role_limit, unauthenticated, permission_denied)", ["reason"], registry=r
+            "controlplane_xds_streams_refused_total",
+            "xDS streams refused before serving (reason: role_limit, unauthenticated, permission_denied, draining)",
+            ["reason"],
+            registry=r,
+        )
+        self.draining = Gauge("controlplane_xds_draining", "1 while this replica drains its xDS streams (after SIGTERM)", registry=r)
+        self.drained_streams = Counter(
+            "controlplane_xds_streams_drained_total", "xDS streams this replica closed while draining, so their proxies move", registry=r
         )
         self.nack_resends = Counter(
             "controlplane_xds_nack_resends_total", "Rejected resources offered again after the NACK backoff", ["type"], registry=r
@@ -69,6 +76,15 @@ class Metrics:
             registry=r,
         )
         self.ecs_calls = Counter("controlplane_ecs_api_calls_total", "ECS/EC2 API calls", ["cluster", "operation"], registry=r)
+        self.ecs_requests = Counter(
+            "controlplane_ecs_requests_total", "HTTP requests to the ECS API, retries included (what AWS counts)", ["operation"], registry=r
+        )
+        self.ecs_request_wait = Counter(
+            "controlplane_ecs_request_wait_seconds_total", "Seconds ECS requests waited for this replica's request budget", registry=r
+        )
+        self.ecs_request_limit = Gauge(
+            "controlplane_ecs_request_limit_per_second", "This replica's cap on ECS requests per second (--ecs-max-calls-per-second)", registry=r
+        )
         self.ecs_errors = Counter("controlplane_ecs_sync_errors_total", "Failed syncs of a cluster", ["cluster", "error"], registry=r)
         self.ecs_throttles = Counter("controlplane_ecs_throttles_total", "Syncs that failed on throttling", ["cluster"], registry=r)
         self.view_age = Gauge("controlplane_ecs_view_age_seconds", "Age of the last good view of a cluster", ["cluster"], registry=r)

@@ -10,10 +10,12 @@ from controlplane import __version__
 from controlplane.admin import views
 from controlplane.admin.readiness import Readiness
 from controlplane.cache.store import SnapshotCache
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.watch import ClusterWatch
 from controlplane.admin.event_bus import EventBus
 from controlplane.proto.admin.v1 import admin_pb2 as api
 from controlplane.proto.admin.v1 import admin_pb2_grpc
+from controlplane.server.drain import StreamDrain
 from controlplane.server.registry import ProxyRegistry
 
 
@@ -27,12 +29,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         discovery: ClusterWatch,
         events: EventBus,
         readiness: Readiness,
+        *,
+        ecs_budget: RequestBudget | None = None,
+        drain: StreamDrain | None = None,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._discovery = discovery
         self._events = events
         self._readiness = readiness
+        self._ecs_budget = ecs_budget
+        self._drain = drain
 
     def list_services(self) -> api.ListServicesResponse:
         """Every service the labels declare (serving or disabled), with problems not tied to one service."""
@@ -65,6 +72,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             problems=len(mesh.problems) if mesh else 0,
             clusters=clusters,
             **views.readiness(self._readiness),
+            ecs_requests=views.ecs_requests(self._ecs_budget) if self._ecs_budget is not None else None,
+            draining=self._drain is not None and self._drain.draining,
         )
 
     async def ListServices(self, request: api.ListServicesRequest, context: grpc.aio.ServicerContext) -> api.ListServicesResponse:  # noqa: N802

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from google.protobuf import json_format, timestamp_pb2
 
 from controlplane.admin.readiness import Readiness
+from controlplane.discovery.request_budget import RequestBudget
 from controlplane.discovery.status import ClusterSyncStatus
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 from controlplane.proto.admin.v1 import admin_pb2 as api
@@ -51,12 +52,19 @@ def endpoint(e: Endpoint) -> api.Endpoint:
     )
 
 
+def _route(s: Service) -> api.Route:
+    """How calls reach the service: hosts and prefix, or a TCP service's port (no hosts, no prefix)."""
+    if not s.protocol.is_http:
+        return api.Route(port=s.route.port or 0)
+    return api.Route(hosts=list(s.route.hosts), path_prefix=s.route.path_prefix)
+
+
 def service(s: Service, problems: Iterable[ServiceProblem]) -> api.Service:
     return api.Service(
         name=s.name,
         state="serving",
         protocol=s.protocol.value,
-        route=api.Route(hosts=list(s.route.hosts), path_prefix=s.route.path_prefix),
+        route=_route(s),
         container_port=s.container_port,
         declared_by=s.declared_by,
         endpoints=[endpoint(e) for e in s.endpoints],
@@ -203,6 +211,8 @@ def cluster_status(status: ClusterSyncStatus, tasks: int) -> api.ClusterStatus:
     )
     for operation, count in (status.last_api_calls or {}).items():
         message.last_sync_api_calls[operation] = count
+    for operation, count in status.api_calls_total.items():
+        message.api_calls_total[operation] = count
     return message
 
 
@@ -218,3 +228,14 @@ def readiness(r: Readiness) -> dict[str, Any]:
         "readiness_window_seconds": r.window_seconds,
         "pipeline_failures_total": r.failures_total,
     }
+
+
+def ecs_requests(budget: RequestBudget) -> api.EcsRequests:
+    """This replica's ECS requests: by operation since start, in the last minute, and its cap."""
+    return api.EcsRequests(
+        by_operation=budget.by_operation(),
+        last_minute=budget.per_minute(),
+        limit_per_second=budget.bucket.rate,
+        burst=budget.bucket.burst,
+        waited_seconds=budget.waited_seconds,
+    )

@@ -97,7 +97,8 @@ def _main(args: list[str]) -> int:
     boot.add_argument("--xds-tls-server-san", help="SAN the control plane's certificate must carry (default: --xds-tls-sni); a value with :// is a URI SAN, else DNS")
     boot.add_argument("--xds-token-file", help="file holding this proxy's xDS bearer token (or CONTROLPLANE_XDS_TOKEN); written into the bootstrap")
     boot.add_argument("--zone", help="the proxy's availability zone (node locality), e.g. us-east-1a")
-    boot.add_argument("--local-service", help="zone-aware balancing: the ECS service (xds.service) whose tasks are this proxy's own fleet; needs --zone")
+    boot.add_argument("--local-service", help="edge, zone-aware balancing: the ECS service (xds.service) whose tasks are this proxy's own fleet; needs --zone")
+    boot.add_argument("--zone-aware", action="store_true", help="sidecar: zone-aware balancing with the sidecar's own service as its fleet; needs a zone")
     boot.add_argument("--max-downstream-connections", type=int, default=50_000, help="Envoy, overload manager: most client connections at once (default 50000)")
     boot.add_argument("--max-heap-bytes", type=int, help="Envoy, overload manager: shed load as the heap nears this size (e.g. the task's memory)")
 
@@ -167,9 +168,16 @@ def _bootstrap(parsed: argparse.Namespace) -> int:
             parsed.app_port = int(port) if port.isdigit() else None
     if not parsed.node_id:
         raise SettingsError("--node-id is required (or --from-ecs-metadata inside an ECS task)")
+    local_service = parsed.local_service
+    if parsed.zone_aware:
+        if parsed.role != "sidecar":
+            raise SettingsError("--zone-aware is for --role sidecar; an edge names its own fleet with --local-service NAME")
+        if not zone:
+            raise SettingsError("--zone-aware needs the proxy's zone: --zone, or --from-ecs-metadata where the task reports its AvailabilityZone")
+        local_service = parsed.service
     proxy = ProxyOptions(
         zone=zone or None,
-        local_service=parsed.local_service,
+        local_service=local_service,
         max_downstream_connections=parsed.max_downstream_connections,
         max_heap_bytes=parsed.max_heap_bytes,
     )
@@ -245,12 +253,22 @@ def _serve(parsed: argparse.Namespace, flags: Any, argv: Sequence[str] = ()) -> 
     async def run() -> None:
         plane = ControlPlane(settings)
         stop = asyncio.Event()
+        received: list[int] = []
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
         try:
             await plane.start()
             await stop.wait()
+            # SIGTERM (ECS stopping the task): move the proxies away gently first. SIGINT (a person
+            # at a terminal): stop now.
+            if received[0] == signal.SIGTERM:
+                await plane.drain()
         finally:
             await plane.stop()
 

@@ -21,6 +21,7 @@ from controlplane.errors import ControlPlaneError
 from controlplane.model.build import build_mesh
 from controlplane.model.labels import DEFAULT_PREFIX, declaration_prefixes
 from controlplane.model.host_rule import DefaultHostRule
+from controlplane.translate.patch import check_service
 from controlplane.model.limits import Limits
 from controlplane.model.mesh import Mesh, ServiceProblem
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
@@ -157,7 +158,7 @@ def render(
         host_rule = DefaultHostRule.parse(args.default_host_rule) if args.default_host_rule else None
     except ValueError as reason:
         raise UsageError(f"--default-host-rule: {reason}") from None
-    mesh = build_mesh(states, args.label_prefix, limits, host_rule=host_rule)
+    mesh = build_mesh(states, args.label_prefix, limits, host_rule=host_rule, resource_check=check_service)
 
     planned_names = {td.display_name for td in planned}
     declared = [

@@ -88,6 +88,14 @@ class EnvoyProcess:
     def config_dump(self) -> dict[str, Any]:
         return json.loads(self.admin("/config_dump?include_eds"))  # type: ignore[no-any-return]
 
+    def counter(self, name: str) -> int:
+        """The value of Envoy stat `name` (0 when Envoy has not created it yet)."""
+        for line in self.admin("/stats?filter=" + name).splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
     def hosts(self, cluster: str) -> dict[str, str]:
         """`address:port` -> health flags of every host Envoy has for `cluster` (from /clusters)."""
         hosts: dict[str, str] = {}

@@ -81,8 +81,10 @@ class DemoStack:
         *,
         poll_interval: float | None = None,
         deactivating_seconds: float | None = None,
+        healthy_after_running_seconds: float | None = 2.0,
         work_dir: Path | None = None,
         events_queue: str | None = None,
+        events_topic: str | None = None,
         resync_interval: float | None = None,
         local_ecs_args: Iterable[str] = (),
         address_octets: tuple[int, int] | None = None,
@@ -95,12 +97,19 @@ class DemoStack:
         # plane long-polls it.
         self.events_queue = events_queue
         self.events_queue_url = ""
+        # Replicas (demo/replicas.py): EventBridge -> this SNS topic -> one SQS queue per replica.
+        self.events_topic = events_topic
+        self.events_topic_arn = ""
         self.resync_interval = resync_interval
         self.local_ecs_args = list(local_ecs_args)
         if "--task-address-octet" not in self.local_ecs_args:
             self.local_ecs_args += ["--task-address-octet", str(task_octet), "--instance-address-octet", str(instance_octet)]
         self.poll_interval = poll_interval
+        # Local ECS knobs, AWS's timings scaled down: the deregistration delay (only for services that
+        # declare a load balancer; AWS 300 s) and how long a new task without health checks runs
+        # before a deployment counts it healthy and stops an old one (AWS 40 s).
         self.deactivating_seconds = deactivating_seconds
+        self.healthy_after_running_seconds = healthy_after_running_seconds
         self._tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="controlplane-demo-")
         self.work_dir = work_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -122,8 +131,10 @@ class DemoStack:
             [
                 sys.executable, "-m", "controlplane", "local-ecs", "--port", "0",
                 *(["--deactivating-seconds", str(self.deactivating_seconds)] if self.deactivating_seconds is not None else []),
+                *(["--healthy-after-running-seconds", str(self.healthy_after_running_seconds)] if self.healthy_after_running_seconds is not None else []),
                 "--log-dir", str(self.work_dir / "tasks"),
                 *(["--events-queue", self.events_queue] if self.events_queue else []),
+                *(["--events-topic", self.events_topic] if self.events_topic else []),
                 *self.local_ecs_args,
             ],
             self.work_dir,
@@ -132,6 +143,8 @@ class DemoStack:
         self.ecs_url = str(ready["url"])
         if self.events_queue:
             self.events_queue_url = str(ready["queues"][self.events_queue])
+        if self.events_topic:
+            self.events_topic_arn = str(ready["topics"][self.events_topic])
         self.ecs = boto3.client(
             "ecs", endpoint_url=self.ecs_url, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
         )
@@ -146,6 +159,7 @@ class DemoStack:
             AWS_ENDPOINT_URL_ECS=self.ecs_url,
             AWS_ENDPOINT_URL_EC2=self.ecs_url,
             AWS_ENDPOINT_URL_SQS=self.ecs_url,
+            AWS_ENDPOINT_URL_SNS=self.ecs_url,
             AWS_ENDPOINT_URL_SSM=self.ecs_url,
             AWS_ENDPOINT_URL_SECRETS_MANAGER=self.ecs_url,
             AWS_ACCESS_KEY_ID="local",

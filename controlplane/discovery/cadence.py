@@ -34,6 +34,13 @@ class Cadence:
     # Events: seconds between describes of every health-checked task once all are HEALTHY.
     health_refresh_steady: float = 30.0
     debounce: Debounce = field(default_factory=Debounce)
+    # Every periodic read waits its interval x a random factor within 1 +- jitter: replicas that
+    # started together drift apart instead of reading ECS in step.
+    jitter: float = 0.0
+
+    def jittered(self, seconds: float, draw: float) -> float:
+        """`seconds` spread by `draw`, a random number within [-1, 1]."""
+        return seconds * (1.0 + self.jitter * draw)
 
 
 def _awaiting_health(task: Task, definition: TaskDefinition | None) -> bool:

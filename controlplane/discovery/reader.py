@@ -199,7 +199,13 @@ class ClusterReader:
             known_health = None
             if from_event:
                 known = table.get(arn)
-                known_health = (known.task.health_status, known.task.container_health) if known else (UNKNOWN, {})
+                # A task first seen in an event: not checked yet, exactly as DescribeTasks would say
+                # (every container UNKNOWN), so that event-fed and describe-fed replicas hold equal views.
+                known_health = (
+                    (known.task.health_status, known.task.container_health)
+                    if known
+                    else (UNKNOWN, {str(c.get("name")): UNKNOWN for c in raw.get("containers", ())})
+                )
             task = parse_task(
                 raw, cluster, definition, self.instances.address(raw.get("containerInstanceArn")), known_health=known_health
             )

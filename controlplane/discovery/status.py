@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 
@@ -13,6 +13,8 @@ class ClusterSyncStatus:
     last_success_at: float | None = None
     last_duration_seconds: float | None = None
     last_api_calls: Mapping[str, int] | None = None
+    # Every read's calls since start, by operation: the admin API's status shows them.
+    api_calls_total: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
     consecutive_failures: int = 0
 

@@ -22,7 +22,14 @@ def task_version(raw: Mapping[str, Any]) -> int | None:
 
 
 def timestamp(value: Any) -> float | None:
-    """Epoch seconds from a wire number (`1.5E9`), a datetime, or an event's ISO 8601 string."""
+    """Epoch seconds, to the millisecond ECS keeps, from a wire number (`1.5E9`), a datetime, or an
+    event's ISO 8601 string: the same instant reads the same whichever way it came (replicas
+    compare these)."""
+    seconds = _seconds(value)
+    return None if seconds is None else round(seconds, 3)
+
+
+def _seconds(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import Counter
 from typing import Callable, Sequence, TypeVar
@@ -65,8 +66,10 @@ class ClusterWatch:
         max_concurrency: int = 4,
         trust_event_details: bool = True,
         on_message: Callable[[str, str | None], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._reader = reader
+        self._rng = rng or random.Random()
         self._on_sync = on_sync or (lambda status, error: None)
         self._on_message = on_message or (lambda outcome, detail_type: None)
         self._clusters = list(dict.fromkeys(cluster_name(c) for c in clusters))
@@ -157,7 +160,7 @@ class ClusterWatch:
                 self._next_read[cluster] = min(self._next_read.get(cluster, 0.0), due)
         if self._discover_clusters and now >= self._next_discover:
             await self._discover()
-            self._next_discover = now + (self.cadence.resync_interval if self._events else self.cadence.poll_interval)
+            self._next_discover = now + self._jittered(self.cadence.resync_interval if self._events else self.cadence.poll_interval)
         reads = [c for c in self._clusters if self._next_read.get(c, 0.0) <= now]
         refreshes = [c for c in self._clusters if c not in reads and self._next_refresh.get(c, math.inf) <= now]
         if not reads and not refreshes:
@@ -205,8 +208,11 @@ class ClusterWatch:
             delay = self.cadence.poll_interval
         else:
             delay = self.cadence.resync_interval
-        self._next_read[cluster] = now + delay
+        self._next_read[cluster] = now + self._jittered(delay)
         self._schedule_refresh(cluster)
+
+    def _jittered(self, seconds: float) -> float:
+        return self.cadence.jittered(seconds, self._rng.uniform(-1.0, 1.0))
 
     def _schedule_refresh(self, cluster: str) -> None:
         if self._events is None:
@@ -215,7 +221,7 @@ class ClusterWatch:
         if refresh is None:
             self._next_refresh.pop(cluster, None)
         else:
-            self._next_refresh[cluster] = time.monotonic() + refresh
+            self._next_refresh[cluster] = time.monotonic() + self._jittered(refresh)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -293,6 +299,8 @@ class ClusterWatch:
         if kind == "resync":
             status.last_success_at = state.synced_at
         status.last_api_calls = calls
+        for operation, count in calls.items():
+            status.api_calls_total[operation] = status.api_calls_total.get(operation, 0) + count
         status.last_error = None
         status.consecutive_failures = 0
         self._on_sync(status, None)

@@ -80,7 +80,7 @@ def describe_instances(ecs: LocalEcs, params: Mapping[str, Sequence[str]]) -> st
     wanted = _indexed(params, "InstanceId")
     filters = _filters(params)
     # External (ECS Anywhere) instances are SSM managed instances, unknown to EC2.
-    instances = [i for i in ecs.all_instances() if not i.external]
+    instances = [i for i in ecs.clusters.instances() if not i.external]
     by_id = {i.ec2_instance_id: i for i in instances}
     missing = [i for i in wanted if i not in by_id]
     if missing:

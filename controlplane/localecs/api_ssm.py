@@ -25,7 +25,7 @@ class InvalidFilterKey(EcsError):
 
 
 def describe_instance_information(ecs: LocalEcs, params: dict[str, Any]) -> dict[str, Any]:
-    external = [i for i in ecs.all_instances() if i.external]
+    external = [i for i in ecs.clusters.instances() if i.external]
     wanted: set[str] | None = None
     for flt in params.get("Filters") or []:
         if flt.get("Key") in ("InstanceIds", "tag:ecs-cluster"):

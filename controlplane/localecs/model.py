@@ -107,8 +107,6 @@ class Cluster:
     status: str = "ACTIVE"
     created_at: float = field(default_factory=time.time)
     tags: list[dict[str, str]] = field(default_factory=list)
-    # Round-robin cursor over ``instances`` for task placement.
-    next_instance: int = 0
 
 
 @dataclass

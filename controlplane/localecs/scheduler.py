@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from controlplane.localecs import model
@@ -24,38 +23,44 @@ class ServicePlan:
     finished: list[Deployment] = field(default_factory=list)
 
 
-# ECS, for a service without a load balancer: a task counts towards minimumHealthyPercent once
-# it is HEALTHY when an essential container has a health check, otherwise 40 s after it reached
-# RUNNING (Amazon ECS API reference, DeploymentConfiguration.minimumHealthyPercent).
+# AWS: a task without an essential container health check counts towards minimumHealthyPercent
+# 40 s after it reached RUNNING (services without a load balancer).
 AWS_HEALTHY_AFTER_RUNNING_SECONDS = 40.0
 
 
-def _counts_as_healthy(task: Task, service: Service, now: float, healthy_after_running_seconds: float) -> bool:
-    if task.last_status != model.RUNNING or task.health_status == model.UNHEALTHY:
+def counts_as_healthy(task: Task, now: float, healthy_after_running_seconds: float) -> bool:
+    """Whether ``task`` counts towards ``minimumHealthyPercent``, as the ECS scheduler counts.
+
+    A task with an essential container health check counts once HEALTHY; one without, once it
+    has been RUNNING for ``healthy_after_running_seconds`` (40 s in AWS).
+    """
+    if task.last_status != model.RUNNING:
         return False
     if any(c.essential and c.health_check for c in task.containers):
         return task.health_status == model.HEALTHY
-    if service.load_balancers or task.started_at is None:
-        return True
-    return now - task.started_at >= healthy_after_running_seconds
+    return task.started_at is not None and now - task.started_at >= healthy_after_running_seconds
+
+
+def _running_not_unhealthy(task: Task) -> bool:
+    return task.last_status == model.RUNNING and task.health_status != model.UNHEALTHY
 
 
 def plan_service(
-    service: Service, tasks: list[Task], *, now: float | None = None, healthy_after_running_seconds: float = 0.0
+    service: Service, tasks: list[Task], now: float, healthy_after_running_seconds: float = AWS_HEALTHY_AFTER_RUNNING_SECONDS
 ) -> ServicePlan:
     """Plan one step of a rolling deployment (ECS deployment controller semantics).
 
     ``tasks`` are the service's tasks whose desiredStatus is still RUNNING. New tasks of
     the primary deployment start first, within ``maximumPercent``; old tasks stop only
-    while the RUNNING count stays at or above ``minimumHealthyPercent``; so during a
-    deployment the new tasks are RUNNING before old ones begin stopping.
+    while the tasks that count as healthy (``counts_as_healthy``) stay at or above
+    ``minimumHealthyPercent``; so during a deployment the new tasks are RUNNING, and HEALTHY
+    or RUNNING for the grace period, before old ones begin stopping.
     """
+
+    def healthy(task: Task) -> bool:
+        return counts_as_healthy(task, now, healthy_after_running_seconds)
+
     plan = ServicePlan()
-    at = time.time() if now is None else now
-
-    def _is_healthy_running(task: Task) -> bool:
-        return _counts_as_healthy(task, service, at, healthy_after_running_seconds)
-
     if service.status != "ACTIVE" or not service.deployments:
         plan.stop = [(task, "Service is being deleted") for task in tasks]
         return plan
@@ -98,17 +103,14 @@ def plan_service(
 
     # Old deployments: tasks not running yet can always go; running ones only while enough
     # tasks stay RUNNING.
-    healthy = sum(1 for t in primary_live + old_live if _is_healthy_running(t))
-    can_stop = healthy - min_healthy
-    old_ranked = sorted(old_live, key=lambda t: (_is_healthy_running(t), t.created_at))
+    can_stop = sum(1 for t in primary_live + old_live if healthy(t)) - min_healthy
+    old_ranked = sorted(old_live, key=lambda t: (_running_not_unhealthy(t), t.created_at))
     for task in old_ranked:
-        if task.last_status != model.RUNNING:
+        if not _running_not_unhealthy(task):
             plan.stop.append((task, "Deployment replaced this task"))
         elif can_stop > 0:
-            # A RUNNING task not counted healthy yet is stopped within the same budget, but
-            # does not use it up.
             plan.stop.append((task, "Deployment replaced this task"))
-            can_stop -= _is_healthy_running(task)
+            can_stop -= 1
 
     stopping = {id(t) for t, _ in plan.stop}
     remaining_old_ids = {t.deployment_id for t in old_live if id(t) not in stopping}

@@ -1,4 +1,5 @@
-"""The HTTP front of the local ECS: ECS JSON API and EC2 query API on one port."""
+"""The HTTP front of the local ECS: ECS, SQS, SSM and Secrets Manager JSON APIs and the EC2 and
+SNS query APIs on one port."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import structlog
 
 import time
 
-from controlplane.localecs import api_ec2, api_ecs, api_secretsmanager, api_ssm, sqs
+from controlplane.localecs import api_ec2, api_ecs, api_secretsmanager, api_sns, api_ssm, sqs
 from controlplane.localecs.addresses import is_loopback
 from controlplane.localecs.backend import LocalEcs
 from controlplane.localecs.errors import EcsError
+from controlplane.localecs.sns import SnsError
 from controlplane.localecs.wire import aws_json
 
 
@@ -64,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif target:
             self._ecs(target, raw)
         else:
-            self._ec2(raw)
+            self._query(raw)
 
     def _fault(self, service: str, operation: str) -> EcsError | None:
         """Injected latency (slept here, outside every lock) and injected or throttling errors."""
@@ -168,8 +170,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(200, aws_json(response), content_type)
 
-    def _ec2(self, raw: bytes) -> None:
+    def _query(self, raw: bytes) -> None:
         params = urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        if api_sns.is_sns(params):
+            self._sns(params)
+        else:
+            self._ec2(params)
+
+    def _sns(self, params: dict[str, list[str]]) -> None:
+        fault = self._fault("sns", params.get("Action", [""])[0])
+        try:
+            if fault is not None:
+                raise fault
+            body = api_sns.handle(self.server.ecs.sns, params)  # its own lock: publishing only enqueues
+        except EcsError as exc:
+            # Errors of other services (a queue lookup) reach SNS callers as SNS's own codes.
+            foreign = not isinstance(exc, SnsError) and exc is not fault
+            status, code = (400, "InvalidParameter") if foreign else (exc.status, exc.code)
+            self._reply(status, api_sns.error_xml(code, exc.message).encode(), "text/xml")
+            return
+        self._reply(200, body.encode(), "text/xml")
+
+    def _ec2(self, params: dict[str, list[str]]) -> None:
         if "Action" not in params:
             self._reply(400, api_ec2.error_xml("MissingAction", "No X-Amz-Target header and no Action parameter").encode(), "text/xml")
             return

@@ -37,9 +37,14 @@ from controlplane.model.mesh import (
     Split,
     WeightedTarget,
 )
-from controlplane.model.ownership import EdgeRoutes
+from controlplane.model.ownership import EdgeRoutes, TcpPorts
 from controlplane.model.routing import same_match
-from controlplane.model.problems import LabelProblem, shown
+from controlplane.model.problems import LabelProblem, escaped, shown
+
+# Checks what the model cannot see (it knows no protobuf): the escape hatch's patches applied to the
+# service's Envoy resources. Returns (label under the prefix, what is wrong) or None; translate/patch.py
+# has the one the control plane uses.
+ResourceCheck = Callable[[Service], "tuple[str, str] | None"]
 
 
 def build_mesh(
@@ -50,14 +55,18 @@ def build_mesh(
     *,
     services_from_port_names: bool = False,
     host_rule: DefaultHostRule | None = None,
+    resource_check: ResourceCheck | None = None,
 ) -> Mesh:
     """Every service declared by the labels of live tasks, with their endpoints and problems. With a
-    `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`."""
+    `host_rule`, routed services without `xds.route.hosts` get the hosts it gives instead of `*`; a
+    service that fails `resource_check` is refused with its problem."""
     # The incremental builder keeps what this module derives from one view to the next; a fresh
     # one builds the whole mesh, so there is one way to build it.
     from controlplane.model.incremental import MeshBuilder
 
-    builder = MeshBuilder(prefix, limits, health_policy, services_from_port_names=services_from_port_names, host_rule=host_rule)
+    builder = MeshBuilder(
+        prefix, limits, health_policy, services_from_port_names=services_from_port_names, host_rule=host_rule, resource_check=resource_check
+    )
     return builder.update(states).mesh
 
 
@@ -70,16 +79,20 @@ def parse_task_definition(task_definition: TaskDefinition, prefix: str, services
 
 def merged_endpoints(claims: Iterable[Claim]) -> tuple[Endpoint, ...]:
     """The endpoints of the claims that serve one service, by address and port. Two tasks on one
-    address and port (an address reused while the old task drains) give the later task ARN's,
-    whatever order ECS answered in."""
-    by_key: dict[tuple[str, int], Endpoint] = {}
+    address and port (an address reused while the old task drains) give the task ECS started last,
+    then the later ARN: ECS's own fields, never the order tasks were listed or events arrived in,
+    so every replica picks the same."""
+    by_key: dict[tuple[str, int], tuple[tuple[float, str], Endpoint]] = {}
     for claim in claims:
-        for endpoint in claim.endpoints():
+        for arn, endpoint in claim.tasks.items():
+            if endpoint is None:
+                continue
             key = (endpoint.address, endpoint.port)
+            rank = (claim.started.get(arn, float("-inf")), arn)
             other = by_key.get(key)
-            if other is None or endpoint.task_arn > other.task_arn:
-                by_key[key] = endpoint
-    return tuple(by_key[key] for key in sorted(by_key))
+            if other is None or rank > other[0]:
+                by_key[key] = (rank, endpoint)
+    return tuple(by_key[key][1] for key in sorted(by_key))
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,7 @@ def assemble(
     host_rule: DefaultHostRule | None = None,
     clusters_of: Mapping[str, Iterable[str]] | None = None,
     *,
+    resource_check: ResourceCheck | None = None,
     ownership_of: Callable[[str, list[Claim]], Ownership] = resolve,
     endpoints_of: Callable[[str, tuple[Claim, ...]], tuple[Endpoint, ...]] = lambda _, accepted: merged_endpoints(accepted),
 ) -> Assembly:
@@ -133,22 +147,27 @@ def assemble(
             newest_revision_weight=winner.newest_revision_weight,
             upstreams=winner.upstreams,
         )
+        refusal = _resource_refusal(service, winner, resource_check) or _unknown_jwks_service(service, winner, claims)
+        if refusal is not None:
+            problems.append(refusal)
+            continue
         revisions = {c.task_definition.display_name: c.task_definition.revision for c in ownership.accepted}
         candidates.append((ownership.rank, service, winner, revisions))
 
     # Established order: who serves a route first keeps it.
     candidates.sort(key=lambda c: (c[0], c[1].name))
-    edge = EdgeRoutes()
+    edge, tcp_ports = EdgeRoutes(), TcpPorts()
     services: list[Service] = []
     winners = {service.name: declaration for _, service, declaration, _ in candidates}
     for _, service, declaration, revisions in candidates:
         charge = edge.charge(service)
-        refusal = _refusal(service, declaration, edge, charge, limits)
+        refusal = _refusal(service, declaration, edge, charge, limits) or _tcp_port_refusal(service, declaration, tcp_ports)
         if refusal is not None:
             problems.append(refusal)
             continue
         problems.extend(_shadowed(service, declaration, edge))
         edge.admit(service, charge)
+        tcp_ports.admit(service)
         services.extend(_with_revision_subsets(service, revisions))
 
     services = sorted(_with_resolved_mirrors(_with_resolved_splits(services, winners, problems), winners, problems), key=lambda s: s.name)
@@ -263,6 +282,23 @@ def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes
     )
 
 
+def _tcp_port_refusal(service: Service, declaration: ServiceDeclaration, ports: TcpPorts) -> ServiceProblem | None:
+    """Why TCP service `service` may not have its port: an established TCP service holds it."""
+    other = ports.owner(service)
+    if other is None:
+        return None
+    label = declaration.label_prefix + "route.port"
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        value=str(service.route.port), kind=ProblemKind.ROUTE_CONFLICT,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: service {shown(service.name)} is "
+            f"refused: its tcp port {service.route.port} ({label}) is the port of service {shown(other.name)} (task definition "
+            f"{other.declared_by}), which served it first; give one of them another {declaration.label_prefix}route.port"
+        ),
+    )
+
+
 def _shadowed(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes) -> list[ServiceProblem]:
     """Warnings for the hosts where an established route takes every call of `service`'s route."""
     return [
@@ -316,7 +352,10 @@ def _with_revision_subsets(service: Service, revisions: dict[str, int]) -> list[
     return [dataclasses.replace(service, split=split), *subsets]
 
 
-def _unknown_target(service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str) -> ServiceProblem:
+def _unknown_target(
+    service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str,
+    which: str = "which no running task serves",
+) -> ServiceProblem:
     label = declaration.label_prefix + name
     return ServiceProblem(
         service=service.name,
@@ -328,27 +367,46 @@ def _unknown_target(service: Service, declaration: ServiceDeclaration, name: str
         kind=ProblemKind.UNKNOWN_TARGET,
         message=(
             f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label} names "
-            f"{', '.join(repr(m) for m in missing)}, which no running task serves; {then}"
+            f"{', '.join(repr(m) for m in missing)}, {which}; {then}"
         ),
     )
+
+
+def _unknown_targets(
+    service: Service, declaration: ServiceDeclaration, name: str, value: str, missing: list[str], then: str, other: set[str]
+) -> list[ServiceProblem]:
+    """A warning for the targets nothing serves and one for the targets of the other kind (`other`):
+    TCP services for an HTTP service's calls, HTTP services for a TCP service's connections."""
+    unknown, mismatched = [m for m in missing if m not in other], [m for m in missing if m in other]
+    found = [_unknown_target(service, declaration, name, value, unknown, then)] if unknown else []
+    if mismatched:
+        one, several = ("a tcp service, which takes no HTTP calls", "tcp services, which take no HTTP calls") if service.protocol.is_http else (
+            "an HTTP service, which takes no tcp connections", "HTTP services, which take no tcp connections"
+        )
+        which = one if len(mismatched) == 1 else several
+        found.append(_unknown_target(service, declaration, name, value, mismatched, then, which))
+    return found
 
 
 def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
-    served = {service.name for service in services}
+    http = {service.name for service in services if service.protocol.is_http}
+    tcp = {service.name for service in services if not service.protocol.is_http}
     resolved: list[Service] = []
     for service in services:
         if service.split is None or service.subset_of is not None:
             resolved.append(service)
             continue
+        # HTTP calls go to HTTP services, TCP connections to TCP services.
+        served, other = (http, tcp) if service.protocol.is_http else (tcp, http)
         missing = [t.service for t in service.split.targets if t.service not in served]
         kept = tuple(t for t in service.split.targets if t.service in served)
         usable = bool(kept) and sum(t.weight for t in kept) > 0
         if missing:
             value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
             then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
-            problems.append(_unknown_target(service, winners[service.name], "route.weights", value, missing, then))
+            problems.extend(_unknown_targets(service, winners[service.name], "route.weights", value, missing, then, other))
         resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
     return resolved
 
@@ -359,7 +417,7 @@ def _default_hosts(
     """The service's hosts under the default host rule: its own `xds.route.hosts` when set, else the
     rule's; None (with an error) when the rule gives no valid host for it."""
     declaration = owner.declaration
-    if "route.hosts" in declaration.labels_set or not declaration.route.enabled:
+    if "route.hosts" in declaration.labels_set or not declaration.route.enabled or not declaration.protocol.is_http:
         return declaration.route.hosts
     try:
         return rule.hosts(name, owner.task_definition.family, sorted(clusters))
@@ -381,7 +439,8 @@ def _default_hosts(
 
 def _with_resolved_mirrors(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
     """A mirror naming a service we do not serve is dropped with a warning; the route stays."""
-    served = {service.name for service in services if service.subset_of is None}
+    served = {service.name for service in services if service.subset_of is None and service.protocol.is_http}
+    tcp = {service.name for service in services if not service.protocol.is_http}
     resolved: list[Service] = []
     for service in services:
         mirror = service.policy.mirror
@@ -389,7 +448,7 @@ def _with_resolved_mirrors(services: list[Service], winners: dict[str, ServiceDe
             resolved.append(service)
             continue
         then = "calls are not mirrored until one does"
-        problems.append(_unknown_target(service, winners[service.name], "mirror.service", mirror.service, [mirror.service], then))
+        problems.extend(_unknown_targets(service, winners[service.name], "mirror.service", mirror.service, [mirror.service], then, tcp))
         resolved.append(dataclasses.replace(service, policy=dataclasses.replace(service.policy, mirror=None)))
     return resolved
 
@@ -404,3 +463,33 @@ def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclar
         for service in services
         if any(name not in served for name in service.upstreams)
     ]
+
+
+def _resource_refusal(service: Service, declaration: ServiceDeclaration, check: ResourceCheck | None) -> ServiceProblem | None:
+    found = check(service) if check is not None else None
+    if found is None:
+        return None
+    name, reason = found
+    label = declaration.label_prefix + name
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        kind=ProblemKind.INVALID_VALUE,
+        message=f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label}: {escaped(reason, 400)}",
+    )
+
+
+def _unknown_jwks_service(service: Service, declaration: ServiceDeclaration, declared: Mapping[str, Mapping[str, Claim]]) -> ServiceProblem | None:
+    """A JWKS service nothing declares: refused, since calls could never be checked (JWT fails closed)."""
+    jwt = service.policy.jwt
+    if jwt is None or jwt.jwks_service is None or jwt.jwks_service in declared:
+        return None
+    label = declaration.label_prefix + "jwt.jwks-service"
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        value=jwt.jwks_service, kind=ProblemKind.UNKNOWN_TARGET,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: label {label}={shown(jwt.jwks_service)}: "
+            f"no task declares that service, so no cluster serves {jwt.jwks_uri}; service {shown(service.name)} is refused "
+            "until one does (its calls could not be checked)"
+        ),
+    )

@@ -26,7 +26,7 @@ from functools import partial
 from dataclasses import dataclass, field
 
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
-from controlplane.model.build import Assembly, assemble, merged_endpoints, parse_task_definition
+from controlplane.model.build import Assembly, ResourceCheck, assemble, merged_endpoints, parse_task_definition
 from controlplane.model.delta import MeshDelta, mesh_delta
 from controlplane.model.families import Claim, Ownership, resolve
 from controlplane.model.label_cache import ParsedTaskDefinition, TaskDefinitionLabels
@@ -87,8 +87,10 @@ class MeshBuilder:
         services_from_port_names: bool = False,
         host_rule: DefaultHostRule | None = None,
         labels: TaskDefinitionLabels | None = None,
+        resource_check: ResourceCheck | None = None,
     ) -> None:
         self._limits = limits
+        self._resource_check = resource_check
         self._health_policy = health_policy
         self._host_rule = host_rule
         # The labels' meaning depends on the prefix and on port-name services: a cache serves one builder's settings.
@@ -316,7 +318,8 @@ class MeshBuilder:
             return self._endpoints_of(name, accepted)
 
         assembly = assemble(
-            self._claims, parse_problems, self._limits, self._host_rule, clusters_of, ownership_of=ownership_of, endpoints_of=endpoints_of
+            self._claims, parse_problems, self._limits, self._host_rule, clusters_of,
+            resource_check=self._resource_check, ownership_of=ownership_of, endpoints_of=endpoints_of,
         )
         for name in [n for n in self._endpoint_sets if n not in assembly.ownership]:
             del self._endpoint_sets[name]

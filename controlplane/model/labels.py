@@ -15,7 +15,7 @@ from typing import Any
 from controlplane.discovery.state import ContainerDefinition
 from controlplane.errors import LabelError
 from controlplane.model.grammar import Grammar, is_service_name, milliseconds_text
-from controlplane.model import route_labels
+from controlplane.model import jwt_labels, route_labels
 from controlplane.model.mesh import (
     CircuitBreakers,
     CookieHash,
@@ -36,6 +36,7 @@ from controlplane.model.mesh import (
     UpstreamTls,
 )
 from controlplane.model.no_effect import no_effect_problems
+from controlplane.model.tcp_labels import check_protocol_labels
 from controlplane.model.problems import LabelProblem, escaped, shown
 from controlplane.model.schema import (
     CONNECTION_RETRY_ON,
@@ -314,10 +315,13 @@ def _declaration(read: _Reader, container: ContainerDefinition) -> ServiceDeclar
         cors=route_labels.cors(read, grpc_web),
         mirror=route_labels.mirror(read),
         fault=route_labels.fault(read, protocol),
+        jwt=jwt_labels.jwt(read),
+        patches=jwt_labels.patches(read),
     )
     split = read.get("route.weights")
     newest_revision_weight = read.get("route.newest-revision-weight")
     upstreams = read.get("upstreams") or ()
+    check_protocol_labels(read, protocol)
     if read.problems or name is None or port is None or route is None:
         return None
     return ServiceDeclaration(
@@ -369,9 +373,10 @@ def _route(read: _Reader) -> RouteMatch | None:
     priority, enabled = read.get("route.priority"), read.get("route.enabled")
     headers = route_labels.header_matches(read, read.get("route.headers") or ())
     query = route_labels.query_matches(read)
+    port = read.get("route.port")  # tcp services only (tcp_labels.py)
     if hosts is None or prefix is None or priority is None or enabled is None:
         return None
-    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled, query=query)
+    return RouteMatch(hosts=hosts, path_prefix=prefix, method=method, headers=headers, priority=priority, enabled=enabled, query=query, port=port)
 
 
 def _load_balancing(read: _Reader) -> LoadBalancing:
@@ -402,7 +407,14 @@ def _load_balancing(read: _Reader) -> LoadBalancing:
         read.error(
             "lb.locality", f"expected none with {read.prefix}lb.policy {policy.value} (Envoy hashes over all zones)", ProblemKind.CONFLICTING_LABELS
         )
-    return LoadBalancing(policy=policy, hash_header=hash_header, hash_cookie=cookie, slow_start_ms=slow_start or 0, locality=locality)
+    zone_min_tasks = read.get("lb.zone-min-tasks")
+    if zone_min_tasks is not None and read.parsed("lb.locality") and locality is not LocalityMode.ZONE_AWARE:
+        read.error(
+            "lb.zone-min-tasks", f"expected with {read.prefix}lb.locality zone-aware (it is {locality.value})", ProblemKind.CONFLICTING_LABELS
+        )
+    return LoadBalancing(
+        policy=policy, hash_header=hash_header, hash_cookie=cookie, slow_start_ms=slow_start or 0, locality=locality, zone_min_tasks=zone_min_tasks
+    )
 
 
 def _hash_cookie(read: _Reader) -> CookieHash | None:
@@ -419,7 +431,7 @@ def _health_check(read: _Reader, protocol: Protocol) -> HealthCheck:
     if kind is HealthCheckKind.GRPC and read.parsed("protocol") and not protocol.is_http2:
         read.error(
             "health.check",
-            f"expected http or none: the gRPC health protocol needs {read.prefix}protocol grpc or http2",
+            f"expected http, tcp or none: the gRPC health protocol needs {read.prefix}protocol grpc or http2",
             ProblemKind.CONFLICTING_LABELS,
         )
     if read.parsed("health.check"):

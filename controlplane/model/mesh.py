@@ -9,15 +9,21 @@ from types import MappingProxyType
 
 
 class Protocol(StrEnum):
-    """What the task's port speaks. gRPC and HTTP/2 use HTTP/2 upstream; HTTP/1.1 does not."""
+    """What the task's port speaks. gRPC and HTTP/2 use HTTP/2 upstream; HTTP/1.1 does not; TCP is
+    proxied as bytes, balanced per connection (docs/labels.md, "TCP services")."""
 
     GRPC = "grpc"
     HTTP2 = "http2"
     HTTP1 = "http1"
+    TCP = "tcp"
 
     @property
     def is_http2(self) -> bool:
         return self in (Protocol.GRPC, Protocol.HTTP2)
+
+    @property
+    def is_http(self) -> bool:
+        return self is not Protocol.TCP
 
 
 class EndpointHealth(StrEnum):
@@ -91,6 +97,7 @@ class RouteMatch:
 
     `method` (an exact gRPC path `/pkg.Service/Method`) replaces the path prefix when set. Higher
     `priority` routes are tried first; `enabled=False` gives the service a cluster but no route.
+    A TCP service has no HTTP match: `port` is where proxies listen for its connections.
     """
 
     hosts: tuple[str, ...] = ("*",)
@@ -100,6 +107,7 @@ class RouteMatch:
     priority: int = 0
     enabled: bool = True
     query: tuple[QueryMatch, ...] = ()
+    port: int | None = None
 
     @property
     def path_key(self) -> str:
@@ -143,12 +151,16 @@ class LoadBalancing:
     hash_cookie: CookieHash | None = None  # ring_hash / maglev: the cookie hashed for stickiness (not with hash_header)
     slow_start_ms: int = 0  # round_robin / least_request: ramp-up window of a new task; 0 = off
     locality: LocalityMode = LocalityMode.NONE
+    # zone-aware: fewest healthy tasks for which Envoy keeps calls in the proxy's zone (its min_cluster_size);
+    # None leaves Envoy's default of 6
+    zone_min_tasks: int | None = None
 
 
 class HealthCheckKind(StrEnum):
     NONE = "none"
     GRPC = "grpc"
     HTTP = "http"
+    TCP = "tcp"  # connect only
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +324,31 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class JwtAuth:
+    """Calls on the service's edge route need a JWT from `issuer` (for one of `audiences`, when set),
+    checked with a JWKS fetched from `jwks_uri` (through the cluster of `jwks_service`, or one the
+    control plane builds for the URL's host) or given inline (`jwks`, canonical JSON). Claims are
+    copied to request headers (`claim_headers`: claim, header); `forward` keeps the token on the call."""
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    jwks_service: str | None = None
+    jwks: str | None = None
+    claim_headers: tuple[tuple[str, str], ...] = ()
+    forward: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePatches:
+    """JSON merge patches (RFC 7386, canonical JSON text) for the service's Cluster and Route, applied to
+    their protobuf JSON form (the escape hatch, docs/labels.md)."""
+
+    cluster: str | None = None
+    route: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     """Everything the labels say about how calls reach a service's tasks."""
 
@@ -330,6 +367,8 @@ class TrafficPolicy:
     cors: Cors | None = None
     mirror: Mirror | None = None
     fault: Fault | None = None
+    jwt: JwtAuth | None = None  # edge only: who may call the service's route
+    patches: ResourcePatches = ResourcePatches()
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +404,7 @@ class ProblemKind(StrEnum):
     NO_EFFECT = "no_effect"  # a label, or combination, that changes nothing
     REVISION_MISMATCH = "revision_mismatch"  # revisions of the owning family disagree (mid-rollout)
     FAMILY_CONFLICT = "family_conflict"  # another family declares the service with different settings
-    ROUTE_CONFLICT = "route_conflict"  # a host and match an established service already serves
+    ROUTE_CONFLICT = "route_conflict"  # a host and match (or a TCP port) an established service already serves
     SHADOWED_ROUTE = "shadowed_route"  # a route that never matches: an earlier route takes all its calls
     UNKNOWN_TARGET = "unknown_target"  # weights or upstreams naming a service that nothing serves
     LIMIT_EXCEEDED = "limit_exceeded"  # more hosts, routes or bytes of configuration than allowed

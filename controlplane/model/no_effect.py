@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 _ROUTE_LABELS = (
     "route.hosts", "route.prefix", "route.method", "route.headers", "route.priority", "route.weights",
-    "route.newest-revision-weight",
+    "route.newest-revision-weight", "jwt.issuer",
 )
 _HEALTH_LABELS = ("health.interval", "health.timeout", "health.healthy-threshold", "health.unhealthy-threshold")
 _OUTLIER_SETTINGS = ("outlier.interval", "outlier.ejection-time", "outlier.max-ejection-percent")
@@ -24,7 +24,7 @@ def no_effect_problems(declaration: ServiceDeclaration, labels: Mapping[str, str
     """Warnings for the labels of `declaration` that have no effect."""
     prefix, set_, policy = declaration.label_prefix, declaration.labels_set, declaration.policy
     found: list[tuple[str, str]] = []
-    if not declaration.route.enabled:
+    if not declaration.route.enabled and declaration.protocol.is_http:  # a tcp service's sidecars use its weights
         found += [(n, f"{prefix}route.enabled=false gives the service no route of its own") for n in _ROUTE_LABELS if n in set_]
     elif "route.weights" in set_ and "route.newest-revision-weight" in set_:
         found.append(("route.newest-revision-weight", f"{prefix}route.weights decides where the calls go"))

@@ -1,6 +1,6 @@
 """Route ownership at the edge: services are admitted in established order; a newcomer may not
 take a host and match (or every call of a route) that an established service already serves, nor
-exceed the per-service limits. Pure."""
+the TCP port of an established TCP service, nor exceed the per-service limits. Pure."""
 
 from __future__ import annotations
 
@@ -112,3 +112,20 @@ class EdgeRoutes:
             catch_all = _catch_all(service)
             if catch_all is not None:
                 admitted.catch_alls.append(catch_all)
+
+
+class TcpPorts:
+    """The ports of the TCP services admitted so far. Every TCP service holds its port, routed at the
+    edge or not: the sidecars that call it listen on it too."""
+
+    def __init__(self) -> None:
+        self._owners: dict[int, Service] = {}
+
+    def owner(self, service: Service) -> Service | None:
+        """The admitted service already holding `service`'s TCP port, if any."""
+        port = service.route.port
+        return None if port is None or service.protocol.is_http else self._owners.get(port)
+
+    def admit(self, service: Service) -> None:
+        if service.route.port is not None and not service.protocol.is_http:
+            self._owners.setdefault(service.route.port, service)

@@ -22,7 +22,7 @@ from controlplane.model.mesh import (
 from controlplane.model.route_grammar import UPSTREAM, editable_header
 from controlplane.model.schema import FAMILIES, LabelFamily
 
-_HEADER_MATCHES, _QUERY_MATCHES, _REQUEST_ADD, _RESPONSE_ADD = FAMILIES
+_HEADER_MATCHES, _QUERY_MATCHES, _REQUEST_ADD, _RESPONSE_ADD = FAMILIES[:4]
 # Browsers need these to send gRPC-Web calls and read their status (grpc-web's own client sends them).
 GRPC_WEB_REQUEST_HEADERS = ("content-type", "x-grpc-web", "x-user-agent", "grpc-timeout")
 GRPC_WEB_RESPONSE_HEADERS = ("grpc-status", "grpc-message")

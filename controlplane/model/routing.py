@@ -19,8 +19,8 @@ from controlplane.model.mesh import RouteMatch, Service, VirtualHost
 
 
 def is_routed(service: Service) -> bool:
-    """True for a service that has a route of its own at the edge."""
-    return service.route.enabled and service.subset_of is None
+    """True for a service that has an HTTP route of its own at the edge (TCP services have a port)."""
+    return service.route.enabled and service.subset_of is None and service.protocol.is_http
 
 
 def route_order(service: Service) -> tuple[object, ...]:

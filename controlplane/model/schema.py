@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.model import grammar as g
+from controlplane.model import json_grammar as jg
+from controlplane.model import jwt_grammar as jwtg
 from controlplane.model import route_grammar as rg
 from controlplane.model.mesh import HealthCheckKind, LbPolicy, LocalityMode, Protocol, RetryPolicy
 
@@ -54,11 +56,13 @@ LABELS: tuple[LabelSpec, ...] = (
     LabelSpec("route.weights", g.Weights(), None),
     LabelSpec("route.newest-revision-weight", g.Integer(0, 100), None, "the percent of calls for the newest task-definition revision"),
     LabelSpec("upstreams", g.ServiceNames(), ""),
+    LabelSpec("route.port", g.Integer(1, 65535), None, "with protocol tcp: the port proxies listen on for the service's connections"),
     # balancing
     LabelSpec("lb.policy", g.Choice(LbPolicy), "round_robin"),
     LabelSpec("lb.hash-header", g.HEADER_NAME, None, "used with lb.policy ring_hash or maglev"),
     LabelSpec("lb.slow-start", g.Duration(1, _DAY), None, "used with lb.policy round_robin or least_request"),
     LabelSpec("lb.locality", g.Choice(LocalityMode), "none"),
+    LabelSpec("lb.zone-min-tasks", g.Integer(1, 10_000), None, "used with lb.locality zone-aware (unset: Envoy's 6)"),
     # active health check
     LabelSpec("health.check", g.Choice(HealthCheckKind), "none"),
     LabelSpec("health.grpc-service", g.GRPC_SERVICE, "", "with health.check=grpc"),
@@ -128,6 +132,16 @@ LABELS: tuple[LabelSpec, ...] = (
     LabelSpec("fault.abort", rg.AbortStatus(), None),
     LabelSpec("fault.abort-percent", g.Percent(), "100", "with fault.abort"),
     LabelSpec("fault.headers", g.Headers(), None, "only calls with these headers get the faults"),
+    # JWT at the edge (docs/labels.md, "JWT at the edge")
+    LabelSpec("jwt.issuer", jwtg.Url("the issuer (the token's iss claim)"), None),
+    LabelSpec("jwt.audiences", jwtg.Audiences(), None, "with jwt.issuer"),
+    LabelSpec("jwt.jwks-uri", jwtg.Url("where the JWKS is fetched"), None, "with jwt.issuer, not with jwt.jwks"),
+    LabelSpec("jwt.jwks-service", g.SERVICE_NAME, None, "the service whose cluster serves jwt.jwks-uri"),
+    LabelSpec("jwt.jwks", jg.Jwks(), None, "with jwt.issuer, not with jwt.jwks-uri"),
+    LabelSpec("jwt.forward", g.BOOLEAN, "false", "with jwt.issuer"),
+    # the escape hatch (docs/labels.md, "Escape hatch")
+    LabelSpec("patch.cluster", jg.MergePatch("service's Cluster"), None),
+    LabelSpec("patch.route", jg.MergePatch("service's Route"), None),
 )
 SPECS: Mapping[str, LabelSpec] = {spec.name: spec for spec in LABELS}
 
@@ -152,6 +166,7 @@ FAMILIES: tuple[LabelFamily, ...] = (
     LabelFamily("route.query.", rg.QUERY_KEY, rg.QueryCondition(), g.MAX_HEADER_MATCHES, "version"),
     LabelFamily("route.request-headers.add.", rg.HEADER_KEY, rg.HeaderValue(), rg.MAX_HEADER_EDITS, "x-team"),
     LabelFamily("route.response-headers.add.", rg.HEADER_KEY, rg.HeaderValue(), rg.MAX_HEADER_EDITS, "cache-control"),
+    LabelFamily("jwt.claim-header.", jwtg.CLAIM_KEY, rg.HEADER_KEY, jwtg.MAX_CLAIM_HEADERS, "sub"),
 )
 
 

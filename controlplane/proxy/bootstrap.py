@@ -219,6 +219,8 @@ def sidecar_bootstrap(
         _check_port("--inbound-port", inbound_port)
         _check_port("--app-port", app_port)
         metadata.update(inbound_address=inbound_address, inbound_port=inbound_port, app_port=app_port, app_address=app_address)
+    if proxy.local_service is not None and proxy.local_service != service:
+        raise SettingsError(f"--local-service {proxy.local_service}: a sidecar's own fleet is its service {service} (use --zone-aware)")
     return envoy_bootstrap(node_id, xds, metadata, service, admin_address, admin_port, tls, proxy, token)
 
 
@@ -336,6 +338,8 @@ def envoy_bootstrap(
     if proxy.zone:
         config["node"]["locality"] = {"zone": proxy.zone}  # type: ignore[index]
     if proxy.local_service:
+        # Tells the control plane to send the fleet's endpoints and to keep services that are not zone-aware spread over all zones.
+        metadata["local_service"] = proxy.local_service
         config["cluster_manager"] = {"local_cluster_name": LOCAL_CLUSTER}
         config["static_resources"]["clusters"].append(proxy.local_cluster())  # type: ignore[index]
     # Parse through Envoy's own schema so a typo here fails now, not when Envoy starts.

@@ -20,10 +20,13 @@ class EdgeRole:
 
     listen_address: str = "0.0.0.0"
     listen_port: int = 10000
+    # The ECS service of the edge fleet itself (its Envoy local cluster), for zone-aware balancing.
+    local_service: str | None = None
 
     @property
     def key(self) -> str:
-        return f"edge/{self.listen_address}:{self.listen_port}"
+        local = f",local={self.local_service}" if self.local_service else ""
+        return f"edge/{self.listen_address}:{self.listen_port}{local}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,14 @@ class SidecarRole:
     inbound_port: int | None = None
     app_port: int | None = None
     app_address: str = "127.0.0.1"
+    # The sidecar's Envoy has a local cluster (its own service's tasks) for zone-aware balancing.
+    zone_aware: bool = False
 
     @property
     def key(self) -> str:
         inbound = f",in={self.inbound_address}:{self.inbound_port}->{self.app_address}:{self.app_port}" if self.inbound_port else ""
-        return f"sidecar/{self.service}/out={self.outbound_address}:{self.outbound_port}{inbound}"
+        local = ",local" if self.zone_aware else ""
+        return f"sidecar/{self.service}/out={self.outbound_address}:{self.outbound_port}{inbound}{local}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,17 @@ def _service(node_id: str, metadata: Mapping[str, object], role: str) -> str:
     return service
 
 
+def _local_service(node_id: str, metadata: Mapping[str, object]) -> str | None:
+    """metadata local_service: the ECS service whose tasks are this proxy's own fleet (Envoy's local cluster)."""
+    raw = metadata.get("local_service")
+    if raw is None:
+        return None
+    local = str(raw).strip()
+    if not local:
+        raise NodeError(f"node {node_id!r}: metadata local_service is empty; expected the ECS service (xds.service) of this proxy's own fleet")
+    return local
+
+
 def role_from_metadata(node_id: str, metadata: Mapping[str, object]) -> ProxyRole:
     """Derive the role from a node's metadata, as written by `controlplane bootstrap`."""
     role = str(metadata.get("role", EDGE))
@@ -98,14 +115,20 @@ def role_from_metadata(node_id: str, metadata: Mapping[str, object]) -> ProxyRol
         return EdgeRole(
             listen_address=_address(node_id, metadata, "listen_address", "0.0.0.0"),
             listen_port=_port(node_id, metadata, "listen_port", 10000) or 10000,
+            local_service=_local_service(node_id, metadata),
         )
     if role == SIDECAR:
         inbound_port = _port(node_id, metadata, "inbound_port", None)
         app_port = _port(node_id, metadata, "app_port", None)
         if (inbound_port is None) != (app_port is None):
             raise NodeError(f"node {node_id!r}: metadata inbound_port and app_port go together (the inbound listener forwards to the app)")
+        service = _service(node_id, metadata, role)
+        local = _local_service(node_id, metadata)
+        if local is not None and local != service:
+            raise NodeError(f"node {node_id!r}: metadata local_service={local!r}: a sidecar's own fleet is its service {service!r}")
         return SidecarRole(
-            service=_service(node_id, metadata, role),
+            service=service,
+            zone_aware=local is not None,
             outbound_address=_address(node_id, metadata, "outbound_address", "127.0.0.1"),
             outbound_port=_port(node_id, metadata, "outbound_port", 15001) or 15001,
             inbound_address=_address(node_id, metadata, "inbound_address", "0.0.0.0"),

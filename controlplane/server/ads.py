@@ -17,6 +17,7 @@ from controlplane.errors import NodeError, RoleLimitError
 from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metadata
 from controlplane.server.authorize import AccessDenied, StreamAuthorizer
 from controlplane.server.delta import DeltaStream
+from controlplane.server.drain import StreamDrain
 from controlplane.server.inbox import CHANGED, RETRY, Inbox
 from controlplane.server.observer import NoObserver, StreamObserver
 from controlplane.server.registry import ProxyRegistry
@@ -58,12 +59,14 @@ class DiscoveryServer:
         observer: StreamObserver | None = None,
         backoff: NackBackoff | None = None,
         authorizer: StreamAuthorizer | None = None,
+        drain: StreamDrain | None = None,
     ) -> None:
         self._cache = cache
         self._registry = registry
         self._observer: StreamObserver = observer or NoObserver()
         self._backoff = backoff or NackBackoff()
         self._authorizer = authorizer or StreamAuthorizer()
+        self.drain = StreamDrain() if drain is None else drain  # not `or`: an idle drain is empty, hence falsy
         # Nonces only need to be unique per stream; a per-process prefix makes logs unambiguous.
         self._nonce_prefix = os.urandom(3).hex() + "-"
 
@@ -138,6 +141,14 @@ class DiscoveryServer:
             reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        if self.drain.draining:
+            # Another replica serves the same bytes: the proxy reconnects there (an NLB or its
+            # bootstrap's other addresses take it elsewhere: this replica no longer listens).
+            log.debug("xds.stream_refused_draining", node_id=first.node.id, peer=context.peer())
+            self._observer.refused(first.node.id, "draining")
+            reader.cancel()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this control plane replica is draining: connect to another one")
+            return
         # Authentication and identity (server/authorize.py): may this proxy claim this role?
         try:
             identity = self._authorizer.admit(context, first.node.id, role)
@@ -167,6 +178,13 @@ class DiscoveryServer:
         self._observer.connected(record)
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
+        drained: list[bool] = []
+
+        def close_for_drain() -> None:
+            drained.append(True)
+            inbox.closed()
+
+        self.drain.register(record.stream_id, close_for_drain)
         try:
             # Nothing is served before the first complete view of ECS.
             if self._cache.snapshot(role) is None:
@@ -181,7 +199,12 @@ class DiscoveryServer:
                     yield response.to_bytes()
                 inbox.retry_at(stream.next_retry_at())  # wake then to offer NACKed resources again
                 item = await inbox.next()
+            if drained:
+                bound.debug("xds.stream_drained")
+                # UNAVAILABLE: the status gRPC clients and Envoy retry on, after their backoff.
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "this control plane replica is draining: reconnect to another one")
         finally:
+            self.drain.unregister(record.stream_id)
             inbox.close()
             reader.cancel()
             self._cache.release(role, inbox.changed)

@@ -3,6 +3,7 @@ JSON by default. Field by field in docs/envoy.md."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from envoy.config.accesslog.v3 import accesslog_pb2
@@ -100,16 +101,36 @@ def _runtime_uint(value: int, key: str) -> base_pb2.RuntimeUInt32:
     return base_pb2.RuntimeUInt32(default_value=value, runtime_key=key)
 
 
-def edge_access_logs(config: AccessLog) -> list[accesslog_pb2.AccessLog]:
+# One line per TCP connection, when it closes (the tcp_proxy filter's access log): the fields of a
+# call that a connection has too, and why it ended.
+TCP_JSON_FIELDS = MappingProxyType({
+    **{name: JSON_FIELDS[name] for name in (
+        "time", "response_flags", "upstream_service", "upstream_host", "upstream_task", "bytes_received", "bytes_sent",
+        "duration_ms", "downstream_address",
+    )},
+    "termination": "%CONNECTION_TERMINATION_DETAILS%",
+})
+
+
+def tcp_access_logs(config: AccessLog) -> list[accesslog_pb2.AccessLog]:
+    """The edge tcp_proxy's access_log list (empty when off): as for calls, sampled connections, and
+    every connection that failed (any response flag: no healthy task, connect failure, overflow)."""
+    failed = accesslog_pb2.AccessLogFilter(response_flag_filter=accesslog_pb2.ResponseFlagFilter())
+    return edge_access_logs(config, fields=TCP_JSON_FIELDS, failed=failed)
+
+
+def edge_access_logs(
+    config: AccessLog, *, fields: Mapping[str, str] = JSON_FIELDS, failed: accesslog_pb2.AccessLogFilter | None = None
+) -> list[accesslog_pb2.AccessLog]:
     """The connection manager's access_log list (empty when off)."""
     if config.format is AccessLogFormat.OFF:
         return []
     stdout = stream_pb2.StdoutAccessLog()
     if config.format is AccessLogFormat.JSON:
-        fields = struct_pb2.Struct()
-        fields.update(JSON_FIELDS)
+        json_format = struct_pb2.Struct()
+        json_format.update(fields)
         stdout.log_format.CopyFrom(
-            substitution_format_string_pb2.SubstitutionFormatString(json_format=fields, omit_empty_values=False)
+            substitution_format_string_pb2.SubstitutionFormatString(json_format=json_format, omit_empty_values=False)
         )
     log = accesslog_pb2.AccessLog(name=STDOUT_ACCESS_LOG, typed_config=pack(stdout))
     if config.sample_percent < 100:
@@ -123,5 +144,6 @@ def edge_access_logs(config: AccessLog) -> list[accesslog_pb2.AccessLog]:
             )
         )
         # Sampling thins out the calls that went well; every failed call is still logged.
-        log.filter.CopyFrom(accesslog_pb2.AccessLogFilter(or_filter=accesslog_pb2.OrFilter(filters=[sampled, _failed_call()])))
+        failures = failed if failed is not None else _failed_call()
+        log.filter.CopyFrom(accesslog_pb2.AccessLogFilter(or_filter=accesslog_pb2.OrFilter(filters=[sampled, failures])))
     return [log]

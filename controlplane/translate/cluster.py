@@ -20,6 +20,7 @@ from controlplane.translate.health_check import health_checks
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.outlier import outlier_detection
 from controlplane.translate.packing import pack
+from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.tls import upstream_transport_socket
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -82,8 +83,10 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         else:
             message.round_robin_lb_config.slow_start_config.CopyFrom(slow_start)
     if balancing.locality is LocalityMode.ZONE_AWARE:
-        # Prefers the proxy's own zone; Envoy needs the proxy's local cluster (sidecars) to know it.
+        # Prefers the proxy's own zone; Envoy needs the proxy's zone and local cluster (its own fleet) to know it.
         message.common_lb_config.zone_aware_lb_config.SetInParent()
+        if balancing.zone_min_tasks is not None:
+            message.common_lb_config.zone_aware_lb_config.min_cluster_size.value = balancing.zone_min_tasks
     elif balancing.locality is LocalityMode.EQUAL_ZONES:
         # Each zone gets an equal share whatever its task count (EDS gives every locality weight 1).
         message.common_lb_config.locality_weighted_lb_config.SetInParent()
@@ -95,13 +98,21 @@ def _apply_policy(message: cluster_pb2.Cluster, service: Service) -> None:
         message.transport_socket.CopyFrom(transport_socket)
 
 
-def service_cluster(service: Service) -> cluster_pb2.Cluster:
-    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy."""
-    return cluster(service.name, protocol=service.protocol, policy_of=service)
+def service_cluster(service: Service, *, local_fleet: bool = False, patch: bool = True) -> cluster_pb2.Cluster:
+    """A service's cluster as the edge and sidecars see it: its protocol and traffic policy, and its
+    `xds.patch.cluster` (patch.py) unless `patch` is False. For a proxy with a local fleet
+    (`local_fleet`), a service that is not zone-aware turns Envoy's zone routing off: Envoy routes
+    zone-aware by default as soon as a local cluster exists."""
+    message = cluster(service.name, protocol=_http(service), policy_of=service)
+    if local_fleet and service.policy.load_balancing.locality is LocalityMode.NONE:
+        message.common_lb_config.zone_aware_lb_config.routing_enabled.value = 0.0
+    return patched_or_kept(message, service.policy.patches.cluster) if patch else message
 
 
-def memoised_service_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
-    """service_cluster, built once per service settings and shared by the edge and every sidecar."""
+def memoised_service_cluster(memo: TranslationMemo, service: Service, *, local_fleet: bool = False) -> cluster_pb2.Cluster:
+    """service_cluster, built once per service settings (and local fleet or not) and shared by the edge and every sidecar."""
+    if local_fleet:
+        return memo.get_for("cluster/local-fleet", service.name, memo.settings_key(service), lambda: service_cluster(service, local_fleet=True))
     return memo.get_for("cluster", service.name, memo.settings_key(service), lambda: service_cluster(service))
 
 
@@ -113,4 +124,9 @@ def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
 
 def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:
     """The app next to a sidecar; it speaks the protocol its own labels declare."""
-    return cluster(LOCAL_APP, protocol=own.protocol if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+    return cluster(LOCAL_APP, protocol=_http(own) if own else None, static=single_address_assignment(LOCAL_APP, address, port))
+
+
+def _http(service: Service) -> Protocol | None:
+    """The HTTP version a service's cluster speaks upstream; None for TCP (bytes, no HTTP options)."""
+    return service.protocol if service.protocol.is_http else None

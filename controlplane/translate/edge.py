@@ -1,4 +1,5 @@
-"""The edge role: every service's Cluster and ClusterLoadAssignment, one listener, one route configuration."""
+"""The edge role: every service's Cluster and ClusterLoadAssignment, one HTTP listener and its route
+configuration, and a listener per TCP service (tcp.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
 from google.protobuf.message import Message
 
-from controlplane.translate import cluster, endpoint, listener, route, secret
+from controlplane.translate import cluster, endpoint, jwt, listener, route, secret, tcp
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.memo import TranslationMemo
+from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.resources import Resources
 from controlplane.xds.types import TypeUrl
 
@@ -18,13 +20,20 @@ EDGE_ROUTES = "edge"
 def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: EdgeOptions = EdgeOptions()) -> Resources:
     # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
     hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
+    # The JWT providers are the listener's too (jwt.py): it is keyed on them.
+    guarded = jwt.guarded(mesh)
     by_type: dict[TypeUrl, dict[str, Message]] = {
-        TypeUrl.CLUSTER: {s.name: cluster.memoised_service_cluster(memo, s) for s in mesh.services},
+        TypeUrl.CLUSTER: {
+            s.name: cluster.memoised_service_cluster(memo, s, local_fleet=role.local_service is not None) for s in mesh.services
+        }
+        | jwt.jwks_clusters(guarded),
         TypeUrl.ENDPOINT: {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in mesh.services},
         TypeUrl.LISTENER: {
             listener.EDGE_LISTENER: memo.get(
-                "listener/edge", (role, options, hosts), lambda: listener.edge_listener(role, EDGE_ROUTES, mesh, options)
-            )
+                "listener/edge", (role, options, hosts, guarded),
+                lambda: patched_or_kept(listener.edge_listener(role, EDGE_ROUTES, mesh, options), options.listener_patch),
+            ),
+            **tcp.edge_listeners(mesh, role, options, memo),
         },
         TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)},
     }

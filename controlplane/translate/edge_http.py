@@ -24,13 +24,15 @@ def grpc_stats(mode: GrpcStats) -> grpc_stats_pb2.FilterConfig:
     )
 
 
-def edge_connection_manager(stat_prefix: str, route_config_name: str, options: EdgeOptions) -> hcm_pb2.HttpConnectionManager:
+def edge_connection_manager(
+    stat_prefix: str, route_config_name: str, options: EdgeOptions, authentication: hcm_pb2.HttpFilter | None = None
+) -> hcm_pb2.HttpConnectionManager:
     limits = options.limits
     leading = [
         hcm_pb2.HttpFilter(name=HEADER_TO_METADATA, typed_config=pack(grpc_path_metadata())),
         hcm_pb2.HttpFilter(name=GRPC_STATS, typed_config=pack(grpc_stats(options.grpc_stats))),
     ]
-    manager = connection_manager(stat_prefix, rds_name=route_config_name, leading_filters=leading)
+    manager = connection_manager(stat_prefix, rds_name=route_config_name, leading_filters=leading, authentication=authentication)
     # The client's address is the peer's (or the one `trusted_hops` proxies in front of us saw), never
     # whatever x-forwarded-for a client made up.
     manager.use_remote_address.CopyFrom(wrappers_pb2.BoolValue(value=True))

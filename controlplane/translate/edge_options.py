@@ -69,6 +69,7 @@ class EdgeOptions:
     access_log: AccessLog = AccessLog()
     grpc_stats: GrpcStats = GrpcStats.PER_METHOD
     limits: EdgeLimits = EdgeLimits()
+    listener_patch: str | None = None  # JSON merge patch of the edge listener (serve --edge-listener-patch; patch.py)
 
     @property
     def tls_enabled(self) -> bool:

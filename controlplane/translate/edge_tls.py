@@ -18,6 +18,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from google.protobuf import wrappers_pb2
 
 from controlplane.model.mesh import Mesh
+from controlplane.model.routing import is_routed
 from controlplane.secrets.certificate import Certificate
 from controlplane.translate.config_source import ads_config_source
 from controlplane.translate.edge_options import EdgeOptions
@@ -34,7 +35,7 @@ def declared_hosts(mesh: Mesh) -> set[str]:
     return {
         host
         for service in mesh.services
-        if service.route.enabled and service.subset_of is None
+        if is_routed(service)
         for host in service.route.hosts
         if host != "*"
     }

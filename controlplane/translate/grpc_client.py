@@ -25,8 +25,9 @@ def visible_services(mesh: Mesh, role: GrpcClientRole) -> tuple[list[Service], f
         depends_on: frozenset[str] | None = frozenset({role.service, *own.upstreams})
     else:
         candidates, depends_on = list(mesh.services), None
-    # Per-revision subsets of a service are routing detail of the edge, not targets of their own.
-    return [s for s in candidates if s.subset_of is None], depends_on
+    # Per-revision subsets of a service are routing detail of the edge, not targets of their own;
+    # a gRPC client cannot use a TCP service.
+    return [s for s in candidates if s.subset_of is None and s.protocol.is_http], depends_on
 
 
 def grpc_client_load_assignment(memo: TranslationMemo, service: Service) -> Message:

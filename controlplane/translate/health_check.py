@@ -1,4 +1,4 @@
-"""Active health checks: the gRPC health checking protocol or an HTTP GET, per the service's labels."""
+"""Active health checks: the gRPC health checking protocol, an HTTP GET or a TCP connect, per the service's labels."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def health_checks(service: Service) -> list[health_check_pb2.HealthCheck]:
         healthy_threshold=wrappers_pb2.UInt32Value(value=check.healthy_threshold),
         unhealthy_threshold=wrappers_pb2.UInt32Value(value=check.unhealthy_threshold),
     )
-    if check.kind is HealthCheckKind.GRPC:
+    if check.kind is HealthCheckKind.TCP:
+        # No payload: a connect-only check (the task accepts connections).
+        message.tcp_health_check.SetInParent()
+    elif check.kind is HealthCheckKind.GRPC:
         message.grpc_health_check.CopyFrom(health_check_pb2.HealthCheck.GrpcHealthCheck(service_name=check.grpc_service))
     else:
         message.http_health_check.CopyFrom(

@@ -16,6 +16,7 @@ from controlplane.translate.edge_http import edge_connection_manager
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.edge_tls import tls_filter_chains, tls_inspector
 from controlplane.translate.http_connection_manager import HTTP_CONNECTION_MANAGER, connection_manager
+from controlplane.translate.jwt import guarded, jwt_filter
 from controlplane.translate.packing import pack
 
 EDGE_LISTENER = "edge"
@@ -39,7 +40,7 @@ def socket_listener(name: str, address: str, port: int, manager: hcm_pb2.HttpCon
 def edge_listener(role: EdgeRole, route_config_name: str, mesh: Mesh, options: EdgeOptions) -> listener_pb2.Listener:
     """The edge listener on the address and port the proxy's bootstrap asked for: TLS with a chain per
     certificate (chosen by SNI) when certificates are configured, plaintext (HTTP/1.1 and h2c) otherwise."""
-    manager = edge_connection_manager(EDGE_LISTENER, route_config_name, options)
+    manager = edge_connection_manager(EDGE_LISTENER, route_config_name, options, jwt_filter(guarded(mesh)))
     listener = socket_listener(EDGE_LISTENER, role.listen_address, role.listen_port, manager)
     listener.per_connection_buffer_limit_bytes.CopyFrom(wrappers_pb2.UInt32Value(value=options.limits.per_connection_buffer_bytes))
     if options.tls_enabled:

@@ -17,8 +17,10 @@ from controlplane.translate.browser import CORS, GRPC_WEB, cors_policy, grpc_web
 from controlplane.translate.cluster import LOCAL_APP
 from controlplane.translate.durations import duration
 from controlplane.translate.fault import FAULT, route_fault
+from controlplane.translate.jwt import JWT_AUTHN, route_requirement
 from controlplane.translate.matchers import header_matcher, query_matcher
 from controlplane.translate.memo import TranslationMemo
+from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
 from controlplane.translate.retry import retry_policy
 from controlplane.translate.route_features import apply_header_edits, apply_rewrite, cookie_hash_policy, mirror_policy
@@ -77,10 +79,11 @@ def route_action(service: Service) -> rc.RouteAction:
     return action
 
 
-def service_route(service: Service, *, by_name: bool = False) -> rc.Route:
-    """The route to a service with its policy; `by_name` matches every path (the virtual host
-    already chose the service by its name as authority) instead of the service's own match, except
-    with a path rewrite: that replaces the route's prefix, so only paths under it are taken."""
+def service_route(service: Service, *, by_name: bool = False, patch: bool = True) -> rc.Route:
+    """The route to a service with its policy and its `xds.patch.route` (patch.py) unless `patch` is
+    False; `by_name` matches every path (the virtual host already chose the service by its name as
+    authority) instead of the service's own match, except with a path rewrite: that replaces the
+    route's prefix, so only paths under it are taken."""
     if not by_name:
         match = route_match(service)
     elif service.policy.rewrite.prefix is not None:
@@ -99,7 +102,10 @@ def service_route(service: Service, *, by_name: bool = False) -> rc.Route:
         route.typed_per_filter_config[CORS].CopyFrom(cors_policy(policy.cors))
     if policy.fault is not None:
         route.typed_per_filter_config[FAULT].CopyFrom(route_fault(service.name, policy.fault))
-    return route
+    if policy.jwt is not None and not by_name:
+        # Only the edge's chain has the jwt_authn filter; a sidecar sharing this route ignores it.
+        route.typed_per_filter_config[JWT_AUTHN].CopyFrom(route_requirement(service))
+    return patched_or_kept(route, policy.patches.route) if patch else route
 
 
 def memoised_route(memo: TranslationMemo, service: Service, *, by_name: bool = False) -> rc.Route:

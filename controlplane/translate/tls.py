@@ -17,10 +17,7 @@ def upstream_transport_socket(service: Service) -> base_pb2.TransportSocket | No
     tls = service.policy.tls
     if tls is None:
         return None
-    context = tls_pb2.UpstreamTlsContext(
-        sni=tls.sni,
-        common_tls_context=tls_pb2.CommonTlsContext(
-            alpn_protocols=["h2"] if service.protocol.is_http2 else ["http/1.1"]
-        ),
-    )
+    # A TCP service's bytes are the app's own protocol: no ALPN to offer.
+    alpn = ["h2"] if service.protocol.is_http2 else ["http/1.1"] if service.protocol.is_http else []
+    context = tls_pb2.UpstreamTlsContext(sni=tls.sni, common_tls_context=tls_pb2.CommonTlsContext(alpn_protocols=alpn))
     return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=pack(context))

@@ -18,6 +18,7 @@ _MODULES = (
     "envoy.extensions.filters.http.grpc_stats.v3.config_pb2",
     "envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2",
     "envoy.extensions.filters.http.header_to_metadata.v3.header_to_metadata_pb2",
+    "envoy.extensions.filters.http.jwt_authn.v3.config_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
     "envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2",
     "envoy.extensions.filters.http.router.v3.router_pb2",

@@ -33,6 +33,7 @@ from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole, role_from_metadata
 from controlplane.translate import Resources
+from controlplane.translate.patch import check_service
 from controlplane.xds.types import TypeUrl
 from unit.builders import cluster_state, task, task_definition
 
@@ -65,7 +66,7 @@ class Scenario:
         return TESTDATA / self.name
 
     def mesh(self) -> Mesh:
-        return build_mesh(list(self.states), host_rule=self.host_rule)
+        return build_mesh(list(self.states), host_rule=self.host_rule, resource_check=check_service)
 
     def output(self, role_name: str, type_url: TypeUrl) -> Path:
         return self.directory / role_name / OUTPUT_FILES[type_url]

@@ -57,6 +57,8 @@ def static_bootstrap(resources: Resources) -> bootstrap_pb2.Bootstrap:
             listener.filter_chains[0].filters[0].typed_config.Pack(manager)
         for chain in listener.filter_chains:
             for network_filter in chain.filters:
+                if network_filter.name != HTTP_CONNECTION_MANAGER:
+                    continue  # the TCP proxy: nothing to inline
                 manager = hcm_pb2.HttpConnectionManager()
                 assert network_filter.typed_config.Unpack(manager)
                 _inline_routes(manager, routes)

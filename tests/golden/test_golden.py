@@ -177,3 +177,22 @@ def test_wildcard_hosts_match_with_a_port() -> None:
     listener.filter_chains[0].filters[0].typed_config.Unpack(manager)  # type: ignore[attr-defined]
     assert manager.strip_any_host_port
     assert json.loads(json_format.MessageToJson(manager))["stripAnyHostPort"] is True
+
+
+def test_the_tcp_golden_files_show_what_users_rely_on() -> None:
+    """TCP services: a tcp_proxy listener at the service's port, at the edge only when routed."""
+    edge = golden("tcp_services", "edge", TypeUrl.LISTENER)
+    assert sorted(edge) == ["edge", "tcp/cache"]  # ledger has route.enabled=false
+    cache = edge["tcp/cache"]
+    assert cache["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 16379}
+    (chain,) = cache["filter_chains"]
+    assert [(f["name"], f["typed_config"]["cluster"]) for f in chain["filters"]] == [("envoy.filters.network.tcp_proxy", "cache")]
+    assert "typed_extension_protocol_options" not in golden("tcp_services", "edge", TypeUrl.CLUSTER)["cache"]
+    sidecar = golden("tcp_services", "sidecar", TypeUrl.LISTENER)
+    assert sorted(sidecar) == ["outbound", "tcp/cache", "tcp/ledger"]
+    # ledger's weights: each connection picks ledger or ledger-next, whose cluster the sidecar gets too.
+    weighted = sidecar["tcp/ledger"]["filter_chains"][0]["filters"][0]["typed_config"]["weighted_clusters"]["clusters"]
+    assert weighted == [{"name": "ledger", "weight": 80}, {"name": "ledger-next", "weight": 20}]
+    assert sorted(golden("tcp_services", "sidecar", TypeUrl.CLUSTER)) == ["cache", "ledger", "ledger-next", "web"]
+    assert [vh["domains"] for vh in golden("tcp_services", "sidecar", TypeUrl.ROUTE)["outbound"]["virtual_hosts"]] == [["web"], ["*"]]
+    assert sorted(golden("tcp_services", "grpc-client", TypeUrl.CLUSTER)) == ["web"]

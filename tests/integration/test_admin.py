@@ -84,7 +84,7 @@ def test_service_validation_error_names_label_value_and_task_definition(edge: En
     assert service.state == "disabled"
     (problem,) = service.problems
     assert problem.label == "xds.protocol" and problem.value == "carrier-pigeon" and problem.severity == "error"
-    assert "broken:1" in problem.message and "expected one of grpc, http2, http1" in problem.message
+    assert "broken:1" in problem.message and "expected one of grpc, http2, http1, tcp" in problem.message
     listed = admin.ListServices(api.ListServicesRequest(), metadata=AUTH, timeout=5)
     assert [s.name for s in listed.services] == ["broken", SERVICE]
 

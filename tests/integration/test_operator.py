@@ -200,7 +200,7 @@ def test_dashboard_shows_services_endpoints_and_label_errors(stack: DemoStack, p
     broken = page.locator('[data-service="broken"]')
     broken.wait_for()
     assert "disabled" in broken.inner_text()
-    assert "carrier-pigeon" in broken.inner_text() or "expected one of grpc, http2, http1" in broken.inner_text()
+    assert "carrier-pigeon" in broken.inner_text() or "expected one of grpc, http2, http1, tcp" in broken.inner_text()
     assert page.locator("#ready").inner_text() == "ready"
     cluster_row = page.locator('[data-cluster="operator"]').inner_text()
     assert "never read" not in cluster_row

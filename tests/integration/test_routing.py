@@ -14,11 +14,10 @@ import http.client
 import json
 import shutil
 import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
@@ -29,6 +28,8 @@ from controlplane.demo.stack import DemoStack
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
 from controlplane.routeguide.server import RECEIVED_METADATA
+
+from .loopback_http import serving
 
 pytestmark = pytest.mark.integration
 
@@ -280,14 +281,8 @@ def page_server() -> Iterator[int]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Page) as port:
+        yield port
 
 
 BROWSER_CALL = """async ([url, message]) => {

@@ -15,6 +15,10 @@ from .shape_check import ec2_shape_errors, ecs_shape_errors
 
 
 
+# AWS waits 40 s before a new task without health checks counts as healthy; tests wait this long.
+HEALTHY_AFTER_RUNNING_SECONDS = 0.5
+
+
 class Recorder:
     """Raw response bodies seen by the boto3 clients, checked against botocore shapes."""
 
@@ -55,7 +59,7 @@ def server(tmp_path: Any) -> Iterator[LocalEcsServer]:
         pending_seconds=0.05,
         deactivating_seconds=0.3,
         default_stop_timeout_seconds=2.0,
-        healthy_after_running_seconds=0.2,
+        healthy_after_running_seconds=HEALTHY_AFTER_RUNNING_SECONDS,
         log_dir=str(tmp_path / "logs"),
     )
     try:
@@ -110,7 +114,10 @@ class LocalEcsFactory:
         self._servers: list[LocalEcsServer] = []
 
     def server(self, **options: Any) -> LocalEcsServer:
-        options = {"provisioning_seconds": 0.02, "pending_seconds": 0.02, "log_dir": self._log_dir, **options}
+        options = {
+            "provisioning_seconds": 0.02, "pending_seconds": 0.02, "healthy_after_running_seconds": HEALTHY_AFTER_RUNNING_SECONDS,
+            "log_dir": self._log_dir, **options,
+        }
         srv = LocalEcsServer(**options)
         self._servers.append(srv)
         return srv.start()

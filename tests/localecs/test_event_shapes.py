@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.session
 
-from controlplane.localecs.events import event_time, iso
+from controlplane.localecs.eventbridge import event_time, iso
 from controlplane.localecs.wire import aws_json, java_double
 
 from .conftest import LocalEcsFactory

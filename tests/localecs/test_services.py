@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from .conftest import HEALTHY_AFTER_RUNNING_SECONDS
 from .helpers import container, wait_for
 
 
@@ -55,7 +57,9 @@ def test_rolling_deployment_starts_new_tasks_before_stopping_old(ecs: Any, clust
     first_old_stop: list[list[dict[str, Any]]] = []
 
     def watch() -> bool:
-        every = _tasks(ecs, cluster, serviceName="roll") + _tasks(ecs, cluster, desired="STOPPED", serviceName="roll")
+        # One DescribeTasks for both lists: a consistent view (two calls could straddle a change).
+        arns = [a for d in ("RUNNING", "STOPPED") for a in ecs.list_tasks(cluster=cluster, desiredStatus=d, serviceName="roll")["taskArns"]]
+        every = ecs.describe_tasks(cluster=cluster, tasks=list(dict.fromkeys(arns)))["tasks"]
         old_stopping = [t for t in every if t["taskDefinitionArn"] == old["taskDefinitionArn"] and t["desiredStatus"] == "STOPPED"]
         if old_stopping and not first_old_stop:
             first_old_stop.append(every)
@@ -75,6 +79,37 @@ def test_rolling_deployment_starts_new_tasks_before_stopping_old(ecs: Any, clust
         what="single COMPLETED deployment",
     )
     assert final["taskDefinition"] == new["taskDefinitionArn"]
+    # ECS counts a new task without health checks as healthy only after it ran a while
+    # (40 s in AWS, HEALTHY_AFTER_RUNNING_SECONDS here): no old task stopped before that.
+    every = _tasks(ecs, cluster, serviceName="roll") + _tasks(ecs, cluster, desired="STOPPED", serviceName="roll")
+    first_new_start = min(t["startedAt"] for t in every if t["taskDefinitionArn"] == new["taskDefinitionArn"])
+    first_old_stop_at = min(t["stoppingAt"] for t in every if t["taskDefinitionArn"] == old["taskDefinitionArn"])
+    assert (first_old_stop_at - first_new_start).total_seconds() >= HEALTHY_AFTER_RUNNING_SECONDS - 0.01
+
+
+def test_rolling_deployment_waits_for_new_tasks_to_be_healthy(ecs_unvalidated: Any, cluster: str, tmp_path: Any) -> None:
+    ecs = ecs_unvalidated
+    ready = tmp_path / "ready"
+    # Failures in the start period do not count: UNKNOWN (not UNHEALTHY) until "ready" exists.
+    check = {"command": ["CMD-SHELL", f"test -e {ready}"], "interval": 0.1, "retries": 1, "timeout": 2, "startPeriod": 60}
+    old = ecs.register_task_definition(family="hc", networkMode="awsvpc", containerDefinitions=[container()])["taskDefinition"]
+    new = ecs.register_task_definition(family="hc", networkMode="awsvpc", containerDefinitions=[container(healthCheck=check)])["taskDefinition"]
+    ecs.create_service(cluster=cluster, serviceName="hc", taskDefinition=old["taskDefinitionArn"], desiredCount=1)
+    wait_for(lambda: len(_running(ecs, cluster, "hc")) == 1, what="old running")
+    ecs.update_service(cluster=cluster, service="hc", taskDefinition=new["taskDefinitionArn"])
+
+    def new_task() -> dict[str, Any] | None:
+        found = [t for t in _tasks(ecs, cluster, serviceName="hc") if t["taskDefinitionArn"] == new["taskDefinitionArn"]]
+        return found[0] if found and found[0]["lastStatus"] == "RUNNING" else None
+
+    wait_for(new_task, what="new task RUNNING")
+    # RUNNING but not yet HEALTHY: the old task keeps running, well past the grace.
+    time.sleep(HEALTHY_AFTER_RUNNING_SECONDS * 3)
+    assert _tasks(ecs, cluster, desired="STOPPED", serviceName="hc") == []
+    ready.touch()
+    stopped = wait_for(lambda: _tasks(ecs, cluster, desired="STOPPED", serviceName="hc"), what="old task stopping")
+    assert [t["taskDefinitionArn"] for t in stopped] == [old["taskDefinitionArn"]]
+    assert stopped[0]["stoppingAt"].timestamp() >= ready.stat().st_mtime - 0.01
 
 
 def test_crashing_task_is_stopped_with_reason_and_replaced(ecs: Any, cluster: str) -> None:

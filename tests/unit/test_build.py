@@ -88,7 +88,7 @@ def test_a_malformed_service_does_not_affect_another_in_the_same_cluster() -> No
             "xds.protocol",
             "thrift",
             "error",
-            "task definition payments:3, container 'app': label xds.protocol='thrift': expected one of grpc, http2, http1",
+            "task definition payments:3, container 'app': label xds.protocol='thrift': expected one of grpc, http2, http1, tcp",
         )
     ]
 

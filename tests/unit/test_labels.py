@@ -82,7 +82,7 @@ def test_valid_protocols(protocol: str, expected: Protocol) -> None:
 @pytest.mark.parametrize("protocol", ["", "thrift", "h2", "grpc-web"])
 def test_invalid_protocols(protocol: str) -> None:
     error = _error({"xds.service": "orders", "xds.protocol": protocol})
-    assert str(error) == f"label xds.protocol={protocol!r}: expected one of grpc, http2, http1"
+    assert str(error) == f"label xds.protocol={protocol!r}: expected one of grpc, http2, http1, tcp"
     assert (error.label, error.value) == ("xds.protocol", protocol)
 
 
@@ -171,8 +171,8 @@ def test_a_custom_prefix_reads_its_own_labels_and_names_them_in_errors() -> None
 
     assert _parse({"xds.service": "orders"}, prefix="mesh/") is None
 
-    error = _error({"mesh/service": "orders", "mesh/protocol": "tcp"}, prefix="mesh/")
-    assert str(error) == "label mesh/protocol='tcp': expected one of grpc, http2, http1"
+    error = _error({"mesh/service": "orders", "mesh/protocol": "udp"}, prefix="mesh/")
+    assert str(error) == "label mesh/protocol='udp': expected one of grpc, http2, http1, tcp"
     assert error.label == "mesh/protocol"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -24,6 +25,7 @@ MESSAGES = {
     EDS: endpoint_pb2.ClusterLoadAssignment,
     LDS: listener_pb2.Listener,
     RDS: route_pb2.RouteConfiguration,
+    TypeUrl.SECRET: secret_pb2.Secret,
 }
 
 

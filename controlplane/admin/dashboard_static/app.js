@@ -53,7 +53,7 @@ function renderServices(listing) {
     const hosts = (route.hosts || []).join(", ");
     return el("div", { class: "service " + s.state, "data-service": s.name },
       el("h3", {}, s.name, " ", el("small", {}, `${s.state}${s.protocol ? " · " + s.protocol : ""}`)),
-      s.state === "serving" ? el("div", {}, "route ", el("code", {}, `${hosts || "*"} ${s.policy && s.policy.route_method ? s.policy.route_method : route.path_prefix || ""}`)) : "",
+      s.state === "serving" ? el("div", {}, "route ", el("code", {}, route.port ? `tcp:${route.port}` : `${hosts || "*"} ${s.policy && s.policy.route_method ? s.policy.route_method : route.path_prefix || ""}`)) : "",
       ...(s.problems || []).map(problemNode),
       (s.endpoints || []).length ? endpoints : "");
   }));

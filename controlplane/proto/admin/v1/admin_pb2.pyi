@@ -52,12 +52,14 @@ class Service(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., protocol: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ..., container_port: _Optional[int] = ..., declared_by: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., policies: _Optional[_Union[Policies, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("hosts", "path_prefix")
+    __slots__ = ("hosts", "path_prefix", "port")
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
     hosts: _containers.RepeatedScalarFieldContainer[str]
     path_prefix: str
-    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ...) -> None: ...
+    port: int
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., path_prefix: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
 
 class Policies(_message.Message):
     __slots__ = ("load_balancing", "retry_on", "num_retries", "hash_header", "slow_start_ms", "locality", "health_check", "health_check_target", "health_check_interval_ms", "health_check_timeout_ms", "healthy_threshold", "unhealthy_threshold", "outlier_detection", "outlier_consecutive_5xx", "outlier_consecutive_gateway_errors", "outlier_consecutive_local_origin_failures", "outlier_ejection_time_ms", "outlier_max_ejection_percent", "max_connections", "max_pending_requests", "max_requests", "max_retries", "per_try_timeout_ms", "retry_budget_percent", "route_timeout_ms", "idle_timeout_ms", "max_stream_duration_ms", "grpc_timeout", "rate_limit_average", "rate_limit_period_ms", "rate_limit_burst", "upstream_tls", "tls_sni", "weights", "upstreams", "route_method", "route_priority", "route_enabled", "route_headers")
@@ -294,7 +296,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters", "degraded", "failures", "config_age_seconds", "readiness_window_seconds", "pipeline_failures_total")
+    __slots__ = ("version", "ready", "mesh_revision", "services", "endpoints", "proxies", "problems", "clusters", "ecs_requests", "draining", "degraded", "failures", "config_age_seconds", "readiness_window_seconds", "pipeline_failures_total")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     MESH_REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -303,6 +305,8 @@ class Status(_message.Message):
     PROXIES_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    ECS_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     CONFIG_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -316,12 +320,14 @@ class Status(_message.Message):
     proxies: int
     problems: int
     clusters: _containers.RepeatedCompositeFieldContainer[ClusterStatus]
+    ecs_requests: EcsRequests
+    draining: bool
     degraded: bool
     failures: _containers.RepeatedCompositeFieldContainer[StageFailure]
     config_age_seconds: float
     readiness_window_seconds: float
     pipeline_failures_total: int
-    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ..., degraded: _Optional[bool] = ..., failures: _Optional[_Iterable[_Union[StageFailure, _Mapping]]] = ..., config_age_seconds: _Optional[float] = ..., readiness_window_seconds: _Optional[float] = ..., pipeline_failures_total: _Optional[int] = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., ready: _Optional[bool] = ..., mesh_revision: _Optional[int] = ..., services: _Optional[int] = ..., endpoints: _Optional[int] = ..., proxies: _Optional[int] = ..., problems: _Optional[int] = ..., clusters: _Optional[_Iterable[_Union[ClusterStatus, _Mapping]]] = ..., ecs_requests: _Optional[_Union[EcsRequests, _Mapping]] = ..., draining: _Optional[bool] = ..., degraded: _Optional[bool] = ..., failures: _Optional[_Iterable[_Union[StageFailure, _Mapping]]] = ..., config_age_seconds: _Optional[float] = ..., readiness_window_seconds: _Optional[float] = ..., pipeline_failures_total: _Optional[int] = ...) -> None: ...
 
 class StageFailure(_message.Message):
     __slots__ = ("stage", "error", "since", "last", "consecutive")
@@ -337,9 +343,37 @@ class StageFailure(_message.Message):
     consecutive: int
     def __init__(self, stage: _Optional[str] = ..., error: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consecutive: _Optional[int] = ...) -> None: ...
 
+class EcsRequests(_message.Message):
+    __slots__ = ("by_operation", "last_minute", "limit_per_second", "burst", "waited_seconds")
+    class ByOperationEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BY_OPERATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    WAITED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    by_operation: _containers.ScalarMap[str, int]
+    last_minute: int
+    limit_per_second: float
+    burst: int
+    waited_seconds: float
+    def __init__(self, by_operation: _Optional[_Mapping[str, int]] = ..., last_minute: _Optional[int] = ..., limit_per_second: _Optional[float] = ..., burst: _Optional[int] = ..., waited_seconds: _Optional[float] = ...) -> None: ...
+
 class ClusterStatus(_message.Message):
-    __slots__ = ("cluster", "view_age_seconds", "last_sync_seconds", "last_sync_api_calls", "last_error", "consecutive_failures", "last_success", "tasks")
+    __slots__ = ("cluster", "view_age_seconds", "last_sync_seconds", "last_sync_api_calls", "last_error", "consecutive_failures", "last_success", "tasks", "api_calls_total")
     class LastSyncApiCallsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ApiCallsTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +388,7 @@ class ClusterStatus(_message.Message):
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     LAST_SUCCESS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    API_CALLS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     view_age_seconds: float
     last_sync_seconds: float
@@ -362,7 +397,8 @@ class ClusterStatus(_message.Message):
     consecutive_failures: int
     last_success: _timestamp_pb2.Timestamp
     tasks: int
-    def __init__(self, cluster: _Optional[str] = ..., view_age_seconds: _Optional[float] = ..., last_sync_seconds: _Optional[float] = ..., last_sync_api_calls: _Optional[_Mapping[str, int]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ...) -> None: ...
+    api_calls_total: _containers.ScalarMap[str, int]
+    def __init__(self, cluster: _Optional[str] = ..., view_age_seconds: _Optional[float] = ..., last_sync_seconds: _Optional[float] = ..., last_sync_api_calls: _Optional[_Mapping[str, int]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., last_success: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[int] = ..., api_calls_total: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("kinds",)

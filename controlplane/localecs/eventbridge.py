@@ -1,6 +1,7 @@
 """The ECS event stream: every task state change becomes an EventBridge "ECS Task State Change"
-event, delivered to the SQS queues routed to receive them (as an EventBridge rule with an SQS
-target would), optionally with duplicates and reordering as EventBridge may deliver them.
+event, delivered to the targets routed to receive it, as an EventBridge rule's targets would:
+SQS queues (the event is the message body) and SNS topics (which fan it out to their queues,
+see sns.py), optionally with duplicates and reordering as EventBridge may deliver them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
+from controlplane.localecs.sns import LocalSns, Topic
 from controlplane.localecs.sqs import LocalSqs, Queue
 
 
@@ -22,10 +24,11 @@ def iso(timestamp: float) -> str:
 
     ``2024-11-13T20:56:36.54Z``, ``2024-11-13T21:23:11.984Z``, ``2024-11-13T21:23:11Z``.
     """
-    millis = int(timestamp * 1000)
-    seconds, fraction = divmod(millis, 1000)
-    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    digits = f"{fraction:03d}".rstrip("0")
+    # Rounded to milliseconds as DescribeTasks' numbers are (wire.java_double): ECS renders one
+    # instant the same way in both, so a task's event and its describe agree on every timestamp.
+    whole, _, fraction = f"{round(timestamp, 3):.3f}".partition(".")
+    text = datetime.fromtimestamp(int(whole), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = fraction.rstrip("0")
     return f"{text}.{digits}Z" if digits else f"{text}Z"
 
 
@@ -74,18 +77,21 @@ def task_state_change(rendered_task: dict[str, Any], region: str, account: str, 
 
 @dataclass
 class Route:
-    """Events to one queue, with EventBridge's at-least-once, unordered delivery modelled."""
+    """Events to one target (a queue or a topic), with EventBridge's at-least-once, unordered
+    delivery modelled."""
 
-    queue: Queue
+    target: Queue | Topic
+    deliver: Callable[[str], object]
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
 
 
 class EventStream:
-    """Routes events to queues. ``emit`` is called under the ECS lock: it only enqueues."""
+    """Routes events to queues and topics. ``emit`` is called under the ECS lock: it only enqueues."""
 
-    def __init__(self, sqs: LocalSqs, seed: int | None = None) -> None:
+    def __init__(self, sqs: LocalSqs, seed: int | None = None, sns: LocalSns | None = None) -> None:
         self._sqs = sqs
+        self._sns = sns or LocalSns(sqs)
         self._routes: list[Route] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -97,19 +103,27 @@ class EventStream:
     def active(self) -> bool:
         return bool(self._routes)
 
-    def route(self, queue: Queue, *, duplicate_rate: float = 0.0, reorder_rate: float = 0.0) -> Route:
+    def route(self, target: Queue | Topic, *, duplicate_rate: float = 0.0, reorder_rate: float = 0.0) -> Route:
+        """Deliver every event to `target`: a queue receives the event as its message body, a
+        topic publishes it to its subscriptions (EventBridge rule -> SNS target)."""
         with self._lock:
             for route in self._routes:
-                if route.queue is queue:
+                if route.target is target:
                     route.duplicate_rate, route.reorder_rate = duplicate_rate, reorder_rate
                     return route
-            route = Route(queue, duplicate_rate, reorder_rate)
+            if isinstance(target, Queue):
+                queue = target
+                deliver: Callable[[str], object] = lambda body: self._sqs.send(queue, body)  # noqa: E731
+            else:
+                topic = target
+                deliver = lambda body: self._sns.publish(topic.arn, body)  # noqa: E731
+            route = Route(target, deliver, duplicate_rate, reorder_rate)
             self._routes.append(route)
             return route
 
-    def unroute(self, queue: Queue) -> None:
+    def unroute(self, target: Queue | Topic) -> None:
         with self._lock:
-            self._routes = [r for r in self._routes if r.queue is not queue]
+            self._routes = [r for r in self._routes if r.target is not target]
 
     def emit(self, event: dict[str, Any]) -> None:
         body = json.dumps(event, separators=(",", ":"))
@@ -120,11 +134,11 @@ class EventStream:
                 if held is None and route.reorder_rate and self._random.random() < route.reorder_rate:
                     self._held[id(route)] = (body, time.monotonic())  # goes out after the next event
                     continue
-                self._sqs.send(route.queue, body)
+                route.deliver(body)
                 if held is not None:
-                    self._sqs.send(route.queue, held[0])
+                    route.deliver(held[0])
                 if route.duplicate_rate and self._random.random() < route.duplicate_rate:
-                    self._sqs.send(route.queue, body)
+                    route.deliver(body)
 
     def flush(self, older_than: float = 0.0) -> None:
         """Send held-back events that waited ``older_than`` seconds for a successor."""
@@ -134,4 +148,4 @@ class EventStream:
                 held = self._held.get(id(route))
                 if held is not None and now - held[1] >= older_than:
                     del self._held[id(route)]
-                    self._sqs.send(route.queue, held[0])
+                    route.deliver(held[0])
