@@ -12,7 +12,7 @@ that problem, which refuses the one service; translation itself never fails on a
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -119,15 +119,39 @@ def check_service(service: Service) -> tuple[str, str] | None:
     return None
 
 
-def memoised_check(memo: TranslationMemo) -> Callable[[Service], tuple[str, str] | None]:
+class MemoisedCheck:
     """check_service, run once per service settings (the process's TranslationMemo keeps the result
     while the service is in the mesh): a rebuild checks only the patched services whose settings
-    changed, not every patched service again (about 3 ms each)."""
-    unpatched = ResourcePatches()
+    changed, not every patched service again (about 3 ms each).
 
-    def check(service: Service) -> tuple[str, str] | None:
-        if service.policy.patches == unpatched:
+    The memo keeps what a live role holds; these results belong to no role, so the checks hold
+    them: `hold()` after each build keeps the results the build used and lets the others go."""
+
+    KIND = "patch-check"
+
+    def __init__(self, memo: TranslationMemo) -> None:
+        self._memo = memo
+        self._unpatched = ResourcePatches()
+        self._used: set[tuple[str, str]] = set()
+        self._held: frozenset[tuple[str, str]] = frozenset()
+
+    def __call__(self, service: Service) -> tuple[str, str] | None:
+        if service.policy.patches == self._unpatched:
             return None
-        return memo.get("patch-check", memo.settings_key(service), lambda: check_service(service))
+        self._used.add((self.KIND, service.name))
+        return self._memo.get_for(self.KIND, service.name, self._memo.settings_key(service), lambda: check_service(service))
 
-    return check
+    def hold(self) -> None:
+        """A build is over: hold the results it used (every service it checked), release the rest. A
+        build that checked nothing (an endpoint change assembles nothing) keeps what is held."""
+        if not self._used:
+            return
+        used, self._used = frozenset(self._used), set()
+        self._memo.retain(used - self._held)
+        self._memo.release(self._held - used)
+        self._held = used
+
+
+def memoised_check(memo: TranslationMemo) -> MemoisedCheck:
+    """The resource check the control plane gives the model (see MemoisedCheck)."""
+    return MemoisedCheck(memo)

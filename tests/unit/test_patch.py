@@ -153,3 +153,31 @@ def test_the_memoised_check_runs_once_per_service_settings(monkeypatch: pytest.M
         assert [s.name for s in mesh.services] == ["orders", "plain"]
         assert [p.label for p in mesh.problems] == ["xds.patch.route"]
     assert sorted(calls) == ["broken", "orders"]  # once each; never for the unpatched service
+
+
+def test_the_memoised_check_keeps_its_results_while_the_cache_lets_go_of_what_no_role_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control plane's memo drops what no live role holds after every change (memo.settle); the
+    checks a build used are held by the check itself (hold), and released once no build uses them."""
+    from controlplane.translate import TranslationMemo, patch
+
+    calls: list[str] = []
+    real = patch.check_service
+    def counted(service: Service) -> tuple[str, str] | None:
+        calls.append(service.name)
+        return real(service)
+
+    monkeypatch.setattr(patch, "check_service", counted)
+    memo = TranslationMemo()
+    check = patch.memoised_check(memo)
+    tds = [task_definition(name, 1, {"xds.service": name, "xds.route.prefix": f"/{name}/", "xds.patch.cluster": '{"connect_timeout": "0.5s"}'}) for name in ("orders", "users")]
+    tasks = [task(td, f"{td.family}-1", f"127.0.1.{i + 1}") for i, td in enumerate(tds)]
+    for _ in range(3):
+        build_mesh([cluster_state(tasks, tds)], resource_check=check)
+        check.hold()
+        memo.settle()
+    assert sorted(calls) == ["orders", "users"]
+    held = memo.size_bytes()
+    build_mesh([cluster_state(tasks[:1], tds[:1])], resource_check=check)  # users is gone
+    check.hold()
+    memo.settle()
+    assert memo.size_bytes() < held and len(memo) == 1
