@@ -87,6 +87,7 @@ def policies(s: Service) -> api.Policies:
         hash_header=lb.hash_header or "",
         slow_start_ms=lb.slow_start_ms,
         locality=lb.locality.value,
+        zone_min_tasks=lb.zone_min_tasks or 0,
         health_check=check.kind.value,
         health_check_target=(check.grpc_service if check.kind.value == "grpc" else check.path) if check.enabled else "",
         health_check_interval_ms=check.interval_ms if check.enabled else 0,

@@ -10,6 +10,8 @@
 #   ENVOY_OUTBOUND_PORT   sidecar: port the app calls its upstreams on (default 15001)
 #   ENVOY_INBOUND_PORT    sidecar: port of an inbound listener in front of the app (default: none)
 #   ENVOY_APP_PORT        sidecar: the app's port behind it (default: the app's xds.port label)
+#   ENVOY_ZONE_AWARE      sidecar: true = zone-aware balancing with its own service as its fleet (default false)
+#   ENVOY_LOCAL_SERVICE   edge: the ECS service (xds.service) of the edge fleet itself, for zone-aware balancing
 #   ENVOY_ADMIN_PORT      Envoy's admin interface on 127.0.0.1 (default 9901)
 #   ENVOY_NODE_ID         default: <cluster>/<task id>
 #   XDS_TLS_CA            PEM file that verifies the control plane (turns TLS on)
@@ -45,6 +47,8 @@ generate() {
     if [ -n "${ENVOY_OUTBOUND_PORT:-}" ]; then set -- "$@" --outbound-port "$ENVOY_OUTBOUND_PORT"; fi
     if [ -n "${ENVOY_INBOUND_PORT:-}" ]; then set -- "$@" --inbound-port "$ENVOY_INBOUND_PORT"; fi
     if [ -n "${ENVOY_APP_PORT:-}" ]; then set -- "$@" --app-port "$ENVOY_APP_PORT"; fi
+    if [ "${ENVOY_ZONE_AWARE:-false}" = true ]; then set -- "$@" --zone-aware; fi
+    if [ -n "${ENVOY_LOCAL_SERVICE:-}" ]; then set -- "$@" --local-service "$ENVOY_LOCAL_SERVICE"; fi
     if [ -n "${XDS_TLS_CA:-}" ]; then set -- "$@" --xds-tls-ca "$XDS_TLS_CA"; fi
     if [ -n "${XDS_TLS_SNI:-}" ]; then set -- "$@" --xds-tls-sni "$XDS_TLS_SNI"; fi
     if [ -n "${XDS_TLS_CERT:-}" ]; then set -- "$@" --xds-tls-cert "$XDS_TLS_CERT"; fi

@@ -178,6 +178,22 @@ def test_the_envoy_image_entrypoint_writes_the_bootstrap_then_execs_envoy(metada
     assert oct(Path(ca_file["trusted_ca"]["filename"]).stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_entrypoint_turns_zone_aware_balancing_on_for_a_sidecar(metadata: MetadataEndpoint, tmp_path: Path) -> None:
+    metadata.serve((DATA / "task-metadata-fargate.json").read_bytes())
+    bootstrap = tmp_path / "envoy" / "bootstrap.json"
+    env = environment(
+        metadata, XDS_ADDRESS="127.0.0.1:18000", ENVOY_ROLE="sidecar", ENVOY_SERVICE="orders",
+        ENVOY_ZONE_AWARE="true", ENVOY_BOOTSTRAP=str(bootstrap),
+    )
+    result = subprocess.run(["sh", str(ENTRYPOINT), "--mode", "validate"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = json.loads(bootstrap.read_text())
+    assert config["node"]["locality"] == {"zone": "us-west-2a"}
+    assert config["node"]["metadata"]["local_service"] == "orders"
+    assert config["cluster_manager"]["local_cluster_name"]
+
+
 def test_the_entrypoint_stops_with_one_line_when_the_metadata_is_not_a_task(metadata: MetadataEndpoint, tmp_path: Path) -> None:
     metadata.serve(b'{"Cluster": "default"}')
     env = environment(metadata, XDS_ADDRESS="127.0.0.1:18000", ENVOY_BOOTSTRAP=str(tmp_path / "b.json"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from controlplane.admin import views
 from controlplane.errors import NodeError, SettingsError
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import Mesh
@@ -47,6 +48,10 @@ def test_only_a_zone_aware_sidecar_receives_its_own_services_endpoints() -> None
     assert set(zoned.of(TypeUrl.CLUSTER)) == {"backend"}  # the local cluster is the bootstrap's, not sent by CDS
     backend = zoned.of(TypeUrl.CLUSTER)["backend"]
     assert backend.common_lb_config.zone_aware_lb_config.min_cluster_size.value == 3  # type: ignore[attr-defined]
+    # The admin API shows it next to the locality mode (0 = Envoy's default).
+    shown = views.policies(mesh.service("backend"))  # type: ignore[arg-type]
+    assert (shown.locality, shown.zone_min_tasks) == ("zone-aware", 3)
+    assert views.policies(mesh.service("caller")).zone_min_tasks == 0  # type: ignore[arg-type]
 
 
 def test_zone_min_tasks_needs_zone_aware() -> None:
