@@ -235,7 +235,7 @@ class ControlPlane:
         """
         try:
             update = self.model.update(views)
-            self._resource_check.hold()  # the patch checks this build used stay memoised
+            self._resource_check.hold(partial=not update.assembled)  # the patch checks this build used stay memoised
         except Exception as error:  # noqa: BLE001 - any bug or poison input: keep serving
             # The model may hold a view half applied: the next view is built afresh (labels stay parsed).
             self.model = self._new_model(self.model.labels)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controlplane.discovery.state import ClusterState, TaskDefinition
 from controlplane.model.families import Claim, Ownership, Rank, resolve
@@ -95,15 +95,111 @@ def merged_endpoints(claims: Iterable[Claim]) -> tuple[Endpoint, ...]:
     return tuple(by_key[key][1] for key in sorted(by_key))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A service name whose owner's declaration passed the checks of step 2, waiting for its turn at the edge."""
+
+    rank: Rank
+    service: Service
+    declaration: ServiceDeclaration
+    revisions: dict[str, int]  # task definition -> revision, of the accepted claims
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """How one candidate fared at the edge (step 3), by name only: `refusal` is None (admitted),
+    ("limit", what it would exceed), ("route", host, service whose route it would take) or ("port",
+    TCP service holding its port); `shadowed_by`: (host, service whose route takes all its calls)."""
+
+    refusal: tuple[str, ...] | None
+    shadowed_by: tuple[tuple[str, str], ...] = ()
+
+    def others(self) -> set[str]:
+        """The services this decision names (their task definitions are in its problems' messages)."""
+        found = {name for _, name in self.shadowed_by}
+        if self.refusal is not None and self.refusal[0] != "limit":
+            found.add(self.refusal[-1])
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The names served, by kind: what weights, mirrors and upstreams are resolved against (step 4)."""
+
+    http: frozenset[str]  # subsets included
+    tcp: frozenset[str]
+    mirrorable: frozenset[str]  # HTTP services that are no subset
+    every: frozenset[str]
+
+
+@dataclass
 class Assembly:
     """A mesh's services and problems, and what the incremental builder reuses: each name's
-    ownership, and the established order (rank, name) in which services were admitted to the edge."""
+    ownership and candidate, the established order (rank, name) in which services were admitted to
+    the edge and how each fared, and the problems of each step by name (in the order a full
+    assembly finds them, so that replacing one name's gives what assembling again would)."""
 
     services: tuple[Service, ...]
     problems: tuple[ServiceProblem, ...]
     ownership: dict[str, Ownership]
     order: list[tuple[Rank, str]]
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    admissions: dict[str, Admission] = field(default_factory=dict)  # in established order
+    referrers: dict[str, set[str]] = field(default_factory=dict)  # name -> names whose admission names it
+    served: Served = Served(frozenset(), frozenset(), frozenset(), frozenset())
+    parse_problems: tuple[ServiceProblem, ...] = ()
+    candidate_problems: dict[str, tuple[ServiceProblem, ...]] = field(default_factory=dict)  # in name order
+    admission_problems: dict[str, tuple[ServiceProblem, ...]] = field(default_factory=dict)  # in established order
+    target_problems: dict[str, tuple[ServiceProblem, ...]] = field(default_factory=dict)  # weights and mirror, established order
+    upstream_problems: dict[str, tuple[ServiceProblem, ...]] = field(default_factory=dict)  # in name order
+
+    def all_problems(self) -> tuple[ServiceProblem, ...]:
+        """Every problem, sorted, each once."""
+        problems = list(self.parse_problems)
+        for by_name in (self.candidate_problems, self.admission_problems, self.target_problems, self.upstream_problems):
+            for found in by_name.values():
+                problems.extend(found)
+        problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
+        return tuple(dict.fromkeys(problems))
+
+
+def candidate(
+    name: str,
+    ownership: Ownership,
+    claims: Mapping[str, Mapping[str, Claim]],
+    host_rule: DefaultHostRule | None,
+    clusters_of: Mapping[str, Iterable[str]] | None,
+    resource_check: ResourceCheck | None,
+    endpoints_of: Callable[[str, tuple[Claim, ...]], tuple[Endpoint, ...]],
+) -> tuple[Candidate | None, tuple[ServiceProblem, ...]]:
+    """Step 2 for one name: its service as the owner declares it (None when refused), and the problems."""
+    problems: list[ServiceProblem] = list(ownership.problems)
+    winner = ownership.winner.declaration
+    route = winner.route
+    if host_rule is not None:
+        clusters = {c for claim in ownership.accepted for c in (clusters_of or {}).get(claim.task_definition.arn, ())}
+        hosts = _default_hosts(host_rule, name, ownership.winner, clusters, problems)
+        if hosts is None:
+            return None, tuple(problems)
+        route = dataclasses.replace(route, hosts=hosts)
+    service = Service(
+        name=name,
+        protocol=winner.protocol,
+        route=route,
+        container_port=winner.container_port,
+        declared_by=ownership.winner.task_definition.display_name,
+        endpoints=endpoints_of(name, ownership.accepted),
+        policy=winner.policy,
+        split=winner.split,
+        newest_revision_weight=winner.newest_revision_weight,
+        upstreams=winner.upstreams,
+    )
+    refusal = _resource_refusal(service, winner, resource_check) or _unknown_jwks_service(service, winner, claims)
+    if refusal is not None:
+        problems.append(refusal)
+        return None, tuple(problems)
+    revisions = {c.task_definition.display_name: c.task_definition.revision for c in ownership.accepted}
+    return Candidate(ownership.rank, service, winner, revisions), tuple(problems)
 
 
 def assemble(
@@ -121,64 +217,96 @@ def assemble(
     and problems. `clusters_of`: the clusters each task definition's live tasks run in (for the
     host rule). `ownership_of` and `endpoints_of` may answer from what they kept for names whose
     claims did not change (the incremental builder)."""
-    problems: list[ServiceProblem] = list(parse_problems)
     ownerships: dict[str, Ownership] = {}
-    candidates: list[tuple[Rank, Service, ServiceDeclaration, dict[str, int]]] = []
+    candidates: dict[str, Candidate] = {}
+    candidate_problems: dict[str, tuple[ServiceProblem, ...]] = {}
     for name in sorted(claims):
         ownership = ownerships[name] = ownership_of(name, list(claims[name].values()))
-        problems.extend(ownership.problems)
-        winner = ownership.winner.declaration
-        route = winner.route
-        if host_rule is not None:
-            clusters = {c for claim in ownership.accepted for c in (clusters_of or {}).get(claim.task_definition.arn, ())}
-            hosts = _default_hosts(host_rule, name, ownership.winner, clusters, problems)
-            if hosts is None:
-                continue
-            route = dataclasses.replace(route, hosts=hosts)
-        service = Service(
-            name=name,
-            protocol=winner.protocol,
-            route=route,
-            container_port=winner.container_port,
-            declared_by=ownership.winner.task_definition.display_name,
-            endpoints=endpoints_of(name, ownership.accepted),
-            policy=winner.policy,
-            split=winner.split,
-            newest_revision_weight=winner.newest_revision_weight,
-            upstreams=winner.upstreams,
-        )
-        refusal = _resource_refusal(service, winner, resource_check) or _unknown_jwks_service(service, winner, claims)
-        if refusal is not None:
-            problems.append(refusal)
-            continue
-        revisions = {c.task_definition.display_name: c.task_definition.revision for c in ownership.accepted}
-        candidates.append((ownership.rank, service, winner, revisions))
+        found, candidate_problems[name] = candidate(name, ownership, claims, host_rule, clusters_of, resource_check, endpoints_of)
+        if found is not None:
+            candidates[name] = found
 
     # Established order: who serves a route first keeps it.
-    candidates.sort(key=lambda c: (c[0], c[1].name))
+    order = sorted(candidates.values(), key=lambda c: (c.rank, c.service.name))
     edge, tcp_ports = EdgeRoutes(), TcpPorts()
     services: list[Service] = []
-    winners = {service.name: declaration for _, service, declaration, _ in candidates}
-    for _, service, declaration, revisions in candidates:
+    admissions: dict[str, Admission] = {}
+    referrers: dict[str, set[str]] = {}
+    for found in order:
+        service = found.service
         charge = edge.charge(service)
-        refusal = _refusal(service, declaration, edge, charge, limits) or _tcp_port_refusal(service, declaration, tcp_ports)
-        if refusal is not None:
-            problems.append(refusal)
-            continue
-        problems.extend(_shadowed(service, declaration, edge))
-        edge.admit(service, charge)
-        tcp_ports.admit(service)
-        services.extend(_with_revision_subsets(service, revisions))
+        admission = _refusal(service, edge, charge, limits) or _tcp_port_refusal(service, tcp_ports)
+        if admission is None:
+            admission = Admission(None, tuple((host, other.name) for host, other in edge.shadowing(service)))
+            edge.admit(service, charge)
+            tcp_ports.admit(service)
+            services.extend(_with_revision_subsets(service, found.revisions))
+        admissions[service.name] = admission
+        for other in admission.others():
+            referrers.setdefault(other, set()).add(service.name)
+    admission_problems = {name: admission_problems_of(admission, candidates[name], candidates) for name, admission in admissions.items()}
 
-    services = sorted(_with_resolved_mirrors(_with_resolved_splits(services, winners, problems), winners, problems), key=lambda s: s.name)
-    problems.extend(_unknown_upstreams(services, winners))
-    problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
-    return Assembly(
-        services=tuple(services),
-        problems=tuple(dict.fromkeys(problems)),
+    served = served_by(services)
+    target_problems: dict[str, tuple[ServiceProblem, ...]] = {}
+    resolved = []
+    for service in services:
+        if service.subset_of is not None:
+            resolved.append(service)
+            continue
+        service, target_problems[service.name] = resolved_targets(service, candidates[service.name].declaration, served)
+        resolved.append(service)
+    resolved.sort(key=lambda s: s.name)
+    upstream_problems = {s.name: unknown_upstreams(s, candidates[s.name].declaration, served) for s in resolved if s.subset_of is None}
+    assembly = Assembly(
+        services=tuple(resolved),
+        problems=(),
         ownership=ownerships,
-        order=[(rank, service.name) for rank, service, _, _ in candidates],
+        order=[(found.rank, found.service.name) for found in order],
+        candidates=candidates,
+        admissions=admissions,
+        referrers=referrers,
+        served=served,
+        parse_problems=tuple(parse_problems),
+        candidate_problems=candidate_problems,
+        admission_problems=admission_problems,
+        target_problems=target_problems,
+        upstream_problems=upstream_problems,
     )
+    assembly.problems = assembly.all_problems()
+    return assembly
+
+
+def served_by(services: Iterable[Service]) -> Served:
+    http, tcp, mirrorable = set(), set(), set()
+    for service in services:
+        if service.protocol.is_http:
+            http.add(service.name)
+            if service.subset_of is None:
+                mirrorable.add(service.name)
+        else:
+            tcp.add(service.name)
+    return Served(frozenset(http), frozenset(tcp), frozenset(mirrorable), frozenset(http | tcp))
+
+
+def resolved_targets(service: Service, declaration: ServiceDeclaration, served: Served) -> tuple[Service, tuple[ServiceProblem, ...]]:
+    """Step 4 for one admitted service (no subset): its weights and mirror resolved against what is served."""
+    problems: list[ServiceProblem] = []
+    service = _with_resolved_split(service, declaration, served, problems)
+    service = _with_resolved_mirror(service, declaration, served, problems)
+    return service, tuple(problems)
+
+
+def admission_problems_of(admission: Admission, found: Candidate, candidates: Mapping[str, Candidate]) -> tuple[ServiceProblem, ...]:
+    """The problems of one admission decision, naming the services it names as they are now."""
+    service, declaration = found.service, found.declaration
+    refusal = admission.refusal
+    if refusal is None:
+        return tuple(_shadowed(service, declaration, host, candidates[other].service) for host, other in admission.shadowed_by)
+    if refusal[0] == "limit":
+        return (_limit_problem(service, declaration, refusal[1]),)
+    if refusal[0] == "route":
+        return (_route_problem(service, declaration, refusal[1], candidates[refusal[2]].service),)
+    return (_tcp_port_problem(service, declaration, candidates[refusal[1]].service),)
 
 
 def _declarations(
@@ -251,22 +379,31 @@ def _match_text(route: RouteMatch) -> str:
 _ROUTE_LABELS = ("route.hosts", "route.prefix", "route.method", "route.headers", "route.priority")
 
 
-def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes, charge: Charge, limits: Limits) -> ServiceProblem | None:
+def _refusal(service: Service, edge: EdgeRoutes, charge: Charge, limits: Limits) -> Admission | None:
     """Why `service` may not join the edge as it is now, or None."""
-    where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
-    head = f"service {shown(service.name)} is refused"
     exceeded = charge.exceeded(limits, edge.routes)
     if exceeded is not None:
-        label = declaration.label("route.hosts", "route.prefix", "route.method", "route.headers")
-        return ServiceProblem(
-            service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
-            kind=ProblemKind.LIMIT_EXCEEDED,
-            message=f"{where}: {head}: it would add {exceeded} (docs/labels.md, \"Limits\")",
-        )
+        return Admission(("limit", exceeded))
     blocking = edge.blocking(service)
     if not blocking:
         return None
     host, other = blocking[0]
+    return Admission(("route", host, other.name))
+
+
+def _limit_problem(service: Service, declaration: ServiceDeclaration, exceeded: str) -> ServiceProblem:
+    where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
+    label = declaration.label("route.hosts", "route.prefix", "route.method", "route.headers")
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
+        kind=ProblemKind.LIMIT_EXCEEDED,
+        message=f"{where}: service {shown(service.name)} is refused: it would add {exceeded} (docs/labels.md, \"Limits\")",
+    )
+
+
+def _route_problem(service: Service, declaration: ServiceDeclaration, host: str, other: Service) -> ServiceProblem:
+    where = f"task definition {service.declared_by}, container {shown(declaration.container)}"
+    head = f"service {shown(service.name)} is refused"
     p = declaration.label_prefix
     same = same_match(other.route, service.route)
     how = "has the same match as" if same else "would take every call of"
@@ -282,11 +419,13 @@ def _refusal(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes
     )
 
 
-def _tcp_port_refusal(service: Service, declaration: ServiceDeclaration, ports: TcpPorts) -> ServiceProblem | None:
+def _tcp_port_refusal(service: Service, ports: TcpPorts) -> Admission | None:
     """Why TCP service `service` may not have its port: an established TCP service holds it."""
     other = ports.owner(service)
-    if other is None:
-        return None
+    return None if other is None else Admission(("port", other.name))
+
+
+def _tcp_port_problem(service: Service, declaration: ServiceDeclaration, other: Service) -> ServiceProblem:
     label = declaration.label_prefix + "route.port"
     return ServiceProblem(
         service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
@@ -299,20 +438,17 @@ def _tcp_port_refusal(service: Service, declaration: ServiceDeclaration, ports: 
     )
 
 
-def _shadowed(service: Service, declaration: ServiceDeclaration, edge: EdgeRoutes) -> list[ServiceProblem]:
-    """Warnings for the hosts where an established route takes every call of `service`'s route."""
-    return [
-        ServiceProblem(
-            service=service.name, task_definition=service.declared_by, container=declaration.container,
-            label=declaration.label("route.priority", *_ROUTE_LABELS), severity="warning", kind=ProblemKind.SHADOWED_ROUTE,
-            message=(
-                f"task definition {service.declared_by}, container {shown(declaration.container)}: the route of service "
-                f"{shown(service.name)} on host {host} ({_match_text(service.route)}) never matches: the route of service "
-                f"{shown(other.name)} ({_match_text(other.route)}) comes first and takes all its calls"
-            ),
-        )
-        for host, other in edge.shadowing(service)
-    ]
+def _shadowed(service: Service, declaration: ServiceDeclaration, host: str, other: Service) -> ServiceProblem:
+    """The warning for a host where an established route takes every call of `service`'s route."""
+    return ServiceProblem(
+        service=service.name, task_definition=service.declared_by, container=declaration.container,
+        label=declaration.label("route.priority", *_ROUTE_LABELS), severity="warning", kind=ProblemKind.SHADOWED_ROUTE,
+        message=(
+            f"task definition {service.declared_by}, container {shown(declaration.container)}: the route of service "
+            f"{shown(service.name)} on host {host} ({_match_text(service.route)}) never matches: the route of service "
+            f"{shown(other.name)} ({_match_text(other.route)}) comes first and takes all its calls"
+        ),
+    )
 
 
 def subset_name(service: str, task_definition: str) -> str:
@@ -388,27 +524,21 @@ def _unknown_targets(
     return found
 
 
-def _with_resolved_splits(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
+def _with_resolved_split(service: Service, declaration: ServiceDeclaration, served: Served, problems: list[ServiceProblem]) -> Service:
     """Weights naming services we do not serve are dropped with a warning; the route is never dropped
     (with no target left it goes to the service itself)."""
-    http = {service.name for service in services if service.protocol.is_http}
-    tcp = {service.name for service in services if not service.protocol.is_http}
-    resolved: list[Service] = []
-    for service in services:
-        if service.split is None or service.subset_of is not None:
-            resolved.append(service)
-            continue
-        # HTTP calls go to HTTP services, TCP connections to TCP services.
-        served, other = (http, tcp) if service.protocol.is_http else (tcp, http)
-        missing = [t.service for t in service.split.targets if t.service not in served]
-        kept = tuple(t for t in service.split.targets if t.service in served)
-        usable = bool(kept) and sum(t.weight for t in kept) > 0
-        if missing:
-            value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
-            then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
-            problems.extend(_unknown_targets(service, winners[service.name], "route.weights", value, missing, then, other))
-        resolved.append(dataclasses.replace(service, split=Split(kept) if usable else None))
-    return resolved
+    if service.split is None:
+        return service
+    # HTTP calls go to HTTP services, TCP connections to TCP services.
+    targets, other = (served.http, served.tcp) if service.protocol.is_http else (served.tcp, served.http)
+    missing = [t.service for t in service.split.targets if t.service not in targets]
+    kept = tuple(t for t in service.split.targets if t.service in targets)
+    usable = bool(kept) and sum(t.weight for t in kept) > 0
+    if missing:
+        value = ",".join(f"{t.service}:{t.weight}" for t in service.split.targets)
+        then = "the remaining weights are used" if usable else "calls go to " + repr(service.name)
+        problems.extend(_unknown_targets(service, declaration, "route.weights", value, missing, then, set(other)))
+    return dataclasses.replace(service, split=Split(kept) if usable else None)
 
 
 def _default_hosts(
@@ -437,32 +567,23 @@ def _default_hosts(
         return None
 
 
-def _with_resolved_mirrors(services: list[Service], winners: dict[str, ServiceDeclaration], problems: list[ServiceProblem]) -> list[Service]:
+def _with_resolved_mirror(service: Service, declaration: ServiceDeclaration, served: Served, problems: list[ServiceProblem]) -> Service:
     """A mirror naming a service we do not serve is dropped with a warning; the route stays."""
-    served = {service.name for service in services if service.subset_of is None and service.protocol.is_http}
-    tcp = {service.name for service in services if not service.protocol.is_http}
-    resolved: list[Service] = []
-    for service in services:
-        mirror = service.policy.mirror
-        if mirror is None or mirror.service in served or service.subset_of is not None:
-            resolved.append(service)
-            continue
-        then = "calls are not mirrored until one does"
-        problems.extend(_unknown_targets(service, winners[service.name], "mirror.service", mirror.service, [mirror.service], then, tcp))
-        resolved.append(dataclasses.replace(service, policy=dataclasses.replace(service.policy, mirror=None)))
-    return resolved
+    mirror = service.policy.mirror
+    if mirror is None or mirror.service in served.mirrorable:
+        return service
+    then = "calls are not mirrored until one does"
+    problems.extend(_unknown_targets(service, declaration, "mirror.service", mirror.service, [mirror.service], then, set(served.tcp)))
+    return dataclasses.replace(service, policy=dataclasses.replace(service.policy, mirror=None))
 
 
-def _unknown_upstreams(services: list[Service], winners: dict[str, ServiceDeclaration]) -> list[ServiceProblem]:
-    served = {service.name for service in services}
-    return [
-        _unknown_target(
-            service, winners[service.name], "upstreams", ",".join(service.upstreams),
-            [name for name in service.upstreams if name not in served], "its sidecars get no route to them until one does",
-        )
-        for service in services
-        if any(name not in served for name in service.upstreams)
-    ]
+def unknown_upstreams(service: Service, declaration: ServiceDeclaration, served: Served) -> tuple[ServiceProblem, ...]:
+    """The warning for the upstreams of `service` that nothing serves, if any."""
+    missing = [name for name in service.upstreams if name not in served.every]
+    if not missing:
+        return ()
+    then = "its sidecars get no route to them until one does"
+    return (_unknown_target(service, declaration, "upstreams", ",".join(service.upstreams), missing, then),)
 
 
 def _resource_refusal(service: Service, declaration: ServiceDeclaration, check: ResourceCheck | None) -> ServiceProblem | None:

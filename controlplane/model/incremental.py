@@ -26,15 +26,26 @@ from functools import partial
 from dataclasses import dataclass, field
 
 from controlplane.discovery.state import ClusterState, Task, TaskDefinition
-from controlplane.model.build import Assembly, ResourceCheck, assemble, merged_endpoints, parse_task_definition
-from controlplane.model.delta import MeshDelta, mesh_delta
+from controlplane.model.build import (
+    Assembly,
+    Candidate,
+    ResourceCheck,
+    admission_problems_of,
+    assemble,
+    candidate,
+    merged_endpoints,
+    parse_task_definition,
+    resolved_targets,
+    unknown_upstreams,
+)
+from controlplane.model.delta import MeshDelta, mesh_delta, same_settings
 from controlplane.model.families import Claim, Ownership, resolve
 from controlplane.model.label_cache import ParsedTaskDefinition, TaskDefinitionLabels
 from controlplane.model.labels import DEFAULT_PREFIX
 from controlplane.model.host_rule import DefaultHostRule
 from controlplane.model.lifecycle import HealthPolicy, endpoint_health
-from controlplane.model.limits import Limits
-from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service
+from controlplane.model.limits import Limits, route_bytes
+from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Service, ServiceProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,9 @@ class MeshUpdate:
 
     mesh: Mesh
     delta: MeshDelta
+    # False when only the services the change touched were assembled again (their resource checks
+    # ran, nobody else's): see MemoisedCheck.hold.
+    assembled: bool = True
 
 
 @dataclass(slots=True)
@@ -304,6 +318,10 @@ class MeshBuilder:
         return True
 
     def _reassemble(self, old: Mesh | None, changes: _Changes) -> MeshUpdate:
+        if old is not None and self._assembly is not None:
+            update = self._with_new_settings(old, self._assembly, changes)
+            if update is not None:
+                return update
         parse_problems = [p for live in self._task_definitions.values() for p in live.parsed.problems]
         clusters_of = {arn: live.clusters.keys() for arn, live in self._task_definitions.items()}
         # A name whose claims this view did not touch keeps its ownership and its endpoint set.
@@ -340,6 +358,60 @@ class MeshBuilder:
         delta = mesh_delta(old, mesh)
         return MeshUpdate(old if old is not None and delta.empty else mesh, delta)
 
+    def _with_new_settings(self, old: Mesh, assembly: Assembly, changes: _Changes) -> MeshUpdate | None:
+        """The mesh after a change of the touched services' settings that leaves every decision at
+        the edge as it was (the same rank, route, protocol and route size: a new revision with
+        another retry, timeout or balancing label): only those services are assembled again, and
+        the problems that name them written again. None when the change is more than that."""
+        fresh: dict[str, tuple[Ownership, Candidate, tuple[ServiceProblem, ...]]] = {}
+        for name in sorted(changes.names):
+            before = assembly.candidates.get(name)
+            claims = self._claims.get(name)
+            if before is None or claims is None:
+                return None  # a name that comes or goes, or was refused before the edge
+            ownership = resolve(name, list(claims.values()))
+            clusters_of = {c.task_definition.arn: self._task_definitions[c.task_definition.arn].clusters.keys() for c in ownership.accepted}
+            found, problems = candidate(name, ownership, self._claims, self._host_rule, clusters_of, self._resource_check, self._endpoints_of)
+            if found is None or not _same_at_the_edge(before, found):
+                return None
+            fresh[name] = (ownership, found, problems)
+        if not fresh:
+            return None
+        parse_problems = tuple(p for live in self._task_definitions.values() for p in live.parsed.problems)
+        services = list(old.services)
+        replaced: dict[str, Service] = {}
+        endpoints, settings = set(), set()
+        for name, (ownership, found, problems) in fresh.items():
+            assembly.ownership[name] = ownership
+            assembly.candidates[name] = found
+            assembly.candidate_problems[name] = problems
+            position = self._positions.get(name)
+            if position is None:
+                continue  # refused at the edge, as before
+            service, assembly.target_problems[name] = resolved_targets(found.service, found.declaration, assembly.served)
+            assembly.upstream_problems[name] = unknown_upstreams(service, found.declaration, assembly.served)
+            was = services[position]
+            service = _previous_if_equal(was, service)
+            if service is not was:
+                services[position] = replaced[name] = service
+                if not same_settings(was, service):
+                    settings.add(name)
+                elif was.endpoints != service.endpoints:
+                    endpoints.add(name)
+        # The decisions stand; their problems name these services' task definitions anew.
+        for name in {n for name in fresh for n in (name, *assembly.referrers.get(name, ()))}:
+            admission = assembly.admissions.get(name)
+            if admission is not None:
+                assembly.admission_problems[name] = admission_problems_of(admission, assembly.candidates[name], assembly.candidates)
+        assembly.parse_problems = parse_problems
+        problems = assembly.all_problems()
+        problems = old.problems if problems == old.problems else problems
+        assembly.problems = problems
+        mesh = Mesh.with_routes_of(old, tuple(services), replaced, problems)
+        assembly.services = mesh.services
+        delta = MeshDelta(endpoints=frozenset(endpoints), settings=frozenset(settings), problems=problems is not old.problems)
+        return MeshUpdate(old if delta.empty else mesh, delta, assembled=False)
+
     def _count(self, old: Mesh | None, old_positions: dict[str, int], update: MeshUpdate) -> None:
         """Keep the endpoint counts by health up to date from the delta."""
         names: Iterable[str] = update.delta.services if old is not None else self._positions
@@ -348,6 +420,21 @@ class MeshBuilder:
                 _tally(self._health, old.services[position].endpoints, -1)
             if (position := self._positions.get(name)) is not None:
                 _tally(self._health, update.mesh.services[position].endpoints, 1)
+
+
+def _same_at_the_edge(before: Candidate, after: Candidate) -> bool:
+    """True when admitting `after` in place of `before` decides what it decided for every service:
+    the same place in the established order, match, hosts, port, protocol and route size, and no
+    per-revision subsets (they come and go with the endpoints)."""
+    old, new = before.service, after.service
+    return (
+        before.rank == after.rank
+        and old.route == new.route
+        and old.protocol == new.protocol
+        and old.newest_revision_weight is None
+        and new.newest_revision_weight is None
+        and route_bytes(old) == route_bytes(new)
+    )
 
 
 def _arn(task: Task) -> str:

@@ -147,13 +147,17 @@ class MemoisedCheck:
         self._used.add((self.KIND, service.name))
         return self._memo.get_for(self.KIND, service.name, self._memo.settings_key(service), lambda: check_service(service))
 
-    def hold(self) -> None:
+    def hold(self, partial: bool = False) -> None:
         """A build is over: hold the results it used (every service it checked), release the rest. A
-        build that checked nothing (an endpoint change assembles nothing) keeps what is held."""
+        build that checked nothing (an endpoint change assembles nothing) keeps what is held, and a
+        `partial` one (only the services a change touched assembled again) adds what it used."""
         if not self._used:
             return
         used, self._used = frozenset(self._used), set()
         self._memo.retain(used - self._held)
+        if partial:
+            self._held |= used
+            return
         self._memo.release(self._held - used)
         self._held = used
 

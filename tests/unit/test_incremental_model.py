@@ -33,6 +33,12 @@ POOL: tuple[TaskDefinition, ...] = (
     task_definition("catch", 1, {"xds.service": "catch", "xds.route.prefix": "/", "xds.route.priority": "9"}),
     task_definition("canary", 4, {"xds.service": "canary", "xds.route.hosts": "c.test", "xds.route.newest-revision-weight": "20"}),
     task_definition("canary", 5, {"xds.service": "canary", "xds.route.hosts": "c.test", "xds.route.newest-revision-weight": "20"}),
+    # New revisions that change settings but no decision at the edge (the builder assembles only
+    # them again): orders:3 is orders:1 with another retry policy (grabber's refusal names it),
+    # catch:2 is catch:1 with another timeout (it shadows grabber), users:4 is users:3 with other retries.
+    task_definition("orders", 3, {"xds.service": "orders", "xds.route.prefix": "/orders/", "xds.upstreams": "users,ghost", "xds.retry.attempts": "4"}),
+    task_definition("catch", 2, {"xds.service": "catch", "xds.route.prefix": "/", "xds.route.priority": "9", "xds.timeout.route": "3s"}),
+    task_definition("users", 4, {"xds.service": "users", "xds.route.weights": "users:90,users-next:10", "xds.retry.attempts": "3"}),
     task_definition("broken", 1, {"xds.service": "broken", "xds.route.priority": "high"}),
 )
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")  # few: tasks share addresses
