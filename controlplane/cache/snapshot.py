@@ -103,16 +103,30 @@ class Snapshot:
         """This snapshot with some resources of one type (ones it has) replaced, and the resources
         replaced (by name); itself when every one has the version it had. The other types' mappings
         are the same objects, so streams see by identity that nothing else changed."""
-        old = self.of(type_url)
-        replaced = {name: was for name, resource in resources.items() if (was := old.get(name)) is not None and was.version != resource.version}
-        if not replaced:
-            return self, replaced
-        mapping = dict(old)
-        for name in replaced:
-            mapping[name] = resources[name]
-        by_type = dict(self.resources)
-        by_type[type_url] = mapping
-        return Snapshot(resources=by_type, patched={type_url: (old, frozenset(replaced))}), replaced
+        snapshot, replaced = self.replacing_types({type_url: resources})
+        return snapshot, replaced.get(type_url, {})
+
+    def replacing_types(
+        self, by_type: Mapping[TypeUrl, Mapping[str, PreparedResource]]
+    ) -> tuple[Snapshot, dict[TypeUrl, dict[str, PreparedResource]]]:
+        """As `replacing`, for several types at once."""
+        resources = dict(self.resources)
+        patched = {}
+        replaced_by_type = {}
+        for type_url, fresh in by_type.items():
+            old = self.of(type_url)
+            replaced = {name: was for name, resource in fresh.items() if (was := old.get(name)) is not None and was.version != resource.version}
+            if not replaced:
+                continue
+            mapping = dict(old)
+            for name in replaced:
+                mapping[name] = fresh[name]
+            resources[type_url] = mapping
+            patched[type_url] = (old, frozenset(replaced))
+            replaced_by_type[type_url] = replaced
+        if not patched:
+            return self, {}
+        return Snapshot(resources=resources, patched=patched), replaced_by_type
 
     def all(self) -> Iterator[PreparedResource]:
         for mapping in self.resources.values():

@@ -15,7 +15,7 @@ from controlplane.errors import RoleLimitError
 from controlplane.model.delta import MeshDelta, mesh_delta
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import ProxyRole
-from controlplane.translate import TranslationMemo, translate, translate_endpoints
+from controlplane.translate import TranslationMemo, translate, translate_endpoints, translate_settings
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.xds.types import ORDER, TypeUrl
 
@@ -159,9 +159,9 @@ class SnapshotCache:
             delta = mesh_delta(self._mesh, mesh)
         if delta.empty:
             return False
-        self._mesh = mesh
+        old, self._mesh = self._mesh, mesh
         self._revision += 1
-        self._apply(delta)
+        self._apply(delta, old)
         return True
 
     def snapshot(self, role: ProxyRole) -> Snapshot | None:
@@ -189,9 +189,11 @@ class SnapshotCache:
                 self._notify(live)
         self._settle()
 
-    def _apply(self, delta: MeshDelta) -> None:
+    def _apply(self, delta: MeshDelta, old: Mesh) -> None:
         """Rebuild the roles that depend on services whose settings changed or that came or went;
-        replace the endpoints of those that have services whose endpoints alone changed."""
+        replace the endpoints of those that have services whose endpoints alone changed. A role
+        that depends on every service (the edge) replaces just what a change of settings reaches,
+        when its translation can say what that is (translate_settings)."""
         rebuilt: set[ProxyRole] = set()
         structural = delta.settings | delta.added | delta.removed
         if structural:
@@ -206,7 +208,10 @@ class SnapshotCache:
             patched -= rebuilt
         for role in rebuilt:
             live = self._roles[role]
-            if self._build(role, live):
+            changed = self._patch_settings(role, live, delta, old) if role in self._everything else None
+            if changed is None:
+                changed = self._build(role, live)
+            if changed:
                 self._notify(live)
         for role in patched:
             live = self._roles[role]
@@ -256,6 +261,34 @@ class SnapshotCache:
         self.patches += 1
         self._interner.hold(prepared[name] for name in replaced)
         self._interner.let_go(replaced.values())
+        live.snapshot = snapshot
+        return True
+
+    def _patch_settings(self, role: ProxyRole, live: _Role, delta: MeshDelta, old: Mesh) -> bool | None:
+        """Replace what a change of settings reaches in `role`'s snapshot (for the services whose
+        settings or endpoints changed); True when any resource changed, None: build it in full."""
+        assert self._mesh is not None
+        if live.snapshot is None or delta.added or delta.removed:
+            return None
+        messages = translate_settings(old, self._mesh, role, delta.settings, self.memo)
+        if messages is None:
+            return None
+        if delta.endpoints:
+            messages.setdefault(TypeUrl.ENDPOINT, {}).update(translate_endpoints(self._mesh, role, delta.endpoints, self.memo))
+        for type_url, by_name in messages.items():
+            if any(name not in live.snapshot.of(type_url) for name in by_name):
+                return None  # a resource the role did not have: translate in full
+        prepared = {
+            type_url: {name: self._interner.prepare(name, type_url, message) for name, message in by_name.items()}
+            for type_url, by_name in messages.items()
+        }
+        snapshot, replaced = live.snapshot.replacing_types(prepared)
+        if snapshot is live.snapshot:
+            return False
+        self.patches += 1
+        for type_url, by_name in replaced.items():
+            self._interner.hold(prepared[type_url][name] for name in by_name)
+            self._interner.let_go(by_name.values())
         live.snapshot = snapshot
         return True
 

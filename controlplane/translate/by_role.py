@@ -9,11 +9,12 @@ from google.protobuf.message import Message
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
 from controlplane.translate import endpoint
-from controlplane.translate.edge import edge_resources
+from controlplane.translate.edge import edge_resources, edge_settings_changes
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.grpc_client import grpc_client_load_assignment, grpc_client_resources
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.resources import Resources
+from controlplane.xds.types import TypeUrl
 from controlplane.translate.sidecar import sidecar_resources
 
 
@@ -40,3 +41,16 @@ def translate_endpoints(mesh: Mesh, role: ProxyRole, names: Iterable[str], memo:
     if isinstance(role, GrpcClientRole):
         return {s.name: grpc_client_load_assignment(memo, s) for s in services}
     return {s.name: endpoint.memoised_service_load_assignment(memo, s) for s in services}
+
+
+def translate_settings(
+    old: Mesh, mesh: Mesh, role: ProxyRole, names: Iterable[str], memo: TranslationMemo | None = None
+) -> dict[TypeUrl, dict[str, Message]] | None:
+    """For a change of the settings of services `names` (in both meshes): the resources of
+    translate(mesh, role) the change can reach, by type, built without the rest; None when the
+    role must be translated in full. The edge, which depends on every service, has this path;
+    other roles are small."""
+    memo = memo if memo is not None else TranslationMemo(max_bytes=0)
+    if isinstance(role, EdgeRole):
+        return edge_settings_changes(old, mesh, names, role, memo)
+    return None

@@ -3,6 +3,8 @@ configuration, and a listener per TCP service (tcp.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
 from google.protobuf.message import Message
@@ -40,3 +42,19 @@ def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: E
     if options.tls_enabled:
         by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(options.certificates))
     return Resources(by_type=by_type)
+
+
+def edge_settings_changes(old: Mesh, mesh: Mesh, names: Iterable[str], role: EdgeRole, memo: TranslationMemo) -> dict[TypeUrl, dict[str, Message]] | None:
+    """What edge_resources holds for the services `names` (in both meshes, settings changed) and the
+    route configuration, built without the rest: enough when the change leaves the listeners as
+    they were (no JWT, TCP or host change; the hosts key the TLS listener). None: translate in full."""
+    clusters, assignments = {}, {}
+    for name in names:
+        was, now = old.by_name.get(name), mesh.by_name.get(name)
+        if was is None or now is None or was.policy.jwt is not None or now.policy.jwt is not None:
+            return None
+        if not (was.protocol.is_http and now.protocol.is_http) or was.route.hosts != now.route.hosts:
+            return None
+        clusters[name] = cluster.memoised_service_cluster(memo, now, local_fleet=role.local_service is not None)
+        assignments[name] = endpoint.memoised_service_load_assignment(memo, now)
+    return {TypeUrl.CLUSTER: clusters, TypeUrl.ENDPOINT: assignments, TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)}}

@@ -8,6 +8,8 @@ target."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
@@ -128,16 +130,19 @@ def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> route_pb2.Route
     """One virtual host per host name (Envoy refuses a domain in two virtual hosts), with the routes
     the model resolved for it, in its order. Services without a route (route.enabled=false,
     per-revision subsets) only receive calls as weight targets."""
-    index = {service.name: service for service in mesh.services}
-    virtual_hosts = [
-        rc.VirtualHost(
-            name=vhost.host.replace("*", "_any_"),
-            domains=_domains(vhost.host),
-            routes=[memoised_route(memo, index[service]) for service in vhost.routes],
-        )
-        for vhost in mesh.virtual_hosts
-    ]
+    index = mesh.by_name
+    virtual_hosts = []
+    for vhost in mesh.virtual_hosts:
+        services = [index[name] for name in vhost.routes]
+        # Each virtual host is built once per settings of the services it holds: a change of one
+        # service builds the hosts that hold it again, not every host.
+        key = tuple(memo.settings_key(service) for service in services)
+        virtual_hosts.append(memo.get_for("virtual-host/edge", vhost.host, key, partial(_edge_virtual_host, vhost.host, services, memo)))
     return route_configuration(name, virtual_hosts)
+
+
+def _edge_virtual_host(host: str, services: list[Service], memo: TranslationMemo) -> rc.VirtualHost:
+    return rc.VirtualHost(name=host.replace("*", "_any_"), domains=_domains(host), routes=[memoised_route(memo, s) for s in services])
 
 
 def _domains(host: str) -> list[str]:
@@ -176,9 +181,13 @@ def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:
     names: set[str] = set()
     for virtual_host in config.virtual_hosts:
         for route in virtual_host.routes:
-            if route.route.cluster:
-                names.add(route.route.cluster)
-            for weighted in route.route.weighted_clusters.clusters:
-                names.add(weighted.name)
-            names.update(mirror.cluster for mirror in route.route.request_mirror_policies)
+            action = route.route
+            # WhichOneof spares building the wrappers of the fields not set (thousands of routes at the edge).
+            which = action.WhichOneof("cluster_specifier")
+            if which == "cluster":
+                names.add(action.cluster)
+            elif which == "weighted_clusters":
+                names.update(weighted.name for weighted in action.weighted_clusters.clusters)
+            if len(action.request_mirror_policies):
+                names.update(mirror.cluster for mirror in action.request_mirror_policies)
     return frozenset(names)

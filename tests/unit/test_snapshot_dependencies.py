@@ -116,7 +116,7 @@ def test_a_settings_change_rebuilds_only_the_roles_that_depend_on_the_service() 
     update = builder.update([cluster_state(fleet(), DEFINITIONS)])
     cache.set_mesh(update.mesh, update.delta)
     kept = {role: cache.snapshot(role) for role in (edge, orders, billing)}
-    builds = cache.builds
+    builds, patches = cache.builds, cache.patches
 
     # users:2 with a retry policy replaces users:1 (a rolling deploy done).
     users2 = task_definition("users", 2, {"xds.service": "users", "xds.route.prefix": "/users/", "xds.retry.attempts": "5"})
@@ -125,9 +125,21 @@ def test_a_settings_change_rebuilds_only_the_roles_that_depend_on_the_service() 
     assert update.delta.settings == {"users"}
     cache.set_mesh(update.mesh, update.delta)
 
-    assert cache.builds == builds + 2  # the edge and the sidecar of orders, which calls users
+    assert cache.builds == builds + 1  # the sidecar of orders, which calls users
     assert cache.snapshot(billing) is kept[billing]
     assert cache.snapshot(orders) is not kept[orders]
+    # The edge depends on every service, but replaces just what the change reaches: the route
+    # configuration (a retry policy) and users' endpoints (they name users:2 in their metadata);
+    # its listeners and clusters are the very mappings it had.
+    assert cache.patches == patches + 1
+    patched = cache.snapshot(edge)
+    assert patched is not None and patched is not kept[edge]
+    assert patched.of(TypeUrl.LISTENER) is kept[edge].of(TypeUrl.LISTENER)
+    assert patched.of(TypeUrl.CLUSTER) is kept[edge].of(TypeUrl.CLUSTER)
+    assert set(patched.patched) == {TypeUrl.ENDPOINT, TypeUrl.ROUTE}
+    assert patched.patched[TypeUrl.ENDPOINT][1] == {"users"}
+    scratch = build_snapshot(translate(update.mesh, edge))
+    assert patched.resources == scratch.resources
 
 
 # The caches' own size metrics, as /metrics shows them.
