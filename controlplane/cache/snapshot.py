@@ -33,17 +33,20 @@ class PreparedResource:
     delta_entry: bytes = b""  # this resource as an entry of DeltaDiscoveryResponse.resources, encoded once
 
 
-def prepare(name: str, type_url: TypeUrl, message: object) -> PreparedResource:
+def prepare(name: str, type_url: TypeUrl, message: object, references: frozenset[str] | None = None) -> PreparedResource:
     # Deterministic serialization makes the version a pure function of the content, so versions
     # survive restarts and agree across replicas.
     payload = message.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
     packed = any_pb2.Any(type_url=type_url.value, value=payload)
-    references: frozenset[str] = frozenset()
-    if isinstance(message, route_pb2.RouteConfiguration):
+    if references is not None:
+        pass  # what the route configuration references, as translation built it (Resources.references)
+    elif isinstance(message, route_pb2.RouteConfiguration):
         references = referenced_clusters(message)
     elif isinstance(message, cluster_pb2.Cluster) and message.type == cluster_pb2.Cluster.EDS:
         # An EDS cluster needs its ClusterLoadAssignment before it is warm.
         references = frozenset({message.eds_cluster_config.service_name or message.name})
+    else:
+        references = frozenset()
     version = hashlib.sha256(payload).hexdigest()[:16]
     digest = resource_digest(name, version)
     any_bytes = wire.field(1, type_url.value.encode()) + wire.field(2, payload)
@@ -167,11 +170,11 @@ class Interner:
         self._unheld: list[_Interned] = []
         self._bytes = 0
 
-    def prepare(self, name: str, type_url: TypeUrl, message: object) -> PreparedResource:
+    def prepare(self, name: str, type_url: TypeUrl, message: object, references: frozenset[str] | None = None) -> PreparedResource:
         found = self._by_message.get(id(message))
         if found is not None and found.message is message and found.type_url is type_url and found.prepared.name == name:
             return found.prepared
-        prepared = prepare(name, type_url, message)
+        prepared = prepare(name, type_url, message, references)
         entry = _Interned(message, type_url, prepared)
         if found is None and self._bytes + entry.size <= self.max_bytes:
             self._by_message[id(message)] = self._by_prepared[id(prepared)] = entry
@@ -220,7 +223,7 @@ def build_snapshot(resources: Resources, previous: Snapshot | None = None, inter
         old = previous.of(type_url) if previous else _EMPTY
         unchanged = True
         for name, message in sorted(resources.of(type_url).items()):
-            fresh = pack(name, type_url, message)
+            fresh = pack(name, type_url, message, resources.references.get(name) if type_url is TypeUrl.ROUTE else None)
             kept = old.get(name)
             if kept is not None and kept.version == fresh.version:
                 by_name[name] = kept

@@ -270,16 +270,20 @@ class SnapshotCache:
         assert self._mesh is not None
         if live.snapshot is None or delta.added or delta.removed:
             return None
-        messages = translate_settings(old, self._mesh, role, delta.settings, self.memo)
-        if messages is None:
+        resources = translate_settings(old, self._mesh, role, delta.settings, self.memo)
+        if resources is None:
             return None
+        messages = resources.by_type
         if delta.endpoints:
             messages.setdefault(TypeUrl.ENDPOINT, {}).update(translate_endpoints(self._mesh, role, delta.endpoints, self.memo))
         for type_url, by_name in messages.items():
             if any(name not in live.snapshot.of(type_url) for name in by_name):
                 return None  # a resource the role did not have: translate in full
         prepared = {
-            type_url: {name: self._interner.prepare(name, type_url, message) for name, message in by_name.items()}
+            type_url: {
+                name: self._interner.prepare(name, type_url, message, resources.references.get(name) if type_url is TypeUrl.ROUTE else None)
+                for name, message in by_name.items()
+            }
             for type_url, by_name in messages.items()
         }
         snapshot, replaced = live.snapshot.replacing_types(prepared)

@@ -14,7 +14,6 @@ from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.grpc_client import grpc_client_load_assignment, grpc_client_resources
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.resources import Resources
-from controlplane.xds.types import TypeUrl
 from controlplane.translate.sidecar import sidecar_resources
 
 
@@ -45,9 +44,9 @@ def translate_endpoints(mesh: Mesh, role: ProxyRole, names: Iterable[str], memo:
 
 def translate_settings(
     old: Mesh, mesh: Mesh, role: ProxyRole, names: Iterable[str], memo: TranslationMemo | None = None
-) -> dict[TypeUrl, dict[str, Message]] | None:
+) -> Resources | None:
     """For a change of the settings of services `names` (in both meshes): the resources of
-    translate(mesh, role) the change can reach, by type, built without the rest; None when the
+    translate(mesh, role) the change can reach, built without the rest; None when the
     role must be translated in full. The edge, which depends on every service, has this path;
     other roles are small."""
     memo = memo if memo is not None else TranslationMemo(max_bytes=0)

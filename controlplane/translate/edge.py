@@ -20,6 +20,7 @@ EDGE_ROUTES = "edge"
 
 
 def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: EdgeOptions = EdgeOptions()) -> Resources:
+    routes = route.edge_routes(mesh, EDGE_ROUTES, memo)
     # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
     hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
     # The JWT providers are the listener's too (jwt.py): it is keyed on them.
@@ -37,18 +38,19 @@ def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: E
             ),
             **tcp.edge_listeners(mesh, role, options, memo),
         },
-        TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)},
+        TypeUrl.ROUTE: {EDGE_ROUTES: routes.config},
     }
     if options.tls_enabled:
         by_type[TypeUrl.SECRET] = dict(secret.edge_secrets(options.certificates))
-    return Resources(by_type=by_type)
+    return Resources(by_type=by_type, references={EDGE_ROUTES: routes.clusters})
 
 
-def edge_settings_changes(old: Mesh, mesh: Mesh, names: Iterable[str], role: EdgeRole, memo: TranslationMemo) -> dict[TypeUrl, dict[str, Message]] | None:
+def edge_settings_changes(old: Mesh, mesh: Mesh, names: Iterable[str], role: EdgeRole, memo: TranslationMemo) -> Resources | None:
     """What edge_resources holds for the services `names` (in both meshes, settings changed) and the
     route configuration, built without the rest: enough when the change leaves the listeners as
     they were (no JWT, TCP or host change; the hosts key the TLS listener). None: translate in full."""
-    clusters, assignments = {}, {}
+    clusters: dict[str, Message] = {}
+    assignments: dict[str, Message] = {}
     for name in names:
         was, now = old.by_name.get(name), mesh.by_name.get(name)
         if was is None or now is None or was.policy.jwt is not None or now.policy.jwt is not None:
@@ -57,4 +59,6 @@ def edge_settings_changes(old: Mesh, mesh: Mesh, names: Iterable[str], role: Edg
             return None
         clusters[name] = cluster.memoised_service_cluster(memo, now, local_fleet=role.local_service is not None)
         assignments[name] = endpoint.memoised_service_load_assignment(memo, now)
-    return {TypeUrl.CLUSTER: clusters, TypeUrl.ENDPOINT: assignments, TypeUrl.ROUTE: {EDGE_ROUTES: route.edge_routes(mesh, EDGE_ROUTES, memo)}}
+    routes = route.edge_routes(mesh, EDGE_ROUTES, memo)
+    by_type: dict[TypeUrl, dict[str, Message]] = {TypeUrl.CLUSTER: clusters, TypeUrl.ENDPOINT: assignments, TypeUrl.ROUTE: {EDGE_ROUTES: routes.config}}
+    return Resources(by_type=by_type, references={EDGE_ROUTES: routes.clusters})

@@ -21,6 +21,9 @@ class Resources:
 
     by_type: dict[TypeUrl, dict[str, Message]] = field(default_factory=dict)
     depends_on: frozenset[str] | None = None
+    # The clusters each route configuration (by name) sends traffic to, where translation knows
+    # them as it builds the configuration; the cache walks the others (make-before-break needs them).
+    references: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def of(self, type_url: TypeUrl) -> dict[str, Message]:
         return self.by_type.get(type_url, {})

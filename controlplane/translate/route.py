@@ -8,6 +8,7 @@ target."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -25,6 +26,7 @@ from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
 from controlplane.translate.retry import retry_policy
+from controlplane.xds import wire
 from controlplane.translate.route_features import apply_header_edits, apply_rewrite, cookie_hash_policy, mirror_policy
 
 
@@ -126,23 +128,65 @@ def route_configuration(name: str, virtual_hosts: list[rc.VirtualHost]) -> route
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False))
 
 
-def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> route_pb2.RouteConfiguration:
+@dataclass(frozen=True, slots=True)
+class EdgeRoutes:
+    """The edge's route configuration and the clusters it sends traffic to (known as it is built:
+    the cache need not walk thousands of routes to find them)."""
+
+    config: route_pb2.RouteConfiguration
+    clusters: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """A message serialized (deterministically), and the clusters its routes send traffic to."""
+
+    payload: bytes
+    clusters: frozenset[str]
+
+
+def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> EdgeRoutes:
     """One virtual host per host name (Envoy refuses a domain in two virtual hosts), with the routes
     the model resolved for it, in its order. Services without a route (route.enabled=false,
-    per-revision subsets) only receive calls as weight targets."""
+    per-revision subsets) only receive calls as weight targets.
+
+    A change of one service builds again only the virtual hosts that hold it: each is kept
+    serialized, keyed on the settings of its services, and so is each route; the configuration
+    is their bytes put together (what serializing it whole gives: fields in number order)."""
     index = mesh.by_name
-    virtual_hosts = []
+    hosts = []
     for vhost in mesh.virtual_hosts:
-        services = [index[name] for name in vhost.routes]
-        # Each virtual host is built once per settings of the services it holds: a change of one
-        # service builds the hosts that hold it again, not every host.
+        services = [index[service] for service in vhost.routes]
         key = tuple(memo.settings_key(service) for service in services)
-        virtual_hosts.append(memo.get_for("virtual-host/edge", vhost.host, key, partial(_edge_virtual_host, vhost.host, services, memo)))
-    return route_configuration(name, virtual_hosts)
+        hosts.append(memo.get_for("virtual-host/edge", vhost.host, key, partial(_edge_virtual_host, vhost.host, services, memo)))
+    return memo.get_for("route-configuration/edge", name, tuple(hosts), partial(_edge_route_configuration, name, hosts))
 
 
-def _edge_virtual_host(host: str, services: list[Service], memo: TranslationMemo) -> rc.VirtualHost:
-    return rc.VirtualHost(name=host.replace("*", "_any_"), domains=_domains(host), routes=[memoised_route(memo, s) for s in services])
+def _edge_virtual_host(host: str, services: list[Service], memo: TranslationMemo) -> _Wire:
+    routes = [_route_wire(memo, service) for service in services]
+    head = rc.VirtualHost(name=host.replace("*", "_any_"), domains=_domains(host)).SerializeToString(deterministic=True)
+    payload = head + b"".join([wire.field(_VIRTUAL_HOST_ROUTES, route.payload) for route in routes])
+    return _Wire(payload, frozenset().union(*(route.clusters for route in routes)))
+
+
+def _route_wire(memo: TranslationMemo, service: Service) -> _Wire:
+    def build() -> _Wire:
+        route = memoised_route(memo, service)
+        return _Wire(route.SerializeToString(deterministic=True), frozenset(_route_clusters(route)))
+
+    return memo.get_for("route-wire/edge", service.name, memo.settings_key(service), build)
+
+
+def _edge_route_configuration(name: str, hosts: list[_Wire]) -> EdgeRoutes:
+    head = route_pb2.RouteConfiguration(name=name).SerializeToString(deterministic=True)
+    # validate_clusters (field 7) comes after the virtual hosts (field 2).
+    tail = route_configuration("", []).SerializeToString(deterministic=True)
+    payload = head + b"".join([wire.field(_CONFIGURATION_VIRTUAL_HOSTS, host.payload) for host in hosts]) + tail
+    return EdgeRoutes(route_pb2.RouteConfiguration.FromString(payload), frozenset().union(*(host.clusters for host in hosts)))
+
+
+_VIRTUAL_HOST_ROUTES = rc.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
+_CONFIGURATION_VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
 
 
 def _domains(host: str) -> list[str]:
@@ -181,13 +225,15 @@ def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:
     names: set[str] = set()
     for virtual_host in config.virtual_hosts:
         for route in virtual_host.routes:
-            action = route.route
-            # WhichOneof spares building the wrappers of the fields not set (thousands of routes at the edge).
-            which = action.WhichOneof("cluster_specifier")
-            if which == "cluster":
-                names.add(action.cluster)
-            elif which == "weighted_clusters":
-                names.update(weighted.name for weighted in action.weighted_clusters.clusters)
-            if len(action.request_mirror_policies):
-                names.update(mirror.cluster for mirror in action.request_mirror_policies)
+            names.update(_route_clusters(route))
     return frozenset(names)
+
+
+def _route_clusters(route: rc.Route) -> list[str]:
+    action = route.route
+    # WhichOneof spares building the wrappers of fields not set (thousands of routes at the edge).
+    which = action.WhichOneof("cluster_specifier")
+    names = ([action.cluster] if action.cluster else []) if which == "cluster" else [w.name for w in action.weighted_clusters.clusters] if which == "weighted_clusters" else []
+    if len(action.request_mirror_policies):
+        names += [mirror.cluster for mirror in action.request_mirror_policies]
+    return names
