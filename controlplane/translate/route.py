@@ -165,14 +165,15 @@ def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> EdgeRoutes:
 def _edge_virtual_host(host: str, services: list[Service], memo: TranslationMemo) -> _Wire:
     routes = [_route_wire(memo, service) for service in services]
     head = rc.VirtualHost(name=host.replace("*", "_any_"), domains=_domains(host)).SerializeToString(deterministic=True)
-    payload = head + b"".join([wire.field(_VIRTUAL_HOST_ROUTES, route.payload) for route in routes])
+    payload = head + b"".join([route.payload for route in routes])
     return _Wire(payload, frozenset().union(*(route.clusters for route in routes)))
 
 
 def _route_wire(memo: TranslationMemo, service: Service) -> _Wire:
     def build() -> _Wire:
         route = memoised_route(memo, service)
-        return _Wire(route.SerializeToString(deterministic=True), frozenset(_route_clusters(route)))
+        # Kept as the entry of VirtualHost.routes it becomes, so a virtual host is a join of them.
+        return _Wire(wire.field(_VIRTUAL_HOST_ROUTES, route.SerializeToString(deterministic=True)), frozenset(_route_clusters(route)))
 
     return memo.get_for("route-wire/edge", service.name, memo.settings_key(service), build)
 
