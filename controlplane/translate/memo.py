@@ -55,6 +55,10 @@ def estimated_bytes(value: object) -> int:
     """What keeping `value` in the memo costs, in bytes of memory (an estimate, see above)."""
     if isinstance(value, Message):
         return value.ByteSize() * IN_MEMORY_PER_SERIALIZED_BYTE + ENTRY_OVERHEAD_BYTES
+    # Values kept serialized say what they hold (translate/route.py's edge route configuration).
+    size = getattr(value, "estimated_bytes", None)
+    if isinstance(size, int):
+        return size + ENTRY_OVERHEAD_BYTES
     return sys.getsizeof(value) + ENTRY_OVERHEAD_BYTES
 
 
@@ -97,6 +101,11 @@ class TranslationMemo:
             self._bytes += size
             self._unheld.append(slot)
         return value
+
+    def peek(self, kind: str, name: Hashable) -> object | None:
+        """What the slot (kind, name) holds now, if anything (to build its next value from; not a use)."""
+        entry = self._entries.get((kind, name))
+        return entry.value if entry is not None else None
 
     @staticmethod
     def settings_key(service: Service) -> tuple[object, ...]:
