@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from itertools import chain
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -157,8 +158,7 @@ class Assembly:
         """Every problem, sorted, each once."""
         problems = list(self.parse_problems)
         for by_name in (self.candidate_problems, self.admission_problems, self.target_problems, self.upstream_problems):
-            for found in by_name.values():
-                problems.extend(found)
+            problems.extend(chain.from_iterable(by_name.values()))  # most are empty: at C speed
         problems.sort(key=lambda p: (p.service or "", p.task_definition, p.container, p.message))
         return tuple(dict.fromkeys(problems))
 

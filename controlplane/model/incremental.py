@@ -20,6 +20,7 @@ Either way the result equals build_mesh of the same views (tests/unit/test_incre
 from __future__ import annotations
 
 import bisect
+from itertools import chain
 import dataclasses
 from collections.abc import Iterable
 from functools import partial
@@ -377,7 +378,7 @@ class MeshBuilder:
             fresh[name] = (ownership, found, problems)
         if not fresh:
             return None
-        parse_problems = tuple(p for live in self._task_definitions.values() for p in live.parsed.problems)
+        parse_problems = tuple(chain.from_iterable(live.parsed.problems for live in self._task_definitions.values()))
         services = list(old.services)
         replaced: dict[str, Service] = {}
         endpoints, settings = set(), set()
