@@ -11,7 +11,11 @@ touches, not the number of tasks.
   whose first start and ownership stay as they are) replaces those services' endpoint sets and
   nothing else: every other Service, the problems and the edge's virtual hosts are the very
   objects of the previous mesh.
-- Anything else (a task definition that appears or goes, an ownership or an established order
+- A change of settings that leaves every decision at the edge as it was (a new revision with
+  another retry, timeout or balancing label: the same rank, match, hosts, port, protocol and
+  route size) assembles only the touched services again, and writes again only the problems that
+  name them (the Assembly keeps each admission decision by name and the problems by step).
+- Anything else (a service that comes or goes, an ownership, an established order or a route
   that moves) assembles the mesh again from the kept claims (build.assemble): no label is parsed
   again, and every service equal to its previous version keeps the previous object.
 Either way the result equals build_mesh of the same views (tests/unit/test_incremental_model.py).
