@@ -117,6 +117,8 @@ class MeshBuilder:
         self._views: dict[str, _View] = {}
         self._contributed: dict[str, str] = {}  # task ARN -> ARN of the task definition it contributes under
         self._task_definitions: dict[str, _LiveTaskDefinition] = {}
+        # The parse problems of the live task definitions that have some, in the order of _task_definitions.
+        self._parse_problems: dict[str, tuple[ServiceProblem, ...]] = {}
         self._claims: dict[str, dict[str, Claim]] = {}  # service name -> task-definition ARN -> claim
         self._assembly: Assembly | None = None
         self._mesh: Mesh | None = None
@@ -226,6 +228,7 @@ class MeshBuilder:
             changes.structural |= self._host_rule is not None  # the default hosts follow the clusters
         if live.tasks == 0:
             del self._task_definitions[arn]
+            self._parse_problems.pop(arn, None)
             for declaration in live.parsed.declarations:
                 claims = self._claims[declaration.name]
                 del claims[arn]
@@ -239,6 +242,8 @@ class MeshBuilder:
         live = self._task_definitions.get(task_definition.arn)
         if live is None:
             live = self._task_definitions[task_definition.arn] = _LiveTaskDefinition(task_definition, self.labels.get(task_definition))
+            if live.parsed.problems:
+                self._parse_problems[task_definition.arn] = live.parsed.problems
             for declaration in live.parsed.declarations:
                 self._claims.setdefault(declaration.name, {})[task_definition.arn] = Claim(task_definition, declaration)
             changes.structural = True
@@ -327,7 +332,7 @@ class MeshBuilder:
             update = self._with_new_settings(old, self._assembly, changes)
             if update is not None:
                 return update
-        parse_problems = [p for live in self._task_definitions.values() for p in live.parsed.problems]
+        parse_problems = list(chain.from_iterable(self._parse_problems.values()))
         clusters_of = {arn: live.clusters.keys() for arn, live in self._task_definitions.items()}
         # A name whose claims this view did not touch keeps its ownership and its endpoint set.
         kept = self._assembly.ownership if self._assembly is not None else {}
@@ -382,7 +387,7 @@ class MeshBuilder:
             fresh[name] = (ownership, found, problems)
         if not fresh:
             return None
-        parse_problems = tuple(chain.from_iterable(live.parsed.problems for live in self._task_definitions.values()))
+        parse_problems = tuple(chain.from_iterable(self._parse_problems.values()))
         services = list(old.services)
         replaced: dict[str, Service] = {}
         endpoints, settings = set(), set()
