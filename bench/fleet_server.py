@@ -107,6 +107,72 @@ class AckWatch(Telemetry):
                 self.done.set()
 
 
+class BareFloorServer:
+    """The bare grpc.aio floor: a coroutine handler (not an async generator) that writes pre-encoded
+    bytes with `context.write`, and a reader that answers requests itself (no queue hop): per push
+    one wake-up of the stream's writer, one write, one read. No cache lookups beyond the snapshot,
+    no state machine, no telemetry."""
+
+    def __init__(self, cache: SnapshotCache, watch: AckWatch) -> None:
+        self._cache, self._watch, self._ids = cache, watch, 0
+        self.streams = 0
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        method = grpc.stream_stream_rpc_method_handler(
+            self._serve, request_deserializer=discovery_pb2.DiscoveryRequest.FromString, response_serializer=identity
+        )
+        return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
+
+    async def _serve(self, requests: AsyncIterator[Any], context: Any) -> None:
+        first = await context.read()
+        role = node_role(first.node)
+        self._ids += 1
+        stream_id, names, out = self._ids, {}, []
+        wake = asyncio.Event()
+        changes = 0
+
+        def changed() -> None:
+            nonlocal changes
+            changes += 1
+            snapshot = self._cache.snapshot(role)
+            assert snapshot is not None
+            out.append(FloorServer.response(snapshot, TypeUrl.ENDPOINT, names[TypeUrl.ENDPOINT], f"change-{changes}"))
+            wake.set()
+
+        async def read() -> None:
+            item = first
+            while item is not grpc.aio.EOF:
+                type_url = TypeUrl(item.type_url)
+                if not item.response_nonce:
+                    names[type_url] = list(item.resource_names)
+                    snapshot = self._cache.snapshot(role)
+                    assert snapshot is not None
+                    out.append(FloorServer.response(snapshot, type_url, names[type_url], "first"))
+                    wake.set()
+                elif item.response_nonce.startswith("change-"):
+                    self._watch.floor_acked(stream_id)
+                item = await context.read()
+            out.append(None)
+            wake.set()
+
+        self._cache.acquire(role, changed)
+        self.streams += 1
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                sending, out[:] = out[:], []
+                for payload in sending:
+                    if payload is None:
+                        return
+                    await context.write(payload)
+        finally:
+            reader.cancel()
+            self.streams -= 1
+            self._cache.release(role, changed)
+
+
 class FloorServer:
     """The floor to compare the server with: the same grpc.aio ADS method, the same cache and change
     notification and the same pre-encoded bytes, but no xDS state machine: every first request of a
@@ -122,7 +188,8 @@ class FloorServer:
         )
         return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
 
-    def _response(self, snapshot: Snapshot, type_url: TypeUrl, names: Sequence[str], nonce: str) -> bytes:
+    @staticmethod
+    def response(snapshot: Snapshot, type_url: TypeUrl, names: Sequence[str], nonce: str) -> bytes:
         resources = snapshot.of(type_url)
         chosen = [resources[n] for n in names if n in resources] if names else list(resources.values())
         return SotwResponse(version_of(chosen), type_url.value, nonce, [r.sotw_entry for r in chosen]).to_bytes()
@@ -149,12 +216,12 @@ class FloorServer:
                 assert snapshot is not None
                 if item is CHANGED:
                     changes += 1
-                    yield self._response(snapshot, TypeUrl.ENDPOINT, names[TypeUrl.ENDPOINT], f"change-{changes}")
+                    yield self.response(snapshot, TypeUrl.ENDPOINT, names[TypeUrl.ENDPOINT], f"change-{changes}")
                 else:
                     type_url = TypeUrl(item.type_url)
                     if not item.response_nonce:
                         names[type_url] = list(item.resource_names)
-                        yield self._response(snapshot, type_url, names[type_url], "first")
+                        yield self.response(snapshot, type_url, names[type_url], "first")
                     elif item.response_nonce.startswith("change-"):
                         self._watch.floor_acked(stream_id)
                 item = await inbox.next()
@@ -170,7 +237,10 @@ async def main() -> None:
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-pending-streams", type=int, default=DEFAULT_MAX_PENDING_STREAMS, help="grpc.server.max_pending_requests (grpc's own default: 1000)")
-    parser.add_argument("--floor", action="store_true", help="serve with FloorServer (no xDS state machine) to measure the floor")
+    parser.add_argument(
+        "--floor", nargs="?", const="queue", choices=["queue", "bare"],
+        help="serve a floor instead of the DiscoveryServer: `queue` (FloorServer: our stream's shape, no xDS state machine) or `bare` (BareFloorServer)",
+    )
     parser.add_argument("--profile", help="write a cProfile of the server's work for each change to this file")
     args = parser.parse_args()
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
@@ -179,7 +249,7 @@ async def main() -> None:
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
     server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
-    floor = FloorServer(cache, watch) if args.floor else None
+    floor = (BareFloorServer if args.floor == "bare" else FloorServer)(cache, watch) if args.floor else None
     server.add_generic_rpc_handlers(floor.handlers() if floor else DiscoveryServer(cache, registry, watch).handlers())
     streams = (lambda: floor.streams) if floor else (lambda: len(registry.proxies()))
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
