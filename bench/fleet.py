@@ -154,10 +154,14 @@ async def measure(
         await asyncio.sleep(0.2)
         # Further changes for a median of the server's CPU per stream (one change is one sample).
         per_stream = [float(changed["push_cpu_seconds"]) * 1e6 / max(1, int(changed["streams"]))]  # type: ignore[arg-type]
+        gc_ms = [float(changed["gc_cpu_seconds"]) * 1000]  # type: ignore[arg-type]
+        gc_runs = [changed["gc_collections"]]
         acked_ms = [float(changed["all_acked_after"]) * 1000]  # type: ignore[arg-type]
         for _ in range(changes - 1):
             again = await asyncio.to_thread(ask, "change")
             per_stream.append(float(again["push_cpu_seconds"]) * 1e6 / max(1, int(again["streams"])))  # type: ignore[arg-type]
+            gc_ms.append(float(again["gc_cpu_seconds"]) * 1000)  # type: ignore[arg-type]
+            gc_runs.append(again["gc_collections"])
             acked_ms.append(float(again["all_acked_after"]) * 1000 if again["all_acked_after"] is not None else float("inf"))  # type: ignore[arg-type]
             await asyncio.sleep(0.2)
         delays = sorted(sim.eds_updates[0] - at for sim in sims if sim.eds_updates)
@@ -180,6 +184,8 @@ async def measure(
             "push_cpu_us_per_stream": round(statistics.median(per_stream), 1),
             "push_cpu_us_per_stream_runs": [round(x) for x in per_stream],
             "all_acked_ms_median": round(statistics.median(acked_ms), 1),
+            "gc_cpu_ms_per_change": [round(x, 1) for x in gc_ms],
+            "gc_collections_per_change": gc_runs,
             "server_rss_mib": round(int(loaded["rss_kib"]) / 1024, 1),  # type: ignore[arg-type]
             "rss_per_stream_kib": round((int(loaded["rss_kib"]) - int(idle["rss_kib"])) / (clients + envoys), 1),  # type: ignore[arg-type]
         }

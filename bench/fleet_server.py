@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import resource
 import sys
@@ -24,7 +25,6 @@ from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
 from controlplane.cache.snapshot import Snapshot, version_of
 from controlplane.server.ads import DiscoveryServer, node_role
-from controlplane.server.inbox import CHANGED, Inbox
 from controlplane.admin.event_bus import EventBus
 from controlplane.admin.metrics import Metrics
 from controlplane.admin.telemetry import Telemetry
@@ -68,6 +68,23 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+class GcClock:
+    """CPU time spent in the garbage collector (gc.callbacks around each collection)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+            self.collections[info["generation"]] += 1
 
 
 def cpu_seconds() -> float:
@@ -127,7 +144,9 @@ class BareFloorServer:
         first = await context.read()
         role = node_role(first.node)
         self._ids += 1
-        stream_id, names, out = self._ids, {}, []
+        stream_id = self._ids
+        names: dict[TypeUrl, list[str]] = {}
+        out: list[bytes | None] = []
         wake = asyncio.Event()
         changes = 0
 
@@ -171,6 +190,35 @@ class BareFloorServer:
             reader.cancel()
             self.streams -= 1
             self._cache.release(role, changed)
+
+
+CHANGED = object()
+
+
+class Inbox:
+    """The shape of the server's streams before issue 12's push work: one queue per stream that
+    the reader's requests and the cache's change notifications go through."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._change_queued = False
+
+    def request(self, request: Any) -> None:
+        self._queue.put_nowait(request)
+
+    def closed(self) -> None:
+        self._queue.put_nowait(None)
+
+    def changed(self) -> None:
+        if not self._change_queued:
+            self._change_queued = True
+            self._queue.put_nowait(CHANGED)
+
+    async def next(self) -> Any:
+        item = await self._queue.get()
+        if item is CHANGED:
+            self._change_queued = False
+        return item
 
 
 class FloorServer:
@@ -246,6 +294,7 @@ async def main() -> None:
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
 
     cache, registry, watch = SnapshotCache(), ProxyRegistry(), AckWatch()
+    gc_clock = GcClock()
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
     server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
@@ -274,6 +323,7 @@ async def main() -> None:
             profile = cProfile.Profile() if args.profile else None
             if profile is not None:
                 profile.enable()
+            gc_before, gc_counts = gc_clock.seconds, list(gc_clock.collections)
             cpu_before, at = cpu_seconds(), time.time()
             cache.set_mesh(mesh)
             rebuild = cpu_seconds() - cpu_before
@@ -295,6 +345,8 @@ async def main() -> None:
                         "all_acked_after": watch.last_ack - at if watch.streams_acked else None,
                         "rebuild_cpu_seconds": rebuild,
                         "push_cpu_seconds": total - rebuild,
+                        "gc_cpu_seconds": gc_clock.seconds - gc_before,
+                        "gc_collections": [now - then for now, then in zip(gc_clock.collections, gc_counts)],
                     }
                 ),
                 flush=True,
