@@ -94,6 +94,8 @@ async def measure(
     pending = ["--max-pending-streams", str(max_pending_streams)] if max_pending_streams else []
     if os.environ.get("FLEET_FLOOR"):
         pending += ["--floor", "bare" if os.environ["FLEET_FLOOR"] == "bare" else "queue"]
+    if os.environ.get("FLEET_GC_YOUNG"):
+        pending += ["--gc-young", os.environ["FLEET_GC_YOUNG"]]
     if os.environ.get("FLEET_PROFILE"):
         pending += ["--profile", os.environ["FLEET_PROFILE"]]
     server = subprocess.Popen(

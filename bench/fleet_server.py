@@ -21,6 +21,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.cache.store import SnapshotCache
+from controlplane.heap import settle_heap
 from controlplane.logs import configure_logging
 from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, Protocol, RouteMatch, Service
 from controlplane.cache.snapshot import Snapshot, version_of
@@ -289,6 +290,7 @@ async def main() -> None:
         "--floor", nargs="?", const="queue", choices=["queue", "bare"],
         help="serve a floor instead of the DiscoveryServer: `queue` (FloorServer: our stream's shape, no xDS state machine) or `bare` (BareFloorServer)",
     )
+    parser.add_argument("--gc-young", type=int, default=None, help="gc threshold of the young generation (default: the product's, heap.py; Python's: 700)")
     parser.add_argument("--profile", help="write a cProfile of the server's work for each change to this file")
     args = parser.parse_args()
     configure_logging("json", "warning")  # stdout is the command channel; logs go to stderr
@@ -297,6 +299,9 @@ async def main() -> None:
     gc_clock = GcClock()
     started = time.perf_counter()
     cache.set_mesh(synthetic_mesh(args.services, args.endpoints))
+    settle_heap()  # what ControlPlane does once the first view is in
+    if args.gc_young:
+        gc.set_threshold(args.gc_young, *gc.get_threshold()[1:])
     server = grpc.aio.server(options=[*xds_server_options(args.max_pending_streams), ("grpc.max_concurrent_streams", 100000)])
     floor = (BareFloorServer if args.floor == "bare" else FloorServer)(cache, watch) if args.floor else None
     server.add_generic_rpc_handlers(floor.handlers() if floor else DiscoveryServer(cache, registry, watch).handlers())
