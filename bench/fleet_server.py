@@ -8,6 +8,7 @@ pushes and ACKs, measured in this process around exactly that work)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import cProfile
 import gc
@@ -323,7 +324,12 @@ async def main() -> None:
             # harness builds is ready before the clock starts; the pushes and the ACKs they bring
             # back run on this event loop while we wait for the last ACK.
             generation += 1
-            mesh = synthetic_mesh(args.services, args.endpoints, generation)
+            # Only s0000's endpoints move; every other service keeps its identity, as with the
+            # product's incremental model, so the change allocates (and the collector sees) what
+            # the product would, not a whole new mesh.
+            moved = synthetic_mesh(1, args.endpoints, generation).services[0]
+            current = cache.mesh if cache.mesh is not None else synthetic_mesh(args.services, args.endpoints)
+            mesh = dataclasses.replace(current, services=(dataclasses.replace(current.services[0], endpoints=moved.endpoints), *current.services[1:]))
             watch.start(streams())
             profile = cProfile.Profile() if args.profile else None
             if profile is not None:
