@@ -27,6 +27,13 @@ from controlplane.xds.wire import identity
 
 log = structlog.get_logger()
 
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
 # (gRPC service, SotW method, Delta method); None type = ADS (every type, ordered).
 SERVICES: tuple[tuple[str, str, str], ...] = (
     ("envoy.service.discovery.v3.AggregatedDiscoveryService", "StreamAggregatedResources", "DeltaAggregatedResources"),
@@ -142,8 +149,15 @@ class DiscoveryServer:
             await context.abort(error.code, str(error))
             return
         outbox = Outbox()
+        loop = asyncio.get_running_loop()
+        on_other_loop = lambda: _running_loop() is not loop  # noqa: E731 - a cache published from elsewhere (tests)
+        pushes: list[Callable[[], None]] = [outbox.changed]  # until the stream's state machine exists
+
+        def notify() -> None:
+            pushes[0]()
+
         try:
-            self._cache.acquire(role, outbox.changed)
+            self._cache.acquire(role, notify)
         except RoleLimitError as error:
             log.warning("xds.role_limit_reached", node_id=first.node.id, role=role.key, peer=context.peer(), limit=self._cache.max_roles)
             self._observer.refused(first.node.id, "role_limit")
@@ -181,10 +195,30 @@ class DiscoveryServer:
             finally:
                 outbox.end()
 
+        def push() -> None:
+            outbox.send([response.to_bytes() for response in stream.push(cache.snapshot(role))])
+            outbox.retry_at(stream.next_retry_at())
+
+        def changed() -> None:
+            """The role's snapshot changed. With nothing waiting to be written, the responses are made
+            here, in the cache's notification, so that the writers of every stream a change reaches
+            wake one after the other with bytes ready: grpc then writes them to each connection in
+            a few large writes instead of one per stream (measured: bench/fleet.py). A stream still
+            writing takes the change later, and only its latest state."""
+            if outbox.pending or on_other_loop():
+                outbox.changed()
+                return
+            try:
+                push()
+            except Exception as error:  # noqa: BLE001 - a failing stream must not fail the publication
+                log.error("xds.push_failed", node_id=record.node_id, stream=record.stream_id, error=f"{type(error).__name__}: {error}")
+                outbox.end()
+
         def close_for_drain() -> None:
             drained.append(True)
             outbox.end()
 
+        pushes[0] = changed
         self.drain.register(record.stream_id, close_for_drain)
         reader: asyncio.Task[None] | None = None
         try:
@@ -198,8 +232,7 @@ class DiscoveryServer:
                 if outbox.ended:
                     break
                 if outbox.take_push():
-                    outbox.send([response.to_bytes() for response in stream.push(cache.snapshot(role))])
-                    outbox.retry_at(stream.next_retry_at())
+                    push()
                 for payload in outbox.take():
                     await context.write(payload)
             if drained:
@@ -211,7 +244,7 @@ class DiscoveryServer:
             outbox.close()
             if reader is not None:
                 reader.cancel()
-            cache.release(role, outbox.changed)
+            cache.release(role, notify)
             self._registry.close(record)
             self._observer.disconnected(record)
             bound.info("xds.stream_closed")

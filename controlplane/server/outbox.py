@@ -28,6 +28,11 @@ class Outbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def pending(self) -> bool:
+        """Whether responses wait to be written."""
+        return bool(self._payloads)
+
     def send(self, payloads: list[bytes]) -> None:
         if payloads:
             self._payloads.extend(payloads)
