@@ -177,6 +177,7 @@ class DiscoveryServer:
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
         drained: list[bool] = []
+        failed: list[str] = []
         cache = self._cache
 
         def answer(request: Any) -> None:
@@ -212,6 +213,7 @@ class DiscoveryServer:
                 push()
             except Exception as error:  # noqa: BLE001 - a failing stream must not fail the publication
                 log.error("xds.push_failed", node_id=record.node_id, stream=record.stream_id, error=f"{type(error).__name__}: {error}")
+                failed.append(f"{type(error).__name__}: {error}")
                 outbox.end()
 
         def close_for_drain() -> None:
@@ -235,6 +237,9 @@ class DiscoveryServer:
                     push()
                 for payload in outbox.take():
                     await context.write(payload)
+            if failed:
+                # The proxy reconnects and starts afresh (grpc clients and Envoy retry INTERNAL).
+                await context.abort(grpc.StatusCode.INTERNAL, f"the control plane failed to answer this stream: {failed[0]}")
             if drained:
                 bound.debug("xds.stream_drained")
                 # UNAVAILABLE: the status gRPC clients and Envoy retry on, after their backoff.
