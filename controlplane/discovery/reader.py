@@ -69,6 +69,7 @@ class ClusterReader:
             "container_instances": len(self.instances),
             "tasks": sum(len(t) for t in self._tables.values()),
             "tombstones": sum(t.tombstones for t in self._tables.values()),
+            "change_log": sum(t.change_log_entries for t in self._tables.values()),
         }
 
     def table(self, cluster: str) -> TaskTable:

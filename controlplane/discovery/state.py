@@ -116,6 +116,10 @@ class ChangeLog:
     def position(self) -> int:
         return self._base + len(self._arns)
 
+    def __len__(self) -> int:
+        """Entries held: at most 2 x `keep` (the controlplane_discovery_cache_entries{cache="change_log"} metric)."""
+        return len(self._arns)
+
     def record(self, arn: str) -> None:
         self._arns.append(arn)
         if len(self._arns) > 2 * self._keep:

@@ -105,6 +105,10 @@ class TaskTable:
         return iter(self._live.values())
 
     @property
+    def change_log_entries(self) -> int:
+        return len(self._changes)
+
+    @property
     def tombstones(self) -> int:
         return len(self._tombstones)
 

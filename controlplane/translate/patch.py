@@ -82,18 +82,24 @@ def patched_or_kept(message: M, patch: str | None) -> M:
 
 def check_listener_patch(text: str) -> str:
     """The edge listener patch of `serve --edge-listener-patch` as canonical JSON, checked against the
-    edge listener of an empty mesh; ValueError saying what is wrong."""
+    edge listener of an empty mesh in both its shapes, plaintext and TLS (certificates arrive after
+    start-up and may come and go, so the patch must fit both); ValueError saying what is wrong."""
     from controlplane.model.json_grammar import canonical, json_object
     from controlplane.model.mesh import Mesh
     from controlplane.proxy.roles import EdgeRole
+    from controlplane.secrets.certificate import Certificate, CertificateSet
     from controlplane.translate.edge_options import EdgeOptions
     from controlplane.translate.listener import edge_listener
 
     patch = canonical(json_object(text))
-    try:
-        patched(edge_listener(EdgeRole("127.0.0.1", 10000), "edge", Mesh(services=()), EdgeOptions()), patch)
-    except PatchError as error:
-        raise ValueError(str(error)) from None
+    # The listener names certificates by their SDS secret, never by content: a placeholder will do.
+    placeholder = Certificate(name="check", chain_pem="", key_pem="", hosts=("example.com",), not_after=0.0, source="check")
+    shapes = {"plaintext": EdgeOptions(), "TLS": EdgeOptions(certificates=CertificateSet(certificates=(placeholder,)))}
+    for shape, options in shapes.items():
+        try:
+            patched(edge_listener(EdgeRole("127.0.0.1", 10000), "edge", Mesh(services=()), options), patch)
+        except PatchError as error:
+            raise ValueError(f"on the {shape} edge listener: {error}") from None
     return patch
 
 

@@ -16,6 +16,7 @@ from controlplane.settings import Settings
 from controlplane.translate import translate
 from controlplane.translate.cluster import cluster
 from controlplane.translate.edge_options import EdgeOptions
+from controlplane.secrets.certificate import Certificate, CertificateSet
 from controlplane.translate.patch import PatchError, check_listener_patch, check_service, merge_patch, patched, patched_or_kept
 from controlplane.xds.types import TypeUrl
 from unit.builders import cluster_state, task, task_definition
@@ -120,12 +121,17 @@ def test_the_edge_listener_patch_is_checked_and_applied(tmp_path: Path) -> None:
     patch = check_listener_patch('{"per_connection_buffer_limit_bytes": 65536}')
     edge = translate(_mesh({}), EdgeRole("127.0.0.1", 10000), edge=EdgeOptions(listener_patch=patch))
     assert edge.of(TypeUrl.LISTENER)["edge"].per_connection_buffer_limit_bytes.value == 65536
+    # Checked against the TLS shape too (certificates may arrive later): applied there as well.
+    certificate = Certificate(name="www", chain_pem="", key_pem="", hosts=("www.example.com",), not_after=0.0, source="test")
+    tls = EdgeOptions(certificates=CertificateSet(certificates=(certificate,)), listener_patch=patch)
+    tls_listener = translate(_mesh({}), EdgeRole("127.0.0.1", 10000), edge=tls).of(TypeUrl.LISTENER)["edge"]
+    assert len(tls_listener.listener_filters) == 1 and tls_listener.per_connection_buffer_limit_bytes.value == 65536
 
     with pytest.raises(ValueError, match='no field named "per_connection_buffer_limit"'):
         check_listener_patch('{"per_connection_buffer_limit": 1}')
     bad = tmp_path / "bad.json"
     bad.write_text('{"filter_chains": [{"filters": [{"name": ""}]}]}')
-    with pytest.raises(ValidationError, match=r"Listener.filter_chains\[0\].filters\[0\].name: needs at least 1 characters"):
+    with pytest.raises(ValidationError, match=r"on the plaintext edge listener: .*Listener.filter_chains\[0\].filters\[0\].name: needs at least 1 characters"):
         Settings(edge_listener_patch=bad)
     with pytest.raises(ValidationError, match="cannot read"):
         Settings(edge_listener_patch=tmp_path / "missing.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from controlplane.discovery.state import ChangeLog
 from controlplane.discovery.task_table import Entry, Report, TaskTable
 
 from .builders import task, task_definition
@@ -70,3 +71,16 @@ def test_views_made_from_the_last_one_equal_views_made_from_scratch() -> None:
             live = sorted(table.entries(), key=lambda e: e.task.arn)
             assert view.tasks == tuple(e.task for e in live)
             assert dict(view.task_definitions) == {e.task_definition.arn: e.task_definition for e in live}
+
+
+def test_the_change_log_stays_bounded_and_says_how_much_it_holds() -> None:
+    log = ChangeLog(keep=3)
+    for i in range(20):
+        log.record(f"arn-{i}")
+        assert len(log) <= 6  # at most 2 x keep: the size the discovery_cache_entries metric shows
+    assert log.position == 20
+    assert log.between(0, 20) is None  # forgotten: the model compares every task instead
+    assert log.between(17, 20) == {"arn-17", "arn-18", "arn-19"}
+    table = TaskTable("prod")
+    table.apply_event(report("t1", "127.0.0.1", 1), 0.0)
+    assert table.change_log_entries == 1
