@@ -88,11 +88,14 @@ class SimulatedSidecar:
 
 
 async def measure(
-    clients: int, envoys: int, services: int, endpoints: int, roles: int | None = None, max_pending_streams: int | None = None
+    clients: int, envoys: int, services: int, endpoints: int, roles: int | None = None, max_pending_streams: int | None = None,
+    changes: int = 1,
 ) -> dict[str, object]:
     pending = ["--max-pending-streams", str(max_pending_streams)] if max_pending_streams else []
     if os.environ.get("FLEET_FLOOR"):
-        pending += ["--floor"]
+        pending += ["--floor", "bare" if os.environ["FLEET_FLOOR"] == "bare" else "queue"]
+    if os.environ.get("FLEET_GC_YOUNG"):
+        pending += ["--gc-young", os.environ["FLEET_GC_YOUNG"]]
     if os.environ.get("FLEET_PROFILE"):
         pending += ["--profile", os.environ["FLEET_PROFILE"]]
     server = subprocess.Popen(
@@ -151,6 +154,18 @@ async def measure(
         changed = await asyncio.to_thread(ask, "change")
         at = float(changed["at"])  # type: ignore[arg-type]
         await asyncio.sleep(0.2)
+        # Further changes for a median of the server's CPU per stream (one change is one sample).
+        per_stream = [float(changed["push_cpu_seconds"]) * 1e6 / max(1, int(changed["streams"]))]  # type: ignore[arg-type]
+        gc_ms = [float(changed["gc_cpu_seconds"]) * 1000]  # type: ignore[arg-type]
+        gc_runs = [changed["gc_collections"]]
+        acked_ms = [float(changed["all_acked_after"]) * 1000]  # type: ignore[arg-type]
+        for _ in range(changes - 1):
+            again = await asyncio.to_thread(ask, "change")
+            per_stream.append(float(again["push_cpu_seconds"]) * 1e6 / max(1, int(again["streams"])))  # type: ignore[arg-type]
+            gc_ms.append(float(again["gc_cpu_seconds"]) * 1000)  # type: ignore[arg-type]
+            gc_runs.append(again["gc_collections"])
+            acked_ms.append(float(again["all_acked_after"]) * 1000 if again["all_acked_after"] is not None else float("inf"))  # type: ignore[arg-type]
+            await asyncio.sleep(0.2)
         delays = sorted(sim.eds_updates[0] - at for sim in sims if sim.eds_updates)
         result = {
             "clients": clients,
@@ -168,7 +183,11 @@ async def measure(
             "refused_or_unsynced": 0,
             "rebuild_cpu_ms": round(float(changed["rebuild_cpu_seconds"]) * 1000, 1),  # type: ignore[arg-type]
             "push_cpu_ms": round(float(changed["push_cpu_seconds"]) * 1000, 1),  # type: ignore[arg-type]
-            "push_cpu_us_per_stream": round(float(changed["push_cpu_seconds"]) * 1e6 / max(1, int(changed["streams"])), 1),  # type: ignore[arg-type]
+            "push_cpu_us_per_stream": round(statistics.median(per_stream), 1),
+            "push_cpu_us_per_stream_runs": [round(x) for x in per_stream],
+            "all_acked_ms_median": round(statistics.median(acked_ms), 1),
+            "gc_cpu_ms_per_change": [round(x, 1) for x in gc_ms],
+            "gc_collections_per_change": gc_runs,
             "server_rss_mib": round(int(loaded["rss_kib"]) / 1024, 1),  # type: ignore[arg-type]
             "rss_per_stream_kib": round((int(loaded["rss_kib"]) - int(idle["rss_kib"])) / (clients + envoys), 1),  # type: ignore[arg-type]
         }
@@ -210,12 +229,13 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=10, help="per service")
     parser.add_argument("--roles", type=int, default=None, help="clients are sidecars of this many services (default: one per service)")
+    parser.add_argument("--changes", type=int, default=1, help="endpoint changes in a row; CPU per stream is their median")
     parser.add_argument("--max-pending-streams", type=int, default=None, help="the server's grpc.server.max_pending_requests (default: the product's)")
     args = parser.parse_args()
     print(json.dumps(snapshot_build(args.services, args.endpoints)), flush=True)
     rows = []
     for clients in args.clients:
-        result = asyncio.run(measure(clients, args.envoys, args.services, args.endpoints, args.roles, args.max_pending_streams))
+        result = asyncio.run(measure(clients, args.envoys, args.services, args.endpoints, args.roles, args.max_pending_streams, args.changes))
         print(json.dumps(result), flush=True)
         if not result.get("refused_or_unsynced"):
             rows.append(result)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections import Counter
 from typing import Any, Callable
 
@@ -47,6 +46,7 @@ from controlplane.server.registry import ProxyRegistry
 from controlplane.server.subscriptions import NackBackoff
 from controlplane.server.listen import is_loopback
 from controlplane.server.tokens import TokenBook
+from controlplane.heap import settle_heap
 from controlplane.errors import SettingsError
 from controlplane.secrets.certificate import CertificateSet
 from controlplane.secrets.sources import CaFile, CertificateSource, file_source, secret_source
@@ -415,11 +415,8 @@ class ControlPlane:
 
     async def _serving_when_ready(self) -> None:
         await self.discovery.first_view.wait()
-        # Start-up is over: botocore's service models, the protobuf descriptors and the caches
-        # of the first read live as long as the process. Frozen out of the garbage collector's
-        # way, the collections a resync triggers scan only what is new.
-        gc.collect()
-        gc.freeze()
+        # Start-up is over (heap.py: what is frozen, and why young collections are rarer).
+        settle_heap()
 
         async def set_health(ready: bool) -> None:
             # A draining replica stays NOT_SERVING whatever its readiness does.

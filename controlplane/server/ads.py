@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 import structlog
@@ -18,14 +18,21 @@ from controlplane.proxy.roles import GrpcClientRole, ProxyRole, role_from_metada
 from controlplane.server.authorize import AccessDenied, StreamAuthorizer
 from controlplane.server.delta import DeltaStream
 from controlplane.server.drain import StreamDrain
-from controlplane.server.inbox import CHANGED, RETRY, Inbox
 from controlplane.server.observer import NoObserver, StreamObserver
+from controlplane.server.outbox import Outbox
 from controlplane.server.registry import ProxyRegistry
 from controlplane.server.stream import SotwStream
 from controlplane.server.subscriptions import NackBackoff, SubscriptionStream
 from controlplane.xds.wire import identity
 
 log = structlog.get_logger()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 # (gRPC service, SotW method, Delta method); None type = ADS (every type, ordered).
 SERVICES: tuple[tuple[str, str, str], ...] = (
@@ -93,52 +100,38 @@ class DiscoveryServer:
             )
         return handlers
 
-    def _sotw_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
-        # grpc.aio recognises streaming handlers by inspect.isasyncgenfunction: this must be one.
-        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    def _sotw_behaviour(self, ordered: bool) -> Callable[..., Awaitable[None]]:
+        # A coroutine handler (not an async generator): it writes with `context.write`, so a push
+        # costs one wake-up of the stream's writer, and the reader answers ACKs without waking it.
+        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
             make = lambda record, role: SotwStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
-            async for payload in self._serve(request_iterator, context, make):
-                yield payload
+            await self._serve(context, make)
 
         return behaviour
 
-    def _delta_behaviour(self, ordered: bool) -> Callable[..., AsyncIterator[bytes]]:
-        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    def _delta_behaviour(self, ordered: bool) -> Callable[..., Awaitable[None]]:
+        async def behaviour(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
             make = lambda record, role: DeltaStream(record, self._nonce_prefix, self._observer, ordered and orders(role), self._backoff)  # noqa: E731
-            async for payload in self._serve(request_iterator, context, make):
-                yield payload
+            await self._serve(context, make)
 
         return behaviour
 
     async def _serve(
         self,
-        request_iterator: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
         make_stream: Callable[[Any, ProxyRole], SubscriptionStream[Any, Any]],
-    ) -> AsyncIterator[bytes]:
-        inbox = Inbox()
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    inbox.request(request)
-            except asyncio.CancelledError:
-                pass
-            except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
-                log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
-            finally:
-                inbox.closed()
-
-        reader = asyncio.create_task(read())
-        first = await inbox.next()
-        if first is None:
-            reader.cancel()
+    ) -> None:
+        try:
+            first = await context.read()
+        except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
+            log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
+            return
+        if first is grpc.aio.EOF:
             return
         try:
             role = node_role(first.node)
         except NodeError as error:
             log.warning("xds.node_rejected", node_id=first.node.id, error=str(error))
-            reader.cancel()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
         if self.drain.draining:
@@ -146,7 +139,6 @@ class DiscoveryServer:
             # bootstrap's other addresses take it elsewhere: this replica no longer listens).
             log.debug("xds.stream_refused_draining", node_id=first.node.id, peer=context.peer())
             self._observer.refused(first.node.id, "draining")
-            reader.cancel()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this control plane replica is draining: connect to another one")
             return
         # Authentication and identity (server/authorize.py): may this proxy claim this role?
@@ -154,15 +146,21 @@ class DiscoveryServer:
             identity = self._authorizer.admit(context, first.node.id, role)
         except AccessDenied as error:
             self._observer.refused(first.node.id, error.reason)
-            reader.cancel()
             await context.abort(error.code, str(error))
             return
+        outbox = Outbox()
+        loop = asyncio.get_running_loop()
+        on_other_loop = lambda: _running_loop() is not loop  # noqa: E731 - a cache published from elsewhere (tests)
+        pushes: list[Callable[[], None]] = [outbox.changed]  # until the stream's state machine exists
+
+        def notify() -> None:
+            pushes[0]()
+
         try:
-            self._cache.acquire(role, inbox.changed)
+            self._cache.acquire(role, notify)
         except RoleLimitError as error:
             log.warning("xds.role_limit_reached", node_id=first.node.id, role=role.key, peer=context.peer(), limit=self._cache.max_roles)
             self._observer.refused(first.node.id, "role_limit")
-            reader.cancel()
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"node '{first.node.id}': {error}")
             return
         metadata = dict(context.invocation_metadata() or ())
@@ -179,35 +177,79 @@ class DiscoveryServer:
         bound = log.bind(node_id=record.node_id, stream=record.stream_id, role=role.key, identity=identity.name or None)
         bound.info("xds.stream_opened", peer=record.peer, protocol=type(stream).__name__)
         drained: list[bool] = []
+        failed: list[str] = []
+        cache = self._cache
+
+        def answer(request: Any) -> None:
+            """The state machine's answer to one request, queued for the writer (an ACK: usually none)."""
+            outbox.send([response.to_bytes() for response in stream.on_request(request, cache.snapshot(role))])
+            outbox.retry_at(stream.next_retry_at())  # wake then to offer NACKed resources again
+
+        async def read() -> None:
+            try:
+                while (request := await context.read()) is not grpc.aio.EOF:
+                    answer(request)
+            except asyncio.CancelledError:
+                pass
+            except Exception as error:  # noqa: BLE001 - the stream ends either way; say why
+                log.warning("xds.stream_read_failed", peer=context.peer(), error=f"{type(error).__name__}: {error}")
+            finally:
+                outbox.end()
+
+        def push() -> None:
+            outbox.send([response.to_bytes() for response in stream.push(cache.snapshot(role))])
+            outbox.retry_at(stream.next_retry_at())
+
+        def changed() -> None:
+            """The role's snapshot changed. With nothing waiting to be written, the responses are made
+            here, in the cache's notification, so that the writers of every stream a change reaches
+            wake one after the other with bytes ready: grpc then writes them to each connection in
+            a few large writes instead of one per stream (measured: bench/fleet.py). A stream still
+            writing takes the change later, and only its latest state."""
+            if outbox.pending or on_other_loop():
+                outbox.changed()
+                return
+            try:
+                push()
+            except Exception as error:  # noqa: BLE001 - a failing stream must not fail the publication
+                log.error("xds.push_failed", node_id=record.node_id, stream=record.stream_id, error=f"{type(error).__name__}: {error}")
+                failed.append(f"{type(error).__name__}: {error}")
+                outbox.end()
 
         def close_for_drain() -> None:
             drained.append(True)
-            inbox.closed()
+            outbox.end()
 
+        pushes[0] = changed
         self.drain.register(record.stream_id, close_for_drain)
+        reader: asyncio.Task[None] | None = None
         try:
             # Nothing is served before the first complete view of ECS.
-            if self._cache.snapshot(role) is None:
+            if cache.snapshot(role) is None:
                 bound.info("xds.waiting_for_first_view")
-            item = first
-            while item is not None:
-                if item is CHANGED or item is RETRY:
-                    responses = stream.push(self._cache.snapshot(role))
-                else:
-                    responses = stream.on_request(item, self._cache.snapshot(role))
-                for response in responses:
-                    yield response.to_bytes()
-                inbox.retry_at(stream.next_retry_at())  # wake then to offer NACKed resources again
-                item = await inbox.next()
+            answer(first)
+            reader = asyncio.create_task(read())
+            while True:
+                await outbox.wait()
+                if outbox.ended:
+                    break
+                if outbox.take_push():
+                    push()
+                for payload in outbox.take():
+                    await context.write(payload)
+            if failed:
+                # The proxy reconnects and starts afresh (grpc clients and Envoy retry INTERNAL).
+                await context.abort(grpc.StatusCode.INTERNAL, f"the control plane failed to answer this stream: {failed[0]}")
             if drained:
                 bound.debug("xds.stream_drained")
                 # UNAVAILABLE: the status gRPC clients and Envoy retry on, after their backoff.
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "this control plane replica is draining: reconnect to another one")
         finally:
             self.drain.unregister(record.stream_id)
-            inbox.close()
-            reader.cancel()
-            self._cache.release(role, inbox.changed)
+            outbox.close()
+            if reader is not None:
+                reader.cancel()
+            cache.release(role, notify)
             self._registry.close(record)
             self._observer.disconnected(record)
             bound.info("xds.stream_closed")

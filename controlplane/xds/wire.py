@@ -25,9 +25,17 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
+# The tags of fields 1-15 fit in one byte; lengths below 128 are one byte too (versions, nonces,
+# type URLs): no varint loop for them on every response.
+_TAGS = tuple(bytes([number << 3 | _LEN]) for number in range(16))
+_SHORT_LENGTHS = tuple(bytes([n]) for n in range(128))
+
+
 def field(number: int, payload: bytes) -> bytes:
     """One length-delimited field (string, bytes or message)."""
-    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
+    size = len(payload)
+    tag = _TAGS[number] if number < 16 else varint(number << 3 | _LEN)
+    return tag + (_SHORT_LENGTHS[size] if size < 128 else varint(size)) + payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ from controlplane.demo.nlb import run_in_thread
 from controlplane.demo.stack import DemoStack, task_address
 from controlplane.demo.traffic import SteadyTraffic
 from controlplane.proto import routeguide_pb2 as pb
+from controlplane.proto.admin.v1 import admin_pb2 as api
+from controlplane.proto.admin.v1 import admin_pb2_grpc
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
 from controlplane.routeguide.client import count_calls, exercise_all_kinds
 
@@ -168,11 +170,12 @@ def test_nacked_listener_is_reported_and_not_resent_on_changes(stack: DemoStack,
         stack.ecs.update_service(cluster=stack.cluster, service=SERVICE, desiredCount=3)
         stack.wait_for_running(SERVICE, 3)
         time.sleep(2.0)
-        log = [e for e in stack.control_plane_log() if e.get("node_id") == "edge-nack"]
-        pushes = [e["type"] for e in log if e.get("event") == "xds.push"]
-        resends = [e for e in log if e.get("event") == "xds.nack_resend"]
-        assert all(e["type"] == "LDS" for e in resends)
-        assert pushes.count("LDS") == 1 + len(resends), log
-        assert pushes.count("EDS") >= 2, "the endpoint change did not reach the NACKing proxy"
+        # What the admin API says was sent to the NACKing proxy, per type.
+        with grpc.insecure_channel(stack.admin_target, options=[("grpc.enable_http_proxy", 0)]) as channel:
+            proxies = admin_pb2_grpc.AdminStub(channel).ListProxies(api.ListProxiesRequest(), timeout=10).proxies
+        sent = {t.type: t for p in proxies if p.node_id == "edge-nack" for t in p.types}
+        assert all(t.resends == 0 for name, t in sent.items() if name != "LDS"), sent
+        assert sent["LDS"].responses_sent == 1 + sent["LDS"].resends, sent
+        assert sent["EDS"].responses_sent >= 2, "the endpoint change did not reach the NACKing proxy"
     finally:
         blocker.close()

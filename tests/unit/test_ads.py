@@ -220,3 +220,35 @@ def test_a_nacked_response_is_offered_again_when_the_backoff_is_over() -> None:
             await server.stop(0)
 
     asyncio.run(scenario())
+
+
+def test_a_stream_that_fails_on_a_change_ends_and_the_others_get_the_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controlplane.server.stream import SotwStream
+
+    push = SotwStream.push
+
+    def failing_for_edge_2(self: SotwStream, snapshot):  # type: ignore[no-untyped-def]
+        if self.record.node_id == "edge-2" and self.subscription(EDS).nonce is not None:
+            raise RuntimeError("boom")
+        return push(self, snapshot)
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        cache.set_mesh(mesh(service("orders", "127.0.10.1")))
+        async with serving(cache, ProxyRegistry()) as stub:
+            first, second = Proxy(stub.StreamAggregatedResources()), Proxy(stub.StreamAggregatedResources())
+            await handshake(first)
+            await second.send(edge_request(CDS, node_id="edge-2"))
+            cds = await second.receive()
+            await second.send(request(CDS, ack=cds))
+            await second.send(request(EDS, tuple(names(cds))))
+            await second.receive()
+            monkeypatch.setattr(SotwStream, "push", failing_for_edge_2)
+            assert cache.set_mesh(mesh(service("orders", "127.0.10.1", "127.0.10.3")))  # publishing does not fail
+            eds = await first.receive()
+            assert addresses(eds, "orders") == [("127.0.10.1", 50051), ("127.0.10.3", 50051)]
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await second.receive()
+            assert ended.value.code() is grpc.StatusCode.INTERNAL and "boom" in (ended.value.details() or "")
+
+    asyncio.run(scenario())

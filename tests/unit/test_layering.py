@@ -31,6 +31,7 @@ RANKS: dict[str, int] = {
     "cli": 8,
     "settings": 8,
     "logs": 8,
+    "heap": 8,
     "__main__": 8,
 }
 APART = {"localecs", "routeguide", "demo"}
