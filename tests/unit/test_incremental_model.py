@@ -198,3 +198,29 @@ def test_a_change_log_forgets_beyond_its_bound() -> None:
     assert log.between(start, log.position) is None  # forgotten: the reader compares every task
     assert log.between(log.position - 2, log.position - 1) == {"d"} and log.between(log.position, log.position) == frozenset()
     assert log.between(log.position, log.position - 1) is None
+
+
+def test_a_retry_label_change_assembles_only_that_service_and_rewrites_the_problems_naming_it(monkeypatch: object) -> None:
+    """orders:1 -> orders:3 (another retry policy, the same route): grabber, refused because orders
+    holds /orders/, is refused still, and its problem names orders:3; nothing else is assembled."""
+    from controlplane.model import incremental
+
+    orders, grabber, users = POOL[0], POOL[6], POOL[4]
+    orders3 = next(td for td in POOL if td.display_name == "orders:3")
+    tasks = [task(orders, "o1", "127.0.0.1", started_at=1.0), task(grabber, "g1", "127.0.0.2", started_at=2.0), task(users, "u1", "127.0.0.3", started_at=3.0)]
+    builder = MeshBuilder()
+    first = builder.update([cluster_state(tasks, [orders, grabber, users])]).mesh
+    assert any("orders:1" in p.message and p.service == "grabber" for p in first.problems)
+    assembled: list[int] = []
+    real = incremental.assemble
+    monkeypatch.setattr(incremental, "assemble", lambda *a, **k: assembled.append(1) or real(*a, **k))  # type: ignore[attr-defined]
+    tasks[0] = dataclasses.replace(tasks[0], task_definition_arn=orders3.arn)
+    update = builder.update([cluster_state(tasks, [orders3, grabber, users])])
+    assert not assembled and not update.assembled
+    assert update.delta.settings == {"orders"} and update.delta.problems
+    assert update.mesh.service("users") is first.service("users") and update.mesh.virtual_hosts is first.virtual_hosts
+    assert update.mesh.service("orders").policy.retry.num_retries == 4  # type: ignore[union-attr]
+    grabber_problems = [p.message for p in update.mesh.problems if p.service == "grabber"]
+    assert grabber_problems and all("orders:3" in m and "orders:1" not in m for m in grabber_problems)
+    assert update.mesh == build_mesh([cluster_state(tasks, [orders3, grabber, users])])
+    assert update.mesh.problems == build_mesh([cluster_state(tasks, [orders3, grabber, users])]).problems

@@ -187,3 +187,30 @@ def test_the_memoised_check_keeps_its_results_while_the_cache_lets_go_of_what_no
     check.hold()
     memo.settle()
     assert memo.size_bytes() < held and len(memo) == 1
+
+
+
+def test_a_partial_build_keeps_the_checks_of_the_services_it_did_not_assemble() -> None:
+    """A change that assembles one service again (MeshUpdate.assembled False) checks only that one:
+    the results of the others stay held; a full build lets go of those it did not use."""
+    import dataclasses
+
+    from controlplane.translate import patch
+    from controlplane.translate.memo import TranslationMemo
+
+    memo = TranslationMemo()
+    check = patch.memoised_check(memo)
+    tds = [task_definition(name, 1, {"xds.service": name, "xds.route.prefix": f"/{name}/", "xds.patch.cluster": '{"connect_timeout": "0.5s"}'}) for name in ("orders", "users")]
+    orders, users = build_mesh([cluster_state([task(td, f"{td.family}-1", f"127.0.1.{i + 1}") for i, td in enumerate(tds)], tds)]).services
+    check(orders), check(users)
+    check.hold()
+    memo.settle()
+    assert len(memo) == 2
+    check(dataclasses.replace(orders, declared_by="orders:2"))  # orders alone assembled again
+    check.hold(partial=True)
+    memo.settle()
+    assert len(memo) == 2  # users' result is kept
+    check(orders)  # a full build without users
+    check.hold()
+    memo.settle()
+    assert len(memo) == 1
