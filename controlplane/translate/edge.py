@@ -9,7 +9,8 @@ from controlplane.model.mesh import Mesh
 from controlplane.proxy.roles import EdgeRole
 from google.protobuf.message import Message
 
-from controlplane.translate import cluster, endpoint, jwt, listener, route, secret, tcp
+from controlplane.translate import cluster, endpoint, jwt, listener, secret, tcp
+from controlplane.translate.edge_routes import edge_routes
 from controlplane.translate.edge_options import EdgeOptions
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.patch import patched_or_kept
@@ -20,7 +21,7 @@ EDGE_ROUTES = "edge"
 
 
 def edge_resources(mesh: Mesh, role: EdgeRole, memo: TranslationMemo, options: EdgeOptions = EdgeOptions()) -> Resources:
-    routes = route.edge_routes(mesh, EDGE_ROUTES, memo)
+    routes = edge_routes(mesh, EDGE_ROUTES, memo)
     # With TLS the listener's filter chains follow the hosts services declare (SNI), so it is keyed on them.
     hosts = tuple(sorted({h for s in mesh.services for h in s.route.hosts})) if options.tls_enabled else ()
     # The JWT providers are the listener's too (jwt.py): it is keyed on them.
@@ -59,6 +60,6 @@ def edge_settings_changes(old: Mesh, mesh: Mesh, names: Iterable[str], role: Edg
             return None
         clusters[name] = cluster.memoised_service_cluster(memo, now, local_fleet=role.local_service is not None)
         assignments[name] = endpoint.memoised_service_load_assignment(memo, now)
-    routes = route.edge_routes(mesh, EDGE_ROUTES, memo)
+    routes = edge_routes(mesh, EDGE_ROUTES, memo)
     by_type: dict[TypeUrl, dict[str, Message]] = {TypeUrl.CLUSTER: clusters, TypeUrl.ENDPOINT: assignments, TypeUrl.ROUTE: {EDGE_ROUTES: routes.config}}
     return Resources(by_type=by_type, references={EDGE_ROUTES: routes.clusters})

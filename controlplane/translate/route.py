@@ -8,25 +8,21 @@ target."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
-
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
 
-from controlplane.model.mesh import Mesh, Service
+from controlplane.model.mesh import Service
 from controlplane.translate.browser import CORS, GRPC_WEB, cors_policy, grpc_web_enabled
 from controlplane.translate.cluster import LOCAL_APP
 from controlplane.translate.durations import duration
 from controlplane.translate.fault import FAULT, route_fault
 from controlplane.translate.jwt import JWT_AUTHN, route_requirement
 from controlplane.translate.matchers import header_matcher, query_matcher
-from controlplane.translate.memo import IN_MEMORY_PER_SERIALIZED_BYTE, TranslationMemo
+from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
 from controlplane.translate.retry import retry_policy
-from controlplane.xds import wire
 from controlplane.translate.route_features import apply_header_edits, apply_rewrite, cookie_hash_policy, mirror_policy
 
 
@@ -128,106 +124,7 @@ def route_configuration(name: str, virtual_hosts: list[rc.VirtualHost]) -> route
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=virtual_hosts, validate_clusters=wrappers_pb2.BoolValue(value=False))
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeRoutes:
-    """The edge's route configuration and the clusters it sends traffic to (known as it is built:
-    the cache need not walk thousands of routes to find them)."""
-
-    config: route_pb2.RouteConfiguration
-    clusters: frozenset[str]
-    estimated_bytes: int  # what the memo holds for it (memo.estimated_bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class _RouteWire:
-    """One service's route as the entry of VirtualHost.routes it becomes, and the clusters it names."""
-
-    entry: bytes
-    clusters: frozenset[str]
-
-    @property
-    def estimated_bytes(self) -> int:
-        return len(self.entry)
-
-
-@dataclass(frozen=True, slots=True)
-class _HostWire:
-    """One virtual host serialized, with the services (by identity) and route entries it was built from."""
-
-    services: tuple[Service, ...]
-    routes: tuple[_RouteWire, ...]
-    payload: bytes
-    clusters: frozenset[str]
-
-    @property
-    def estimated_bytes(self) -> int:
-        return 2 * len(self.payload) + 64 * len(self.routes)
-
-
-def edge_routes(mesh: Mesh, name: str, memo: TranslationMemo) -> EdgeRoutes:
-    """One virtual host per host name (Envoy refuses a domain in two virtual hosts), with the routes
-    the model resolved for it, in its order. Services without a route (route.enabled=false,
-    per-revision subsets) only receive calls as weight targets.
-
-    A change of one service costs what it touches: each virtual host is kept serialized with the
-    services it was built from, and only the entries of services that are no longer the same
-    objects are looked at again (each route is kept serialized per service settings); the
-    configuration is the bytes of its virtual hosts put together (what serializing it whole gives:
-    fields in number order, tests/unit/test_edge_route_wire.py)."""
-    index = mesh.by_name
-    hosts = [_edge_virtual_host(memo, vhost.host, tuple([index[service] for service in vhost.routes])) for vhost in mesh.virtual_hosts]
-    key = tuple([host.payload for host in hosts])
-    return memo.get_for("route-configuration/edge", name, key, partial(_edge_route_configuration, name, hosts))
-
-
-def _edge_virtual_host(memo: TranslationMemo, host: str, services: tuple[Service, ...]) -> _HostWire:
-    previous = memo.peek("virtual-host/edge", host)
-    if isinstance(previous, _HostWire) and len(previous.services) == len(services):
-        moved = [i for i, (was, now) in enumerate(zip(previous.services, services)) if was is not now]
-        if not moved:
-            built = previous
-        else:
-            routes = list(previous.routes)
-            for i in moved:
-                routes[i] = _route_wire(memo, services[i])
-            if all(routes[i] is previous.routes[i] for i in moved):  # the same settings (endpoints moved)
-                built = _HostWire(services, previous.routes, previous.payload, previous.clusters)
-            else:
-                built = _host_wire(host, services, routes)
-    else:
-        built = _host_wire(host, services, [_route_wire(memo, service) for service in services])
-    # Keyed on itself: the slot holds the latest, and the role's use of it is recorded.
-    return memo.get_for("virtual-host/edge", host, built, lambda: built)
-
-
-def _host_wire(host: str, services: tuple[Service, ...], routes: list[_RouteWire]) -> _HostWire:
-    head = rc.VirtualHost(name=host.replace("*", "_any_"), domains=_domains(host)).SerializeToString(deterministic=True)
-    payload = head + b"".join([route.entry for route in routes])
-    return _HostWire(services, tuple(routes), payload, frozenset().union(*(route.clusters for route in routes)))
-
-
-def _route_wire(memo: TranslationMemo, service: Service) -> _RouteWire:
-    def build() -> _RouteWire:
-        route = memoised_route(memo, service)
-        return _RouteWire(wire.field(_VIRTUAL_HOST_ROUTES, route.SerializeToString(deterministic=True)), frozenset(_route_clusters(route)))
-
-    return memo.get_for("route-wire/edge", service.name, memo.settings_key(service), build)
-
-
-def _edge_route_configuration(name: str, hosts: list[_HostWire]) -> EdgeRoutes:
-    head = route_pb2.RouteConfiguration(name=name).SerializeToString(deterministic=True)
-    # validate_clusters (field 7) comes after the virtual hosts (field 2).
-    tail = route_configuration("", []).SerializeToString(deterministic=True)
-    payload = head + b"".join([wire.field(_CONFIGURATION_VIRTUAL_HOSTS, host.payload) for host in hosts]) + tail
-    config = route_pb2.RouteConfiguration.FromString(payload)
-    return EdgeRoutes(config, frozenset().union(*(host.clusters for host in hosts)), len(payload) * IN_MEMORY_PER_SERIALIZED_BYTE)
-
-
-_VIRTUAL_HOST_ROUTES = rc.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
-_CONFIGURATION_VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
-
-
-def _domains(host: str) -> list[str]:
+def edge_domains(host: str) -> list[str]:
     """The edge listener strips any port from Host/:authority before matching (strip_any_host_port),
     so `*.example.com` matches `a.example.com:8443` too; labels therefore name hosts without ports."""
     return [host]
@@ -263,11 +160,11 @@ def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:
     names: set[str] = set()
     for virtual_host in config.virtual_hosts:
         for route in virtual_host.routes:
-            names.update(_route_clusters(route))
+            names.update(route_clusters(route))
     return frozenset(names)
 
 
-def _route_clusters(route: rc.Route) -> list[str]:
+def route_clusters(route: rc.Route) -> list[str]:
     action = route.route
     # WhichOneof spares building the wrappers of fields not set (thousands of routes at the edge).
     which = action.WhichOneof("cluster_specifier")

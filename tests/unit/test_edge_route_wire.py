@@ -11,7 +11,8 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from controlplane.model.build import build_mesh
 from controlplane.model.mesh import Mesh
 from controlplane.translate.memo import TranslationMemo
-from controlplane.translate.route import edge_routes, referenced_clusters, route_configuration, service_route
+from controlplane.translate.edge_routes import edge_routes
+from controlplane.translate.route import referenced_clusters, route_configuration, service_route
 
 from .builders import cluster_state, task, task_definition
 from .test_incremental_model import POOL
