@@ -142,11 +142,9 @@ class AckWatch(Telemetry):
                 self.done.set()
 
 
-class BareFloorServer:
-    """The bare grpc.aio floor: a coroutine handler (not an async generator) that writes pre-encoded
-    bytes with `context.write`, and a reader that answers requests itself (no queue hop): per push
-    one wake-up of the stream's writer, one write, one read. No cache lookups beyond the snapshot,
-    no state machine, no telemetry."""
+class _FloorAds:
+    """What both floors share: the ADS method on pre-encoded bytes (identity serializer), the cache
+    and the ACK watch. Subclasses define `_serve`."""
 
     def __init__(self, cache: SnapshotCache, watch: AckWatch) -> None:
         self._cache, self._watch, self._ids = cache, watch, 0
@@ -157,6 +155,16 @@ class BareFloorServer:
             self._serve, request_deserializer=discovery_pb2.DiscoveryRequest.FromString, response_serializer=identity
         )
         return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
+
+    async def _serve(self, requests: AsyncIterator[Any], context: Any) -> Any:
+        raise NotImplementedError
+
+
+class BareFloorServer(_FloorAds):
+    """The bare grpc.aio floor: a coroutine handler (not an async generator) that writes pre-encoded
+    bytes with `context.write`, and a reader that answers requests itself (no queue hop): per push
+    one wake-up of the stream's writer, one write, one read. No cache lookups beyond the snapshot,
+    no state machine, no telemetry."""
 
     async def _serve(self, requests: AsyncIterator[Any], context: Any) -> None:
         first = await context.read()
@@ -239,20 +247,10 @@ class Inbox:
         return item
 
 
-class FloorServer:
+class FloorServer(_FloorAds):
     """The floor to compare the server with: the same grpc.aio ADS method, the same cache and change
     notification and the same pre-encoded bytes, but no xDS state machine: every first request of a
     type gets the role's resources, every change an EDS response, and ACKs are only counted."""
-
-    def __init__(self, cache: SnapshotCache, watch: AckWatch) -> None:
-        self._cache, self._watch, self._ids = cache, watch, 0
-        self.streams = 0
-
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        method = grpc.stream_stream_rpc_method_handler(
-            self._serve, request_deserializer=discovery_pb2.DiscoveryRequest.FromString, response_serializer=identity
-        )
-        return [grpc.method_handlers_generic_handler("envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": method})]
 
     @staticmethod
     def response(snapshot: Snapshot, type_url: TypeUrl, names: Sequence[str], nonce: str) -> bytes:

@@ -137,16 +137,25 @@ def test_the_edge_listener_patch_is_checked_and_applied(tmp_path: Path) -> None:
         Settings(edge_listener_patch=tmp_path / "missing.json")
 
 
-def test_the_memoised_check_runs_once_per_service_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from controlplane.translate import TranslationMemo, patch
+def _count_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the services patch.check_service is called for, from now on."""
+    from controlplane.translate import patch
 
     calls: list[str] = []
     real = patch.check_service
+
     def counted(service: Service) -> tuple[str, str] | None:
         calls.append(service.name)
         return real(service)
 
     monkeypatch.setattr(patch, "check_service", counted)
+    return calls
+
+
+def test_the_memoised_check_runs_once_per_service_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controlplane.translate import TranslationMemo, patch
+
+    calls = _count_checks(monkeypatch)
     memo = TranslationMemo()
     check = patch.memoised_check(memo)
     tds = [task_definition(name, 1, {"xds.service": name, "xds.route.prefix": f"/{name}/", **labels}) for name, labels in (
@@ -166,13 +175,7 @@ def test_the_memoised_check_keeps_its_results_while_the_cache_lets_go_of_what_no
     checks a build used are held by the check itself (hold), and released once no build uses them."""
     from controlplane.translate import TranslationMemo, patch
 
-    calls: list[str] = []
-    real = patch.check_service
-    def counted(service: Service) -> tuple[str, str] | None:
-        calls.append(service.name)
-        return real(service)
-
-    monkeypatch.setattr(patch, "check_service", counted)
+    calls = _count_checks(monkeypatch)
     memo = TranslationMemo()
     check = patch.memoised_check(memo)
     tds = [task_definition(name, 1, {"xds.service": name, "xds.route.prefix": f"/{name}/", "xds.patch.cluster": '{"connect_timeout": "0.5s"}'}) for name in ("orders", "users")]
