@@ -29,6 +29,7 @@ from controlplane.routeguide.loopback import require_loopback_target
 
 CALLS = 100
 SERVICE = "routeguide"
+APP_SHUTDOWN_DELAY_S = 1.0  # seconds the demo app keeps serving after SIGTERM (ROUTEGUIDE_SHUTDOWN_DELAY_S)
 EDGE_HOST = "edge.demo.internal"  # the name on the demo's certificate; clients send it as SNI and :authority
 
 
@@ -83,16 +84,19 @@ def _table(title: str, counts: dict[str, int], names: dict[str, str]) -> str:
 def run(narrator: Narrator) -> dict[str, Any]:
     say = narrator.say
     checks: list[Check] = []
-    with DemoStack(address_octets=(10, 20)) as stack:
-        say("1. Starting the local ECS API and a route-guide service of 2 tasks ...")
+    with DemoStack(address_octets=(10, 20), events_queue="ecs-events") as stack:
+        say("1. Starting the local ECS API (task state changes go to an SQS queue, as EventBridge routes them) and a route-guide service of 2 tasks ...")
         stack.start_local_ecs()
-        task_definition = stack.register()
+        # The app keeps serving 1 s after SIGTERM, as docs/discovery.md advises (no load balancer
+        # drains it; discovery needs ~0.5 s to take it out of Envoy): gRPC C-core's stop() resets
+        # calls that arrive as it stops, and no proxy can retry those safely.
+        task_definition = stack.register(environment={"ROUTEGUIDE_SHUTDOWN_DELAY_S": str(APP_SHUTDOWN_DELAY_S)})
         stack.create_service(SERVICE, task_definition, 2)
         tasks = stack.wait_for_running(SERVICE, 2)
         names = {task_address(t) or "": t["taskArn"].rsplit("/", 1)[-1] for t in tasks}
         say(f"   tasks: {', '.join(sorted(names))}")
 
-        say("2. Starting the control plane and an edge Envoy serving TLS (certificate made on the fly, sent by SDS) ...")
+        say("2. Starting the control plane (reads the events queue, resyncs by polling) and an edge Envoy serving TLS (certificate made on the fly, sent by SDS) ...")
         ca = LocalCa("controlplane-demo-ca")
         cert_path, key_path = ca.issue(EDGE_HOST).write(stack.work_dir, "edge")
         stack.start_control_plane("--edge-certificate", f"demo={cert_path},{key_path}")
@@ -139,7 +143,7 @@ def run(narrator: Narrator) -> dict[str, Any]:
         say(f"   new task {new_address} RUNNING in ECS -> first call answered: {new_task_seconds} s")
         checks.append(Check("new_task_within_5s", new_task_seconds is not None and new_task_seconds <= 5.0, f"{new_task_seconds} s"))
 
-        say("5. Stopping one task while calls flow (ECS sends SIGTERM at once: no load balancer, no drain) ...")
+        say(f"5. Stopping one task while calls flow (ECS sends SIGTERM at once, no load balancer; the app serves {APP_SHUTDOWN_DELAY_S:g} s more) ...")
         victim = sorted(running, key=lambda t: t["taskArn"])[0]
         victim_address = task_address(victim) or ""
         traffic = SteadyTraffic(envoy.target, max_seconds=90, channel_factory=tls).start()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_demo_json_reports_per_call_per_connection_new_task_and_failed_calls() -> None:
     done = subprocess.run([sys.executable, "-m", "controlplane", "demo", "--json"], capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     result = json.loads(done.stdout)
     assert sorted(result["per_call"].values()) and all(45 <= n <= 55 for n in result["per_call"].values()), result["per_call"]
     assert sorted(result["per_connection"].values()) == [100], result["per_connection"]
