@@ -159,26 +159,13 @@ def test_envoy_starts_without_the_unlimited_connections_warning(edge: Edge) -> N
 
 
 def test_envoy_reconnects_quickly_after_a_control_plane_restart(edge: Edge) -> None:
-    plane = edge.stack.control_plane
-    assert plane is not None
     connected = lambda: edge.counter("control_plane.connected_state") == 1  # noqa: E731
-    plane.stop()
-    edge.envoy.process.wait_until(lambda: not connected(), 10, "Envoy to notice the control plane is gone")
-    time.sleep(1.0)  # let Envoy's backoff grow a little, as in a real outage
-    plane.start()
-
-    def xds_port_open() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", edge.stack.xds_port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    plane.wait_until(xds_port_open, 30, "xDS port open")
-    up_at = time.monotonic()
+    up_at = edge.stack.restart_control_plane(edge.envoy, outage_seconds=1.0)
     edge.envoy.process.wait_until(connected, 15, "Envoy reconnected")
     seconds = time.monotonic() - up_at
     print(f"Envoy reconnected {seconds:.2f} s after the control plane's xDS port opened")
-    assert seconds < 5.0  # generous: the backoff is 0.25-2 s; a real-time measurement on a shared 2-core box
+    # Generous: the backoff is 0.25-2 s; a real-time measurement on a shared 2-core box. The 2 s target
+    # is measured by bench/reconnect.py (docs/benchmarks.md).
+    assert seconds < 5.0
     with edge.channel("b.test") as channel:
         call_once(pb_grpc.RouteGuideStub(channel), "GetFeature")
