@@ -30,29 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.convergence import percentile  # noqa: E402
 from controlplane.demo.envoy import EnvoyProcess  # noqa: E402
-from controlplane.demo.stack import DemoStack  # noqa: E402
-from controlplane.proto.admin.v1 import admin_pb2 as api  # noqa: E402
+from controlplane.demo.stack import DemoStack, acked_cds_version  # noqa: E402
 from controlplane.proto.admin.v1 import admin_pb2_grpc  # noqa: E402
 
 SERVICE = "routeguide"
 NODE = "edge-reconnect"
 POLL_SECONDS = 0.02
 TIMEOUT_SECONDS = 30.0
-
-
-def acked_cds_version(admin: admin_pb2_grpc.AdminStub, node_id: str) -> str | None:
-    """The CDS version `node_id` ACKed on its stream to this control plane, when it equals the one
-    the control plane sent it last (else None: not connected, nothing sent yet, or an ACK pending)."""
-    try:
-        proxies = admin.ListProxies(api.ListProxiesRequest(), timeout=1.0).proxies
-    except grpc.RpcError:
-        return None  # the admin API is not up yet
-    for proxy in proxies:
-        if proxy.node_id == node_id:
-            for status in proxy.types:
-                if status.type == "CDS" and status.version_acked and status.version_acked == status.version_sent:
-                    return str(status.version_acked)
-    return None
 
 
 def envoy_cds_version(envoy: EnvoyProcess) -> str:

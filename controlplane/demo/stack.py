@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import boto3
+import grpc
 
 from controlplane.demo.envoy import EnvoyProcess
 from controlplane.demo.processes import ChildProcess, free_port, port_open
+from controlplane.proto.admin.v1 import admin_pb2 as api
+from controlplane.proto.admin.v1 import admin_pb2_grpc
 
 REGION = "us-east-1"
 ROUTEGUIDE_PORT = 50051
@@ -61,6 +64,21 @@ def routeguide_task_definition(
             }
         ],
     }
+
+
+def acked_cds_version(admin: admin_pb2_grpc.AdminStub, node_id: str) -> str | None:
+    """The CDS version `node_id` ACKed on its stream to this control plane, when it equals the one
+    the control plane sent it last (else None: not connected, nothing sent yet, or an ACK pending)."""
+    try:
+        proxies = admin.ListProxies(api.ListProxiesRequest(), timeout=1.0).proxies
+    except grpc.RpcError:
+        return None  # the admin API is not up yet
+    for proxy in proxies:
+        if proxy.node_id == node_id:
+            for status in proxy.types:
+                if status.type == "CDS" and status.version_acked and status.version_acked == status.version_sent:
+                    return str(status.version_acked)
+    return None
 
 
 def task_address(task: Mapping[str, Any]) -> str | None:
