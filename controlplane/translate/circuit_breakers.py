@@ -32,3 +32,11 @@ def circuit_breakers(service: Service) -> circuit_breaker_pb2.CircuitBreakers:
             )
         )
     return circuit_breaker_pb2.CircuitBreakers(thresholds=[threshold])
+
+
+def grpc_circuit_breakers(service: Service) -> circuit_breaker_pb2.CircuitBreakers:
+    """A proxyless gRPC client's limit: gRPC reads max_requests of the DEFAULT priority alone (gRFC A32)."""
+    threshold = circuit_breaker_pb2.CircuitBreakers.Thresholds(
+        priority=base_pb2.DEFAULT, max_requests=wrappers_pb2.UInt32Value(value=service.policy.circuit_breakers.max_requests)
+    )
+    return circuit_breaker_pb2.CircuitBreakers(thresholds=[threshold])

@@ -12,7 +12,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.model.mesh import LbPolicy, LocalityMode, Protocol, Service
-from controlplane.translate.circuit_breakers import circuit_breakers
+from controlplane.translate.circuit_breakers import circuit_breakers, grpc_circuit_breakers
 from controlplane.translate.config_source import ads_config_source
 from controlplane.translate.durations import duration
 from controlplane.translate.endpoint import single_address_assignment
@@ -117,9 +117,22 @@ def memoised_service_cluster(memo: TranslationMemo, service: Service, *, local_f
 
 
 def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
-    """A service's cluster for a proxyless gRPC client: plain, since gRPC rejects or ignores most
-    of the policy an Envoy applies, and always speaks HTTP/2."""
-    return cluster(service.name)
+    """A service's cluster for a proxyless gRPC client, which always speaks HTTP/2: the part of the
+    service's policy gRPC applies, ring hash (gRFC A42) and max_requests (A32). gRPC refuses the
+    other lb_policy values (NACK), so they stay round robin; it ignores active health checks, slow
+    start, zone-aware routing and the consecutive-failure outlier triggers (A50 implements only
+    success-rate and failure-percentage ejection), and its TLS needs certificate providers in the
+    client's bootstrap: none of these is sent."""
+    message = cluster(service.name)
+    if service.policy.load_balancing.policy is LbPolicy.RING_HASH:
+        message.lb_policy = cluster_pb2.Cluster.RING_HASH
+    message.circuit_breakers.CopyFrom(grpc_circuit_breakers(service))
+    return message
+
+
+def memoised_grpc_client_cluster(memo: TranslationMemo, service: Service) -> cluster_pb2.Cluster:
+    """grpc_client_cluster, built again only when the service's settings change."""
+    return memo.get_for("cluster/grpc-client", service.name, memo.settings_key(service), lambda: grpc_client_cluster(service))
 
 
 def local_app_cluster(own: Service | None, address: str, port: int) -> cluster_pb2.Cluster:

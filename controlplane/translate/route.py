@@ -4,7 +4,7 @@ The edge: one virtual host per host name, with the routes the model resolved for
 (model/routing.py: a host's own routes by priority and match, then the wildcard fallbacks). A
 sidecar's outbound routes: its upstreams by name as authority, then by the path prefixes they
 declare. A sidecar's inbound route: everything to its app. A proxyless gRPC client: one route per
-target."""
+target, with the policy gRPC applies."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
 
-from controlplane.model.mesh import Service
+from controlplane.model.mesh import LbPolicy, Service, Timeouts
 from controlplane.translate.browser import CORS, GRPC_WEB, cors_policy, grpc_web_enabled
 from controlplane.translate.cluster import LOCAL_APP
 from controlplane.translate.durations import duration
@@ -22,7 +22,7 @@ from controlplane.translate.matchers import header_matcher, query_matcher
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.rate_limit import LOCAL_RATELIMIT, route_rate_limit
-from controlplane.translate.retry import retry_policy
+from controlplane.translate.retry import grpc_retry_policy, retry_policy
 from controlplane.translate.route_features import apply_header_edits, apply_rewrite, cookie_hash_policy, mirror_policy
 
 
@@ -45,6 +45,25 @@ def route_action(service: Service) -> rc.RouteAction:
         # gRPC streams may be long-lived: no route timeout unless a label asks for one.
         timeout=duration(policy.timeouts.route_ms),
     )
+    _send_to(action, service)
+    if policy.load_balancing.hash_header:
+        action.hash_policy.append(_header_hash(policy.load_balancing.hash_header))
+    if policy.load_balancing.hash_cookie is not None:
+        action.hash_policy.append(cookie_hash_policy(policy.load_balancing.hash_cookie))
+    apply_rewrite(action, policy.rewrite)
+    if policy.mirror is not None:
+        action.request_mirror_policies.append(mirror_policy(policy.mirror))
+    timeouts = policy.timeouts
+    if timeouts.idle_ms is not None:
+        action.idle_timeout.CopyFrom(duration(timeouts.idle_ms))
+    limits = max_stream_duration(timeouts)
+    if limits is not None:
+        action.max_stream_duration.CopyFrom(limits)
+    return action
+
+
+def _send_to(action: rc.RouteAction, service: Service) -> None:
+    """The service's cluster, or the clusters its calls are split between by weight."""
     if service.split is not None:
         action.weighted_clusters.CopyFrom(
             rc.WeightedCluster(
@@ -56,27 +75,23 @@ def route_action(service: Service) -> rc.RouteAction:
         )
     else:
         action.cluster = service.name
-    if policy.load_balancing.hash_header:
-        action.hash_policy.append(
-            rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=policy.load_balancing.hash_header))
-        )
-    if policy.load_balancing.hash_cookie is not None:
-        action.hash_policy.append(cookie_hash_policy(policy.load_balancing.hash_cookie))
-    apply_rewrite(action, policy.rewrite)
-    if policy.mirror is not None:
-        action.request_mirror_policies.append(mirror_policy(policy.mirror))
-    timeouts = policy.timeouts
-    if timeouts.idle_ms is not None:
-        action.idle_timeout.CopyFrom(duration(timeouts.idle_ms))
-    if timeouts.max_stream_duration_ms is not None or timeouts.grpc_timeout_header_max_ms is not None:
-        limits = rc.RouteAction.MaxStreamDuration()
-        if timeouts.max_stream_duration_ms is not None:
-            limits.max_stream_duration.CopyFrom(duration(timeouts.max_stream_duration_ms))
-        if timeouts.grpc_timeout_header_max_ms is not None:
-            # The client's deadline (grpc-timeout) becomes the route timeout, capped here (0 = no cap).
-            limits.grpc_timeout_header_max.CopyFrom(duration(timeouts.grpc_timeout_header_max_ms))
-        action.max_stream_duration.CopyFrom(limits)
-    return action
+
+
+def _header_hash(header: str) -> rc.RouteAction.HashPolicy:
+    return rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=header))
+
+
+def max_stream_duration(timeouts: Timeouts) -> rc.RouteAction.MaxStreamDuration | None:
+    """The call duration limits; Envoy and gRPC's xDS client (gRFC A31) read them alike."""
+    if timeouts.max_stream_duration_ms is None and timeouts.grpc_timeout_header_max_ms is None:
+        return None
+    limits = rc.RouteAction.MaxStreamDuration()
+    if timeouts.max_stream_duration_ms is not None:
+        limits.max_stream_duration.CopyFrom(duration(timeouts.max_stream_duration_ms))
+    if timeouts.grpc_timeout_header_max_ms is not None:
+        # The client's deadline (grpc-timeout) becomes the route timeout, capped here (0 = no cap).
+        limits.grpc_timeout_header_max.CopyFrom(duration(timeouts.grpc_timeout_header_max_ms))
+    return limits
 
 
 def service_route(service: Service, *, by_name: bool = False, patch: bool = True) -> rc.Route:
@@ -149,10 +164,25 @@ def inbound_routes(name: str) -> route_pb2.RouteConfiguration:
 
 
 def grpc_client_routes(service: Service) -> route_pb2.RouteConfiguration:
-    """What a proxyless gRPC client's `xds:///service` resolves to: every call to the service's cluster."""
-    return route_configuration(
-        service.name, [rc.VirtualHost(name=service.name, domains=[service.name], routes=[forward_route(service.name, "")])]
-    )
+    """What a proxyless gRPC client's `xds:///service` resolves to: every call to the service's
+    cluster (or its weighted targets) with the part of its policy gRPC's xDS client applies:
+    retries on gRPC statuses (gRFC A44), call duration limits (A31) and the ring-hash header (A42).
+    The route matches every call: the client chose the service by its target name, and the
+    service's match labels say which calls reach it through the edge."""
+    policy = service.policy
+    # RouteAction.timeout is ignored by gRPC; 0 keeps Envoy's reading of this route the same.
+    action = rc.RouteAction(timeout=duration_pb2.Duration())
+    _send_to(action, service)
+    retry = grpc_retry_policy(policy.retry)
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    limits = max_stream_duration(policy.timeouts)
+    if limits is not None:
+        action.max_stream_duration.CopyFrom(limits)
+    if policy.load_balancing.policy is LbPolicy.RING_HASH and policy.load_balancing.hash_header:
+        action.hash_policy.append(_header_hash(policy.load_balancing.hash_header))
+    route = rc.Route(match=rc.RouteMatch(prefix=""), route=action)
+    return route_configuration(service.name, [rc.VirtualHost(name=service.name, domains=[service.name], routes=[route])])
 
 
 def referenced_clusters(config: route_pb2.RouteConfiguration) -> frozenset[str]:

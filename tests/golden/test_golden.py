@@ -160,6 +160,21 @@ def test_the_role_golden_files_show_what_each_role_relies_on() -> None:
     assert sorted(listeners) == ["orders", "pay", "routeguide", "web"]
     filters = listeners["routeguide"]["api_listener"]["api_listener"]["http_filters"]
     assert [f["name"] for f in filters] == ["envoy.filters.http.router"]
+    # A gRPC client's route splits like the edge's, and it gets every cluster the split names.
+    client_routes = golden("roles_upstreams", "grpc-client", TypeUrl.ROUTE)
+    split = client_routes["orders"]["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]["clusters"]
+    assert [(c["name"], c["weight"]) for c in split] == [("orders", 90), ("orders-next", 10)]
+    assert {"orders-next", "pay@pay:6", "pay@pay:7"} <= set(golden("roles_upstreams", "grpc-client", TypeUrl.CLUSTER))
+    # It gets the policy gRPC applies: retries on gRPC statuses only (connect-failure dropped),
+    # none when no status is asked for; ring hash; max requests; no Envoy-only cluster policy.
+    routes = {name: config["virtual_hosts"][0]["routes"][0]["route"] for name, config in golden("roles_policies", "grpc-client", TypeUrl.ROUTE).items()}
+    assert routes["retrying"]["retry_policy"]["retry_on"] == "unavailable"
+    assert routes["retrying"]["retry_policy"]["num_retries"] == 3
+    assert "retry_policy" not in routes["ring"] and routes["ring"]["hash_policy"] == [{"header": {"header_name": "x-session"}}]
+    clusters = golden("roles_policies", "grpc-client", TypeUrl.CLUSTER)
+    assert clusters["ring"]["lb_policy"] == "RING_HASH" and "lb_policy" not in clusters["least"]
+    assert clusters["limited"]["circuit_breakers"] == {"thresholds": [{"max_requests": 20}]}
+    assert not any({"health_checks", "outlier_detection", "transport_socket"} & set(c) for c in clusters.values())
     # gRPC ignores localities without weight: each zone is weighed by its endpoints.
     least = golden("roles_policies", "grpc-client", TypeUrl.ENDPOINT)["least"]["endpoints"]
     assert [(z["locality"]["zone"], z["load_balancing_weight"]) for z in least] == [("eu-west-1a", 1), ("eu-west-1b", 2)]

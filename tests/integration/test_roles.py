@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any, Iterator
 
 import grpc
@@ -16,9 +11,9 @@ from controlplane.demo.stack import DemoStack, task_address
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
 
-pytestmark = pytest.mark.integration
+from . import xds_client
 
-CLIENT = Path(__file__).with_name("xds_client.py")
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +40,7 @@ def calls(target: str, authority: str, n: int) -> dict[str, int]:
 
 
 def proxyless(stack: DemoStack, n: int, wait_for: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-    env = dict(os.environ, GRPC_XDS_BOOTSTRAP=str(stack.grpc_client_bootstrap("client-a", "a")), no_proxy="*")
-    done = subprocess.run(
-        [sys.executable, str(CLIENT), "xds:///b", str(n), ",".join(sorted(wait_for))], capture_output=True, text=True, timeout=60, env=env
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return xds_client.run(stack.grpc_client_bootstrap("client-a", "a"), "xds:///b", n, wait_for)
 
 
 def even(answered: dict[str, int], tasks: set[str], n: int) -> bool:

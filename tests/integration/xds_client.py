@@ -1,12 +1,18 @@
 """A proxyless gRPC client: `python xds_client.py TARGET N` makes N calls to an `xds:///` target
-(GRPC_XDS_BOOTSTRAP names the control plane) over one channel and prints who answered as JSON."""
+(GRPC_XDS_BOOTSTRAP names the control plane) over one channel and prints who answered as JSON.
+Tests start it with `run` (a process of its own: gRPC reads the bootstrap once per process)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Set
+from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -40,6 +46,16 @@ def main() -> int:
                 failures[error.code().name] += 1
     print(json.dumps({"answered": answered, "failures": failures, "seen_during_warmup": sorted(seen)}))
     return 0
+
+
+def run(bootstrap: Path, target: str, calls: int, wait_for: Set[str] = frozenset()) -> dict[str, Any]:
+    """Runs this client with `bootstrap` against `target`: {"answered": {address: calls}, "failures": {status: calls}, ...}."""
+    env = dict(os.environ, GRPC_XDS_BOOTSTRAP=str(bootstrap), no_proxy="*")
+    done = subprocess.run(
+        [sys.executable, __file__, target, str(calls), ",".join(sorted(wait_for))], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from hypothesis import HealthCheck, given, settings
 
@@ -140,6 +141,43 @@ def test_a_settings_change_rebuilds_only_the_roles_that_depend_on_the_service() 
     assert patched.patched[TypeUrl.ENDPOINT][1] == {"users"}
     scratch = build_snapshot(translate(update.mesh, edge))
     assert patched.resources == scratch.resources
+
+
+def test_a_change_to_a_canary_target_reaches_a_grpc_client_that_calls_the_split_service() -> None:
+    """The client declares it calls `shop` only; shop splits to `shop-next`, so shop-next's
+    endpoints and settings reach the client too."""
+    shop = task_definition("shop", 1, {"xds.service": "shop", "xds.route.weights": "shop:90,shop-next:10"})
+    nxt = task_definition("shop-next", 1, {"xds.service": "shop-next", "xds.route.enabled": "false"})
+    app = task_definition("app", 1, {"xds.service": "app", "xds.route.prefix": "/app/", "xds.upstreams": "shop"})
+    definitions = [shop, nxt, app]
+    builder, cache, client = MeshBuilder(), SnapshotCache(), GrpcClientRole(service="app")
+    woken: list[str] = []
+    cache.acquire(client, lambda: woken.append("client"))
+
+    def state(next_address: str, next_definition: object = nxt) -> ClusterState:
+        tasks = [task(shop, "shop-0", "127.0.1.1"), task(app, "app-0", "127.0.3.1"), task(next_definition, "next-0", next_address)]  # type: ignore[arg-type]
+        return cluster_state(tasks, [*definitions, next_definition])  # type: ignore[list-item]
+
+    update = builder.update([state("127.0.2.1")])
+    cache.set_mesh(update.mesh, update.delta)
+    assert "shop-next" in cache.snapshot(client).of(TypeUrl.CLUSTER)  # type: ignore[union-attr]
+    woken.clear()
+
+    update = builder.update([state("127.0.2.2")])  # the canary's task moved
+    cache.set_mesh(update.mesh, update.delta)
+    assert woken == ["client"]
+    assignment = ClusterLoadAssignment()
+    cache.snapshot(client).of(TypeUrl.ENDPOINT)["shop-next"].packed.Unpack(assignment)  # type: ignore[union-attr]
+    assert assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address == "127.0.2.2"
+
+    # A setting of the canary (its max requests) reaches it too.
+    nxt2 = task_definition("shop-next", 2, {"xds.service": "shop-next", "xds.route.enabled": "false", "xds.circuit-breaker.max-requests": "9"})
+    update = builder.update([state("127.0.2.2", nxt2)])
+    cache.set_mesh(update.mesh, update.delta)
+    assert contents(cache.snapshot(client)) == contents(build_snapshot(translate(update.mesh, client)))
+    cluster = Cluster()
+    cache.snapshot(client).of(TypeUrl.CLUSTER)["shop-next"].packed.Unpack(cluster)  # type: ignore[union-attr]
+    assert cluster.circuit_breakers.thresholds[0].max_requests.value == 9
 
 
 # The caches' own size metrics, as /metrics shows them.

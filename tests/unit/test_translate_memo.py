@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from controlplane.admin.metrics import Metrics
-from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, RetryPolicy, Service, TrafficPolicy
+from controlplane.model.mesh import Endpoint, EndpointHealth, Mesh, RetryPolicy, Service, Split, TrafficPolicy, WeightedTarget
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, SidecarRole
 from controlplane.translate import Resources, TranslationMemo, translate
 from controlplane.xds.types import ORDER, TypeUrl
@@ -77,6 +77,24 @@ def test_a_settings_change_recreates_only_that_services_cluster_and_route() -> N
     assert after.of(TypeUrl.ROUTE)["outbound"] is not before.of(TypeUrl.ROUTE)["outbound"]
     (vhost_a,) = [vh for vh in after.of(TypeUrl.ROUTE)["outbound"].virtual_hosts if vh.name == "a"]  # type: ignore[attr-defined]
     assert vhost_a.routes[0].route.retry_policy.num_retries.value == 5
+
+
+def test_a_settings_change_reaches_a_grpc_clients_cluster_and_route() -> None:
+    """The gRPC client's cluster and route carry the service's policy and split: keyed on its settings."""
+    memo = TranslationMemo()
+    a, b = service("a", "127.0.0.1"), service("b", "127.0.1.1")
+    before = translate(world(a, b), CLIENT, memo)
+    retried = dataclasses.replace(a, policy=TrafficPolicy(retry=RetryPolicy(retry_on=("unavailable",), num_retries=4)))
+    after = translate(world(retried, b), CLIENT, memo)
+
+    assert after.of(TypeUrl.CLUSTER)["b"] is before.of(TypeUrl.CLUSTER)["b"]
+    assert after.of(TypeUrl.ROUTE)["b"] is before.of(TypeUrl.ROUTE)["b"]
+    assert after.of(TypeUrl.LISTENER)["a"] is before.of(TypeUrl.LISTENER)["a"]
+    assert after.of(TypeUrl.ROUTE)["a"].virtual_hosts[0].routes[0].route.retry_policy.num_retries.value == 4  # type: ignore[attr-defined]
+    split = dataclasses.replace(retried, split=Split((WeightedTarget("a", 50), WeightedTarget("b", 50))))
+    weighted = translate(world(split, b), CLIENT, memo).of(TypeUrl.ROUTE)["a"]
+    assert [c.name for c in weighted.virtual_hosts[0].routes[0].route.weighted_clusters.clusters] == ["a", "b"]  # type: ignore[attr-defined]
+    assert serialized(translate(world(split, b), CLIENT, memo)) == serialized(translate(world(split, b), CLIENT))
 
 
 def test_the_same_message_serves_every_role_that_sends_it() -> None:
