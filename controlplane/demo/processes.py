@@ -20,6 +20,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether `host:port` (loopback) accepts TCP connections now."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 class ChildProcess:
     """One child process whose stdout and stderr go to files in `log_dir`."""
 
@@ -57,7 +66,7 @@ class ChildProcess:
 
         return self.wait_until(find, timeout, f"{event!r} on stdout")
 
-    def wait_until(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    def wait_until(self, probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             result = probe()
@@ -67,7 +76,7 @@ class ChildProcess:
                 raise RuntimeError(f"{self.name} exited ({self.proc and self.proc.returncode}) before {what}:\n{self.tail()}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: no {what} after {timeout:.0f}s:\n{self.tail()}")
-            time.sleep(0.05)
+            time.sleep(interval)
 
     def tail(self, lines: int = 30) -> str:
         try:

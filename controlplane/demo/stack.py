@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import boto3
+import grpc
 
 from controlplane.demo.envoy import EnvoyProcess
-from controlplane.demo.processes import ChildProcess, free_port
+from controlplane.demo.processes import ChildProcess, free_port, port_open
+from controlplane.proto.admin.v1 import admin_pb2 as api
+from controlplane.proto.admin.v1 import admin_pb2_grpc
 
 REGION = "us-east-1"
 ROUTEGUIDE_PORT = 50051
@@ -61,6 +64,21 @@ def routeguide_task_definition(
             }
         ],
     }
+
+
+def acked_cds_version(admin: admin_pb2_grpc.AdminStub, node_id: str) -> str | None:
+    """The CDS version `node_id` ACKed on its stream to this control plane, when it equals the one
+    the control plane sent it last (else None: not connected, nothing sent yet, or an ACK pending)."""
+    try:
+        proxies = admin.ListProxies(api.ListProxiesRequest(), timeout=1.0).proxies
+    except grpc.RpcError:
+        return None  # the admin API is not up yet
+    for proxy in proxies:
+        if proxy.node_id == node_id:
+            for status in proxy.types:
+                if status.type == "CDS" and status.version_acked and status.version_acked == status.version_sent:
+                    return str(status.version_acked)
+    return None
 
 
 def task_address(task: Mapping[str, Any]) -> str | None:
@@ -193,6 +211,19 @@ class DemoStack:
             env=self.aws_env(),
         ).start()
         self.control_plane.wait_until(lambda: "controlplane.ready" in self.control_plane_log_text(), 30, "first view of ECS")
+
+    def restart_control_plane(self, envoy: EnvoyProcess, outage_seconds: float) -> float:
+        """Stop the control plane, wait until `envoy` sees it gone, keep it down `outage_seconds`
+        (Envoy's reconnect backoff grows meanwhile, as in a real outage) and start it again with the
+        same ports; returns the monotonic time its xDS port accepted TCP connections again."""
+        plane = self.control_plane
+        assert plane is not None
+        plane.stop()
+        envoy.process.wait_until(lambda: envoy.counter("control_plane.connected_state") == 0, 10, "Envoy to notice the control plane is gone")
+        time.sleep(outage_seconds)
+        plane.start()
+        plane.wait_until(lambda: port_open("127.0.0.1", self.xds_port), 30, "xDS port open", interval=0.02)
+        return time.monotonic()
 
     def start_envoy(self, node_id: str = "edge-1", listen_port: int | None = None) -> EnvoyProcess:
         envoy = EnvoyProcess(node_id, self.xds_port, self.work_dir, listen_port=listen_port)

@@ -17,9 +17,10 @@ import pytest
 from cryptography import x509
 
 from controlplane.demo.envoy import EnvoyProcess
-from controlplane.demo.stack import REGION, DemoStack
+from controlplane.demo.stack import REGION, DemoStack, acked_cds_version
 from controlplane.proto import routeguide_pb2 as pb
 from controlplane.proto import routeguide_pb2_grpc as pb_grpc
+from controlplane.proto.admin.v1 import admin_pb2_grpc
 from controlplane.routeguide.client import METHODS, call_once
 from controlplane.demo.certificates import LocalCa
 
@@ -159,26 +160,17 @@ def test_envoy_starts_without_the_unlimited_connections_warning(edge: Edge) -> N
 
 
 def test_envoy_reconnects_quickly_after_a_control_plane_restart(edge: Edge) -> None:
-    plane = edge.stack.control_plane
-    assert plane is not None
-    connected = lambda: edge.counter("control_plane.connected_state") == 1  # noqa: E731
-    plane.stop()
-    edge.envoy.process.wait_until(lambda: not connected(), 10, "Envoy to notice the control plane is gone")
-    time.sleep(1.0)  # let Envoy's backoff grow a little, as in a real outage
-    plane.start()
-
-    def xds_port_open() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", edge.stack.xds_port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    plane.wait_until(xds_port_open, 30, "xDS port open")
-    up_at = time.monotonic()
-    edge.envoy.process.wait_until(connected, 15, "Envoy reconnected")
+    up_at = edge.stack.restart_control_plane(edge.envoy, outage_seconds=1.0)
+    # Synced, not just connected: Envoy's control_plane.connected_state turns 1 when it starts a
+    # stream, before the connection is up. The restarted control plane must see this Envoy ACK
+    # the CDS version it sent it.
+    with grpc.insecure_channel(edge.stack.admin_target) as channel:
+        admin = admin_pb2_grpc.AdminStub(channel)
+        edge.envoy.process.wait_until(lambda: acked_cds_version(admin, edge.envoy.node_id), 15, "Envoy synced with the restarted control plane")
     seconds = time.monotonic() - up_at
-    print(f"Envoy reconnected {seconds:.2f} s after the control plane's xDS port opened")
-    assert seconds < 5.0  # generous: the backoff is 0.25-2 s; a real-time measurement on a shared 2-core box
+    print(f"Envoy synced {seconds:.2f} s after the control plane's xDS port opened")
+    # Generous: the backoff is 0.25-2 s; a real-time measurement on a shared 2-core box. The 2 s target
+    # is measured by bench/reconnect.py (docs/benchmarks.md).
+    assert seconds < 5.0
     with edge.channel("b.test") as channel:
         call_once(pb_grpc.RouteGuideStub(channel), "GetFeature")

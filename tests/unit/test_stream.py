@@ -278,6 +278,33 @@ def test_an_endpoint_change_before_the_route_ack_keeps_the_old_cluster(protocol:
     assert proxy.holds(CDS) == ["orders"]
 
 
+def test_a_route_change_that_keeps_every_cluster_diffs_no_cluster_or_endpoint(protocol: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cost follows the change: routes hold on to clusters (make-before-break), but a route change
+    that keeps the same clusters must not make the stream compare every cluster and endpoint again
+    (at the edge: thousands per label change, on every stream)."""
+    from controlplane.server.subscriptions import SubscriptionStream
+
+    proxy = Proxy(protocol)
+    first = snapshot(mesh(service("orders", "127.0.0.1"), service("billing", "127.0.0.2")))
+    proxy.handshake(first)
+    diffed: list[str] = []
+    change = SubscriptionStream._change
+
+    def counting(self: SubscriptionStream[object, object], type_url: TypeUrl, *args: object) -> object:
+        diffed.append(type_url.short)
+        return change(self, type_url, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SubscriptionStream, "_change", counting)
+    moved = snapshot(mesh(service("orders", "127.0.0.1", prefix="/orders.v2/"), service("billing", "127.0.0.2")), previous=first)
+    assert moved.of(CDS) is first.of(CDS) and moved.of(EDS) is first.of(EDS)
+
+    (rds,) = proxy.push(moved)
+    assert rds.short == "RDS"
+    assert proxy.ack(rds) == []
+    assert "CDS" not in diffed and "EDS" not in diffed, diffed
+    assert proxy.holds(CDS) == ["billing", "orders"]
+
+
 def test_a_new_cluster_comes_before_the_routes_that_use_it(protocol: str) -> None:
     proxy = Proxy(protocol)
     proxy.handshake(snapshot(mesh(service("orders", "127.0.0.1"))))

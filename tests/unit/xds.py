@@ -47,9 +47,10 @@ def mesh(*services: Service) -> Mesh:
     return Mesh(services=tuple(sorted(services, key=lambda s: s.name)))
 
 
-def snapshot(m: Mesh, listen_port: int = 10000) -> Snapshot:
-    """The edge role's snapshot of `m` (another `listen_port` changes only the listener)."""
-    return build_snapshot(translate(m, EdgeRole(listen_address="127.0.0.1", listen_port=listen_port)))
+def snapshot(m: Mesh, listen_port: int = 10000, previous: Snapshot | None = None) -> Snapshot:
+    """The edge role's snapshot of `m` (another `listen_port` changes only the listener). With
+    `previous`, unchanged types keep its mapping objects, as the cache's snapshots do."""
+    return build_snapshot(translate(m, EdgeRole(listen_address="127.0.0.1", listen_port=listen_port)), previous)
 
 
 def request(
