@@ -140,6 +140,15 @@ def format_status(status: api.Status, args: argparse.Namespace) -> str:
     return out
 
 
+def _route_text(route: api.Route) -> str:
+    """hosts + prefix for HTTP; `tcp:<port>` and its TLS SNI names (none: the port's catch-all) for TCP."""
+    if route.path_prefix:
+        return f"{','.join(route.hosts)}{route.path_prefix}"
+    if not route.port:
+        return "-"
+    return f"tcp:{route.port}" + (f" sni={','.join(route.hosts)}" if route.hosts else "")
+
+
 def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]], args: argparse.Namespace) -> str:
     response = stub.ListServices(api.ListServicesRequest(), metadata=metadata, timeout=args.timeout)
     if args.json:
@@ -147,7 +156,7 @@ def show_services(stub: admin_pb2_grpc.AdminStub, metadata: list[tuple[str, str]
     rows = []
     for s in response.services:
         counts = {h: sum(1 for e in s.endpoints if e.health == h) for h in ("healthy", "unhealthy", "draining")}
-        route = f"{','.join(s.route.hosts)}{s.route.path_prefix}" if s.route.path_prefix else f"tcp:{s.route.port}" if s.route.port else "-"
+        route = _route_text(s.route)
         errors = sum(1 for p in s.problems if p.severity == "error")
         rows.append(
             (s.name, s.state, s.protocol or "-", route, counts["healthy"], counts["draining"], counts["unhealthy"], errors, len(s.problems) - errors)

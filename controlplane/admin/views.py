@@ -53,9 +53,10 @@ def endpoint(e: Endpoint) -> api.Endpoint:
 
 
 def _route(s: Service) -> api.Route:
-    """How calls reach the service: hosts and prefix, or a TCP service's port (no hosts, no prefix)."""
+    """How calls reach the service: hosts and prefix, or a TCP service's port and its TLS SNI names
+    (no hosts for the port's catch-all, no prefix)."""
     if not s.protocol.is_http:
-        return api.Route(port=s.route.port or 0)
+        return api.Route(port=s.route.port or 0, hosts=list(s.route.server_names))
     return api.Route(hosts=list(s.route.hosts), path_prefix=s.route.path_prefix)
 
 

@@ -110,7 +110,7 @@ class Candidate:
 class Admission:
     """How one candidate fared at the edge (step 3), by name only: `refusal` is None (admitted),
     ("limit", what it would exceed), ("route", host, service whose route it would take) or ("port",
-    TCP service holding its port); `shadowed_by`: (host, service whose route takes all its calls)."""
+    SNI name or `*`, TCP service holding it on the port); `shadowed_by`: (host, service whose route takes all its calls)."""
 
     refusal: tuple[str, ...] | None
     shadowed_by: tuple[tuple[str, str], ...] = ()
@@ -306,7 +306,7 @@ def admission_problems_of(admission: Admission, found: Candidate, candidates: Ma
         return (_limit_problem(service, declaration, refusal[1]),)
     if refusal[0] == "route":
         return (_route_problem(service, declaration, refusal[1], candidates[refusal[2]].service),)
-    return (_tcp_port_problem(service, declaration, candidates[refusal[1]].service),)
+    return (_tcp_port_problem(service, declaration, refusal[1], candidates[refusal[2]].service),)
 
 
 def _declarations(
@@ -420,21 +420,33 @@ def _route_problem(service: Service, declaration: ServiceDeclaration, host: str,
 
 
 def _tcp_port_refusal(service: Service, ports: TcpPorts) -> Admission | None:
-    """Why TCP service `service` may not have its port: an established TCP service holds it."""
-    other = ports.owner(service)
-    return None if other is None else Admission(("port", other.name))
+    """Why TCP service `service` may not have its port: an established TCP service holds the port's
+    catch-all or one of its SNI names there."""
+    blocking = ports.blocking(service)
+    return None if blocking is None else Admission(("port", blocking[0], blocking[1].name))
 
 
-def _tcp_port_problem(service: Service, declaration: ServiceDeclaration, other: Service) -> ServiceProblem:
-    label = declaration.label_prefix + "route.port"
+def _tcp_port_problem(service: Service, declaration: ServiceDeclaration, name: str, other: Service) -> ServiceProblem:
+    p = declaration.label_prefix
+    where = f"task definition {service.declared_by}, container {shown(declaration.container)}: service {shown(service.name)} is refused"
+    if name == "*":  # both without hosts: the port's one catch-all
+        label = p + "route.port"
+        message = (
+            f"{where}: its tcp port {service.route.port} ({label}) is the port of service {shown(other.name)} (task definition "
+            f"{other.declared_by}), which served it first; give one of them another {p}route.port, or each its "
+            f"{p}route.hosts (TLS SNI names) to share the port"
+        )
+        value = str(service.route.port)
+    else:
+        label = p + "route.hosts"
+        message = (
+            f"{where}: on its tcp port {service.route.port}, TLS SNI name {name} ({label}) is taken by service {shown(other.name)} "
+            f"(task definition {other.declared_by}), which served it first; give one of them another {label} or {p}route.port"
+        )
+        value = ",".join(service.route.hosts)
     return ServiceProblem(
         service=service.name, task_definition=service.declared_by, container=declaration.container, label=label,
-        value=str(service.route.port), kind=ProblemKind.ROUTE_CONFLICT,
-        message=(
-            f"task definition {service.declared_by}, container {shown(declaration.container)}: service {shown(service.name)} is "
-            f"refused: its tcp port {service.route.port} ({label}) is the port of service {shown(other.name)} (task definition "
-            f"{other.declared_by}), which served it first; give one of them another {declaration.label_prefix}route.port"
-        ),
+        value=value, kind=ProblemKind.ROUTE_CONFLICT, message=message,
     )
 
 

@@ -97,7 +97,8 @@ class RouteMatch:
 
     `method` (an exact gRPC path `/pkg.Service/Method`) replaces the path prefix when set. Higher
     `priority` routes are tried first; `enabled=False` gives the service a cluster but no route.
-    A TCP service has no HTTP match: `port` is where proxies listen for its connections.
+    A TCP service has no HTTP match: `port` is where proxies listen for its connections, and its
+    hosts (when not `*`) are the TLS SNI names it takes there.
     """
 
     hosts: tuple[str, ...] = ("*",)
@@ -113,6 +114,12 @@ class RouteMatch:
     def path_key(self) -> str:
         """What the path part matches, for conflict detection and messages."""
         return f"method={self.method}" if self.method else f"prefix={self.path_prefix}"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """A TCP service's TLS SNI names on its port (its hosts); () for the port's catch-all (`*`,
+        the default): the connections with no or another SNI name."""
+        return () if self.hosts == ("*",) else self.hosts
 
 
 class LbPolicy(StrEnum):

@@ -1,6 +1,7 @@
 """Route ownership at the edge: services are admitted in established order; a newcomer may not
 take a host and match (or every call of a route) that an established service already serves, nor
-the TCP port of an established TCP service, nor exceed the per-service limits. Pure."""
+an SNI name (or the catch-all) on the TCP port of an established TCP service, nor exceed the
+per-service limits. Pure."""
 
 from __future__ import annotations
 
@@ -115,17 +116,27 @@ class EdgeRoutes:
 
 
 class TcpPorts:
-    """The ports of the TCP services admitted so far. Every TCP service holds its port, routed at the
-    edge or not: the sidecars that call it listen on it too."""
+    """The (port, SNI name) pairs of the TCP services admitted so far; `*` stands for a port's
+    catch-all (a service without hosts). Every TCP service holds its pairs, routed at the edge or
+    not: the sidecars that call it listen on its port too. As for HTTP hosts, a name is held
+    exactly: `*.example.com` and `a.example.com` are two names (Envoy picks the most specific)."""
 
     def __init__(self) -> None:
-        self._owners: dict[int, Service] = {}
+        self._owners: dict[tuple[int, str], Service] = {}
 
-    def owner(self, service: Service) -> Service | None:
-        """The admitted service already holding `service`'s TCP port, if any."""
+    def blocking(self, service: Service) -> tuple[str, Service] | None:
+        """(name, admitted service) for the first of `service`'s names on its port that an admitted
+        service holds already, or None. The name is `*` for the port's catch-all."""
         port = service.route.port
-        return None if port is None or service.protocol.is_http else self._owners.get(port)
+        if port is None or service.protocol.is_http:
+            return None
+        for name in service.route.hosts:
+            owner = self._owners.get((port, name))
+            if owner is not None:
+                return name, owner
+        return None
 
     def admit(self, service: Service) -> None:
         if service.route.port is not None and not service.protocol.is_http:
-            self._owners.setdefault(service.route.port, service)
+            for name in service.route.hosts:
+                self._owners.setdefault((service.route.port, name), service)

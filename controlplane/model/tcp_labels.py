@@ -3,7 +3,9 @@
 A TCP service is proxied as bytes and balanced per connection (weights split connections): every
 label that acts on HTTP calls (routes, retries, timeouts per call, hashing, rate limits, browsers,
 mirrors, faults, HTTP statuses) is an error on it, named with what to do instead, rather than silently ignored. A TCP service needs
-`xds.route.port`, the port proxies listen on for it; no other protocol takes that label.
+`xds.route.port`, the port proxies listen on for it; no other protocol takes that label. Its
+`xds.route.hosts` are the TLS SNI names it takes on that port (several TCP services share a port by
+SNI); `*` (the default) is the port's catch-all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ _PER_CALL = "it acts on HTTP calls, and a tcp service's connections carry none"
 # Label (under the prefix) -> why it does not apply to a TCP service ({p} is the label prefix).
 HTTP_ONLY: Mapping[str, str] = MappingProxyType({
     **{name: _NO_ROUTE for name in (
-        "route.hosts", "route.prefix", "route.method", "route.headers", "route.priority",
+        "route.prefix", "route.method", "route.headers", "route.priority",
         "route.rewrite.prefix", "route.rewrite.host", "route.request-headers.remove", "route.response-headers.remove",
     )},
     **{name: "a tcp service balances connections: there is no header or cookie to hash" for name in (
@@ -78,6 +80,13 @@ def check_protocol_labels(read: _Reader, protocol: Protocol) -> None:
     read.problems[:] = [problem for problem in read.problems if problem.label not in keys]
     for name, reason in sorted(found.items()):
         read.error(name, f"not with {p}protocol=tcp: {reason}", ProblemKind.CONFLICTING_LABELS)
+    hosts = _value(read, "route.hosts")
+    if isinstance(hosts, tuple) and "*" in hosts and len(hosts) > 1:
+        read.error(
+            "route.hosts",
+            "'*' is the port's catch-all (every connection no other service's SNI name takes): give it alone, or only SNI names",
+            ProblemKind.CONFLICTING_LABELS,
+        )
     if not read.is_set("route.port"):
         read.error("protocol", f"a tcp service needs {p}route.port: the port the edge and sidecars listen on for its connections", ProblemKind.MISSING_LABEL)
 

@@ -102,11 +102,12 @@ def _runtime_uint(value: int, key: str) -> base_pb2.RuntimeUInt32:
 
 
 # One line per TCP connection, when it closes (the tcp_proxy filter's access log): the fields of a
-# call that a connection has too, and why it ended.
+# call that a connection has too (the TLS SNI name a client sent: what a port shared by SNI routes
+# on), and why it ended.
 TCP_JSON_FIELDS = MappingProxyType({
     **{name: JSON_FIELDS[name] for name in (
         "time", "response_flags", "upstream_service", "upstream_host", "upstream_task", "bytes_received", "bytes_sent",
-        "duration_ms", "downstream_address",
+        "duration_ms", "downstream_address", "sni",
     )},
     "termination": "%CONNECTION_TERMINATION_DETAILS%",
 })

@@ -1,11 +1,19 @@
-"""TCP services (`xds.protocol=tcp`): a listener per service port with the tcp_proxy filter, at the edge
-(one per routed TCP service, on the edge's address), in sidecars (one per TCP upstream, on the outbound
-address) and as a sidecar's inbound listener in front of a TCP app. Envoy balances per connection."""
+"""TCP services (`xds.protocol=tcp`): a listener per TCP port with the tcp_proxy filter, at the edge
+(on the edge's address, for the routed TCP services), in sidecars (for the TCP upstreams, on the
+outbound address) and as a sidecar's inbound listener in front of a TCP app. Envoy balances per
+connection.
+
+A port one service without SNI names has keeps the plain shape, listener `tcp/<service>` with one
+filter chain. A port where a service names TLS SNI names (`xds.route.hosts`, shared by several
+services) gets listener `tcp/port/<port>`: the TLS inspector reads the ClientHello, and a filter
+chain per service matches its `server_names`; the service without names (if any) has the chain
+without a match, the catch-all (Envoy picks the most specific match, whatever the order)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
+from itertools import groupby
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import address_pb2
@@ -18,6 +26,7 @@ from controlplane.proxy.roles import EdgeRole, SidecarRole
 from controlplane.translate.access_log import tcp_access_logs
 from controlplane.translate.durations import duration
 from controlplane.translate.edge_options import EdgeOptions
+from controlplane.translate.edge_tls import tls_inspector
 from controlplane.translate.memo import TranslationMemo
 from controlplane.translate.packing import pack
 
@@ -33,6 +42,11 @@ def is_tcp(service: Service) -> bool:
 
 def listener_name(service: str) -> str:
     return f"tcp/{service}"
+
+
+def port_listener_name(port: int) -> str:
+    """The listener of a port shared by SNI (named by its port: the services on it come and go)."""
+    return f"tcp/port/{port}"
 
 
 def tcp_proxy(
@@ -53,18 +67,19 @@ def tcp_proxy(
 
 def tcp_listener(name: str, address: str, port: int, proxy: tcp_proxy_pb2.TcpProxy) -> listener_pb2.Listener:
     """A listener on `address:port` with one filter chain: the TCP proxy."""
-    return listener_pb2.Listener(
-        name=name,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port)),
-        filter_chains=[
-            listener_components_pb2.FilterChain(filters=[listener_components_pb2.Filter(name=TCP_PROXY, typed_config=pack(proxy))])
-        ],
-    )
+    return listener_pb2.Listener(name=name, address=_address(address, port), filter_chains=[_chain(proxy)])
 
 
-def service_listener(service: Service, address: str, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()) -> listener_pb2.Listener:
-    """The listener for a TCP service's connections on `address`, at the port the service declares."""
-    assert service.route.port is not None, "the model gives every tcp service a port"
+def _address(address: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port))
+
+
+def _chain(proxy: tcp_proxy_pb2.TcpProxy) -> listener_components_pb2.FilterChain:
+    return listener_components_pb2.FilterChain(filters=[listener_components_pb2.Filter(name=TCP_PROXY, typed_config=pack(proxy))])
+
+
+def service_proxy(service: Service, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()) -> tcp_proxy_pb2.TcpProxy:
+    """The TCP proxy of a service's connections: its cluster, or its clusters by weight."""
     targets = split_targets(service)
     cluster = targets[0][0] if len(targets) == 1 else ""
     proxy = tcp_proxy(service.name, cluster, idle_ms=service.policy.timeouts.idle_ms, access_logs=access_logs)
@@ -73,7 +88,43 @@ def service_listener(service: Service, address: str, *, access_logs: Sequence[ac
         proxy.weighted_clusters.clusters.extend(
             tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=name, weight=weight) for name, weight in targets
         )
-    return tcp_listener(listener_name(service.name), address, service.route.port, proxy)
+    return proxy
+
+
+def port_listener(
+    services: Sequence[Service], address: str, port: int, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
+) -> listener_pb2.Listener:
+    """The listener for the TCP services that share `port` (one at least) on `address`."""
+    if len(services) == 1 and not services[0].route.server_names:
+        return tcp_listener(listener_name(services[0].name), address, port, service_proxy(services[0], access_logs=access_logs))
+    chains = []
+    # The services with SNI names first, the catch-all last: the order Envoy's choice follows.
+    for service in sorted(services, key=lambda s: (not s.route.server_names, s.name)):
+        chain = _chain(service_proxy(service, access_logs=access_logs))
+        chain.name = service.name
+        if service.route.server_names:  # else the catch-all: no match at all
+            chain.filter_chain_match.server_names.extend(service.route.server_names)
+        chains.append(chain)
+    return listener_pb2.Listener(
+        name=port_listener_name(port),
+        address=_address(address, port),
+        listener_filters=[tls_inspector()],
+        # A catch-all client that sends nothing first (a server-first protocol) still gets through,
+        # after the inspector's timeout, rather than being closed.
+        continue_on_listener_filters_timeout=True,
+        filter_chains=chains,
+    )
+
+
+def by_port(services: Iterable[Service]) -> dict[int, list[Service]]:
+    """The TCP services by their port, each port's in name order."""
+    ordered = sorted(services, key=lambda s: (s.route.port or 0, s.name))
+    return {port: list(group) for port, group in groupby(ordered, key=lambda s: s.route.port or 0)}
+
+
+def _listener_name(port: int, services: Sequence[Service]) -> str:
+    single = len(services) == 1 and not services[0].route.server_names
+    return listener_name(services[0].name) if single else port_listener_name(port)
 
 
 def split_targets(service: Service) -> list[tuple[str, int]]:
@@ -91,30 +142,35 @@ def _usable(services: Iterable[Service], taken: set[int | None]) -> list[Service
 
 
 def edge_listeners(mesh: Mesh, role: EdgeRole, options: EdgeOptions, memo: TranslationMemo) -> dict[str, listener_pb2.Listener]:
-    """A listener per TCP service that has a route of its own, on the edge's address."""
+    """A listener per port of the TCP services that have a route of their own, on the edge's address."""
     routed = (s for s in mesh.services if s.route.enabled and s.subset_of is None)
 
-    def build(service: Service) -> listener_pb2.Listener:
-        listener = service_listener(service, role.listen_address, access_logs=tcp_access_logs(options.access_log))
+    def build(port: int, services: Sequence[Service]) -> listener_pb2.Listener:
+        listener = port_listener(services, role.listen_address, port, access_logs=tcp_access_logs(options.access_log))
         listener.per_connection_buffer_limit_bytes.CopyFrom(wrappers_pb2.UInt32Value(value=options.limits.per_connection_buffer_bytes))
         return listener
 
+    # Keyed on every service of the port: a change of one SNI service reaches the port's listener.
     return {
-        listener_name(s.name): memo.get(
-            "listener/tcp-edge", (role.listen_address, options.access_log, options.limits, memo.settings_key(s)), partial(build, s)
+        _listener_name(port, services): memo.get(
+            "listener/tcp-edge",
+            (role.listen_address, options.access_log, options.limits, port, tuple(memo.settings_key(s) for s in services)),
+            partial(build, port, services),
         )
-        for s in _usable(routed, {role.listen_port})
+        for port, services in by_port(_usable(routed, {role.listen_port})).items()
     }
 
 
 def sidecar_listeners(upstreams: Iterable[Service], role: SidecarRole, memo: TranslationMemo) -> dict[str, listener_pb2.Listener]:
-    """A listener per TCP upstream on the sidecar's outbound address: the app connects to
-    `outbound_address:<the upstream's xds.route.port>`."""
+    """A listener per port of the TCP upstreams on the sidecar's outbound address: the app connects to
+    `outbound_address:<the upstream's xds.route.port>` (with the upstream's SNI name, on a shared port)."""
     return {
-        listener_name(s.name): memo.get(
-            "listener/tcp-outbound", (role.outbound_address, memo.settings_key(s)), partial(service_listener, s, role.outbound_address)
+        _listener_name(port, services): memo.get(
+            "listener/tcp-outbound",
+            (role.outbound_address, port, tuple(memo.settings_key(s) for s in services)),
+            partial(port_listener, services, role.outbound_address, port),
         )
-        for s in _usable(upstreams, {role.outbound_port, role.inbound_port})
+        for port, services in by_port(_usable(upstreams, {role.outbound_port, role.inbound_port})).items()
     }
 
 

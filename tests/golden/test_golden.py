@@ -211,3 +211,29 @@ def test_the_tcp_golden_files_show_what_users_rely_on() -> None:
     assert sorted(golden("tcp_services", "sidecar", TypeUrl.CLUSTER)) == ["cache", "ledger", "ledger-next", "web"]
     assert [vh["domains"] for vh in golden("tcp_services", "sidecar", TypeUrl.ROUTE)["outbound"]["virtual_hosts"]] == [["web"], ["*"]]
     assert sorted(golden("tcp_services", "grpc-client", TypeUrl.CLUSTER)) == ["web"]
+
+
+def test_the_tcp_sni_golden_files_show_what_users_rely_on() -> None:
+    """A port shared by SNI: one listener `tcp/port/<port>` with the TLS inspector and a chain per
+    service (the catch-all without a match); a port one service holds without hosts keeps `tcp/<service>`."""
+    edge = golden("tcp_sni", "edge", TypeUrl.LISTENER)
+    assert sorted(edge) == ["edge", "tcp/cache", "tcp/port/15443"]
+    shared = edge["tcp/port/15443"]
+    assert shared["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 15443}
+    assert [f["name"] for f in shared["listener_filters"]] == ["envoy.filters.listener.tls_inspector"]
+    chains = [
+        (c["name"], c.get("filter_chain_match", {}).get("server_names"), c["filters"][0]["typed_config"].get("cluster"))
+        for c in shared["filter_chains"]
+    ]
+    assert chains == [
+        ("db-a", ["a.db.example.com"], "db-a"),
+        ("shops", ["*.shop.example.com", "shop.example.com"], None),  # weighted: shops and shops-next
+        ("legacy", None, "legacy"),
+    ]
+    log = shared["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0]
+    assert log["typed_config"]["log_format"]["json_format"]["sni"] == "%REQUESTED_SERVER_NAME%"
+    sidecar = golden("tcp_sni", "sidecar", TypeUrl.LISTENER)
+    assert sorted(sidecar) == ["outbound", "tcp/port/15443"]  # caller calls db-a and shops, not legacy nor cache
+    assert [c["filter_chain_match"]["server_names"] for c in sidecar["tcp/port/15443"]["filter_chains"]] == [
+        ["a.db.example.com"], ["*.shop.example.com", "shop.example.com"],
+    ]

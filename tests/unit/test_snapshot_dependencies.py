@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from controlplane.admin.metrics import Metrics
 from controlplane.cache.snapshot import build_snapshot
 from controlplane.cache.store import SnapshotCache
-from controlplane.discovery.state import ClusterState, Task
+from controlplane.discovery.state import ClusterState, Task, TaskDefinition
 from controlplane.model.incremental import MeshBuilder
 from controlplane.proxy.roles import EdgeRole, GrpcClientRole, ProxyRole, SidecarRole
 from controlplane.translate import translate
@@ -260,3 +260,38 @@ def test_a_stream_fed_patched_snapshots_ends_up_holding_every_current_endpoint_s
     assert proxy.running[TypeUrl.ENDPOINT] == {
         name: ClusterLoadAssignment.FromString(r.packed.value) for name, r in current.of(TypeUrl.ENDPOINT).items()
     }
+
+
+def test_a_label_change_of_one_sni_service_reaches_its_port_s_listener_and_only_the_roles_that_call_it() -> None:
+    """TCP services sharing a port by SNI have one listener: a new revision of one of them rebuilds
+    that listener at the edge and in the sidecars calling it; a sidecar calling only the other keeps its snapshot."""
+    def tcp(name: str, revision: int, **labels: str) -> TaskDefinition:
+        return task_definition(name, revision, {"xds.service": name, "xds.protocol": "tcp", "xds.route.port": "15443",
+                                                "xds.route.hosts": f"{name}.test", **labels})
+
+    a, b = tcp("a", 1), tcp("b", 1)
+    calls_a = task_definition("calls-a", 1, {"xds.service": "calls-a", "xds.route.prefix": "/a/", "xds.upstreams": "a"})
+    calls_b = task_definition("calls-b", 1, {"xds.service": "calls-b", "xds.route.prefix": "/b/", "xds.upstreams": "b"})
+    definitions = [a, b, calls_a, calls_b]
+    tasks = [task(td, f"{td.family}-0", f"127.0.{i}.1", started_at=float(i)) for i, td in enumerate(definitions, start=1)]
+    builder, cache = MeshBuilder(), SnapshotCache()
+    edge, sidecar_a, sidecar_b = EdgeRole("127.0.0.1", 10000), SidecarRole(service="calls-a"), SidecarRole(service="calls-b")
+    for role in (edge, sidecar_a, sidecar_b):
+        cache.acquire(role, lambda: None)
+    update = builder.update([cluster_state(tasks, definitions)])
+    cache.set_mesh(update.mesh, update.delta)
+    kept = {role: cache.snapshot(role) for role in (edge, sidecar_a, sidecar_b)}
+
+    b2 = tcp("b", 2, **{"xds.timeout.idle": "5m"})
+    moved = [t if t.task_definition_arn != b.arn else dataclasses.replace(t, task_definition_arn=b2.arn) for t in tasks]
+    update = builder.update([cluster_state(moved, [a, b2, calls_a, calls_b])])
+    assert update.delta.settings == {"b"}
+    cache.set_mesh(update.mesh, update.delta)
+
+    assert cache.snapshot(sidecar_a) is kept[sidecar_a]
+    for role in (edge, sidecar_b):
+        snapshot = cache.snapshot(role)
+        assert snapshot is not None and snapshot is not kept[role]
+        before, after = kept[role].of(TypeUrl.LISTENER)["tcp/port/15443"], snapshot.of(TypeUrl.LISTENER)["tcp/port/15443"]  # type: ignore[union-attr]
+        assert after.version != before.version
+        assert snapshot.resources == build_snapshot(translate(update.mesh, role)).resources

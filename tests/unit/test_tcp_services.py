@@ -110,7 +110,8 @@ def test_the_first_tcp_service_on_a_port_keeps_it_and_the_newcomer_alone_is_refu
     assert refused["late"].kind is ProblemKind.ROUTE_CONFLICT and refused["late"].label == "xds.route.port"
     assert refused["late"].message == (
         "task definition late:1, container 'app': service 'late' is refused: its tcp port 16379 (xds.route.port) is the port "
-        "of service 'cache' (task definition cache:1), which served it first; give one of them another xds.route.port"
+        "of service 'cache' (task definition cache:1), which served it first; give one of them another xds.route.port, "
+        "or each its xds.route.hosts (TLS SNI names) to share the port"
     )
 
 
@@ -243,3 +244,97 @@ def test_weights_of_a_tcp_service_without_an_edge_listener_are_not_said_to_have_
     labels = {**TCP, "xds.route.enabled": "false", "xds.route.weights": "cache:90,next:10"}
     container = ContainerDefinition(name="app", labels=labels, port_mappings=(PortMapping(6379),))
     assert parse_container_labels(container).problems == ()
+
+
+def _sni(service: str, hosts: str | None = None, port: str = "15443", **labels: str) -> tuple[str, dict[str, str]]:
+    declared = {"xds.service": service, "xds.protocol": "tcp", "xds.route.port": port, **labels}
+    return service, declared if hosts is None else {**declared, "xds.route.hosts": hosts}
+
+
+def test_tcp_services_share_a_port_by_sni_names_and_one_catch_all() -> None:
+    mesh = _mesh(_sni("a", "a.test"), _sni("b", "b.test,*.b.test"), _sni("rest"), _sni("shop", "*.example.com"), _sni("www", "www.example.com"))
+    assert mesh.problems == ()
+    assert [(s.name, s.route.server_names) for s in mesh.services] == [
+        ("a", ("a.test",)), ("b", ("*.b.test", "b.test")), ("rest", ()), ("shop", ("*.example.com",)), ("www", ("www.example.com",)),
+    ]
+
+
+def test_the_owner_of_an_sni_name_keeps_it_and_the_newcomer_alone_is_refused() -> None:
+    # `aa` sorts first but starts later: the established order, not the name, decides.
+    mesh = _mesh(_sni("b", "b.test,c.test"), _sni("aa", "a.test,C.test"), _sni("d", "d.test", port="15444"), _sni("e", "d.test", port="15445"))
+    assert [s.name for s in mesh.services] == ["b", "d", "e"]  # the same name on another port is another name
+    (refused,) = mesh.problems
+    assert (refused.service, refused.kind, refused.label, refused.value) == ("aa", ProblemKind.ROUTE_CONFLICT, "xds.route.hosts", "a.test,c.test")
+    assert refused.message == (
+        "task definition aa:1, container 'app': service 'aa' is refused: on its tcp port 15443, TLS SNI name c.test "
+        "(xds.route.hosts) is taken by service 'b' (task definition b:1), which served it first; give one of them another "
+        "xds.route.hosts or xds.route.port"
+    )
+
+
+def test_a_port_has_one_catch_all() -> None:
+    mesh = _mesh(_sni("a", "a.test"), _sni("first"), _sni("second", "*"))  # `*` is the catch-all, as no hosts
+    assert [s.name for s in mesh.services] == ["a", "first"]
+    (refused,) = mesh.problems
+    assert (refused.service, refused.label, refused.value) == ("second", "xds.route.port", "15443")
+    assert "its tcp port 15443 (xds.route.port) is the port of service 'first' (task definition first:1)" in refused.message
+
+
+def test_the_catch_all_wildcard_goes_alone() -> None:
+    assert _problems({**TCP, "xds.route.hosts": "a.test,*"}) == [(
+        "xds.route.hosts", ProblemKind.CONFLICTING_LABELS,
+        "label xds.route.hosts='a.test,*': '*' is the port's catch-all (every connection no other service's SNI name takes): "
+        "give it alone, or only SNI names",
+    )]
+    assert _problems({**TCP, "xds.route.hosts": "*.a.test"}) == []
+    assert _problems({**TCP, "xds.route.hosts": "a b"})[0][:2] == ("xds.route.hosts", ProblemKind.INVALID_VALUE)
+
+
+def _chains(listener: object) -> list[tuple[str, list[str], str]]:
+    found = []
+    for chain in listener.filter_chains:  # type: ignore[attr-defined]
+        proxy = tcp_proxy_pb2.TcpProxy()
+        assert chain.filters[0].typed_config.Unpack(proxy)
+        found.append((chain.name, list(chain.filter_chain_match.server_names), proxy.cluster))
+    return found
+
+
+def test_a_port_shared_by_sni_gets_one_listener_with_a_chain_per_service_at_the_edge_and_in_sidecars() -> None:
+    mesh = _mesh(
+        _sni("a", "a.test"), _sni("b", "b.test"), _sni("rest"), _sni("cache", port="16379"),
+        ("caller", {"xds.service": "caller", "xds.route.hosts": "caller.example.com", "xds.upstreams": "b,rest,cache"}),
+    )
+    listeners = translate(mesh, EdgeRole("127.0.0.1", 10000)).of(TypeUrl.LISTENER)
+    assert sorted(listeners) == ["edge", "tcp/cache", "tcp/port/15443"]
+    shared = listeners["tcp/port/15443"]
+    assert [f.name for f in shared.listener_filters] == ["envoy.filters.listener.tls_inspector"]  # type: ignore[attr-defined]
+    assert _chains(shared) == [("a", ["a.test"], "a"), ("b", ["b.test"], "b"), ("rest", [], "rest")]
+    assert not listeners["tcp/cache"].listener_filters  # type: ignore[attr-defined]
+    sidecar = translate(mesh, SidecarRole("caller", outbound_address="127.0.0.1", outbound_port=15001)).of(TypeUrl.LISTENER)
+    assert sorted(sidecar) == ["outbound", "tcp/cache", "tcp/port/15443"]
+    assert _chains(sidecar["tcp/port/15443"]) == [("b", ["b.test"], "b"), ("rest", [], "rest")]
+    # One service with SNI names alone on its port: still matched by name (other names are refused).
+    alone = translate(_mesh(_sni("a", "a.test")), EdgeRole("127.0.0.1", 10000)).of(TypeUrl.LISTENER)
+    assert _chains(alone["tcp/port/15443"]) == [("a", ["a.test"], "a")]
+
+
+def test_a_label_change_of_one_sni_service_reaches_the_shared_listener_through_the_memo() -> None:
+    from controlplane.translate import TranslationMemo
+
+    memo, edge = TranslationMemo(), EdgeRole("127.0.0.1", 10000)
+    before = translate(_mesh(_sni("a", "a.test"), _sni("b", "b.test")), edge, memo).of(TypeUrl.LISTENER)["tcp/port/15443"]
+    after = translate(_mesh(_sni("a", "a.test"), _sni("b", "b.test", **{"xds.timeout.idle": "5m"})), edge, memo)
+    listener = after.of(TypeUrl.LISTENER)["tcp/port/15443"]
+    assert listener is not before
+    proxy = tcp_proxy_pb2.TcpProxy()
+    assert listener.filter_chains[1].filters[0].typed_config.Unpack(proxy) and proxy.idle_timeout.seconds == 300  # type: ignore[attr-defined]
+
+
+def test_the_admin_api_and_cli_show_a_tcp_service_s_sni_names() -> None:
+    from controlplane.admin.client import _route_text
+    from controlplane.admin.views import service
+
+    mesh = _mesh(_sni("a", "a.test,*.a.test"), _sni("rest"))
+    a, rest = service(mesh.service("a"), ()), service(mesh.service("rest"), ())  # type: ignore[arg-type]
+    assert (list(a.route.hosts), a.route.port, list(rest.route.hosts)) == (["*.a.test", "a.test"], 15443, [])
+    assert (_route_text(a.route), _route_text(rest.route)) == ("tcp:15443 sni=*.a.test,a.test", "tcp:15443")
