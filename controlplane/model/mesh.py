@@ -197,12 +197,18 @@ class OutlierDetection:
     interval_ms: int = 5000
     base_ejection_ms: int = 30000
     max_ejection_percent: int = 50
+    # Failure percentage: the one trigger proxyless gRPC clients apply too (gRFC A50).
+    failure_percent: int | None = None
+    failure_min_requests: int = 50
+    failure_min_tasks: int = 5
 
     @property
     def enabled(self) -> bool:
         return any(
             n is not None
-            for n in (self.consecutive_5xx, self.consecutive_gateway_errors, self.consecutive_local_origin_failures)
+            for n in (
+                self.consecutive_5xx, self.consecutive_gateway_errors, self.consecutive_local_origin_failures, self.failure_percent,
+            )
         )
 
 

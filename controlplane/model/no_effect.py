@@ -17,6 +17,7 @@ _ROUTE_LABELS = (
 )
 _HEALTH_LABELS = ("health.interval", "health.timeout", "health.healthy-threshold", "health.unhealthy-threshold")
 _OUTLIER_SETTINGS = ("outlier.interval", "outlier.ejection-time", "outlier.max-ejection-percent")
+_FAILURE_PERCENT_SETTINGS = ("outlier.failure-min-requests", "outlier.failure-min-tasks")
 _RETRY_LABELS = ("retry.on", "retry.per-try-timeout", "retry.budget")
 
 
@@ -31,8 +32,10 @@ def no_effect_problems(declaration: ServiceDeclaration, labels: Mapping[str, str
     if not policy.health_check.enabled:
         found += [(n, f"{prefix}health.check is none") for n in _HEALTH_LABELS if n in set_]
     if not policy.outlier_detection.enabled:
-        trigger = f"no outlier trigger is set ({prefix}outlier.consecutive-5xx, -gateway-errors or -local-origin-failures)"
+        trigger = f"no outlier trigger is set ({prefix}outlier.consecutive-5xx, -gateway-errors, -local-origin-failures or failure-percent)"
         found += [(n, trigger) for n in _OUTLIER_SETTINGS if n in set_]
+    if policy.outlier_detection.failure_percent is None:
+        found += [(n, f"{prefix}outlier.failure-percent is not set") for n in _FAILURE_PERCENT_SETTINGS if n in set_]
     if policy.retry.num_retries == 0:
         found += [(n, f"{prefix}retry.attempts is 0") for n in _RETRY_LABELS if n in set_]
     elif policy.retry.budget_percent is not None and "circuit-breaker.max-retries" in set_:

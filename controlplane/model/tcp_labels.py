@@ -41,6 +41,7 @@ HTTP_ONLY: Mapping[str, str] = MappingProxyType({
     )},
     **{name: "it counts HTTP statuses: {p}outlier.consecutive-local-origin-failures counts failed tcp connects" for name in (
         "outlier.consecutive-5xx", "outlier.consecutive-gateway-errors",
+        "outlier.failure-percent", "outlier.failure-min-requests", "outlier.failure-min-tasks",
     )},
     **{name: _PER_CALL for name in (
         "grpc-web", "cors.allow-origins", "cors.allow-methods", "cors.allow-headers", "cors.expose-headers", "cors.max-age",

@@ -18,7 +18,7 @@ from controlplane.translate.durations import duration
 from controlplane.translate.endpoint import single_address_assignment
 from controlplane.translate.health_check import health_checks
 from controlplane.translate.memo import TranslationMemo
-from controlplane.translate.outlier import outlier_detection
+from controlplane.translate.outlier import grpc_outlier_detection, outlier_detection
 from controlplane.translate.packing import pack
 from controlplane.translate.patch import patched_or_kept
 from controlplane.translate.tls import upstream_transport_socket
@@ -118,15 +118,18 @@ def memoised_service_cluster(memo: TranslationMemo, service: Service, *, local_f
 
 def grpc_client_cluster(service: Service) -> cluster_pb2.Cluster:
     """A service's cluster for a proxyless gRPC client, which always speaks HTTP/2: the part of the
-    service's policy gRPC applies, ring hash (gRFC A42) and max_requests (A32). gRPC refuses the
-    other lb_policy values (NACK), so they stay round robin; it ignores active health checks, slow
-    start, zone-aware routing and the consecutive-failure outlier triggers (A50 implements only
-    success-rate and failure-percentage ejection), and its TLS needs certificate providers in the
-    client's bootstrap: none of these is sent."""
+    service's policy gRPC applies, ring hash (gRFC A42), max_requests (A32) and failure-percentage
+    outlier detection (A50). gRPC refuses the other lb_policy values (NACK), so they stay round
+    robin; it ignores active health checks, slow start, zone-aware routing and the
+    consecutive-failure outlier triggers (A50 implements only success-rate and failure-percentage
+    ejection), and its TLS needs certificate providers in the client's bootstrap: none of these is sent."""
     message = cluster(service.name)
     if service.policy.load_balancing.policy is LbPolicy.RING_HASH:
         message.lb_policy = cluster_pb2.Cluster.RING_HASH
     message.circuit_breakers.CopyFrom(grpc_circuit_breakers(service))
+    detection = grpc_outlier_detection(service)
+    if detection is not None:
+        message.outlier_detection.CopyFrom(detection)
     return message
 
 

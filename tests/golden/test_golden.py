@@ -174,7 +174,17 @@ def test_the_role_golden_files_show_what_each_role_relies_on() -> None:
     clusters = golden("roles_policies", "grpc-client", TypeUrl.CLUSTER)
     assert clusters["ring"]["lb_policy"] == "RING_HASH" and "lb_policy" not in clusters["least"]
     assert clusters["limited"]["circuit_breakers"] == {"thresholds": [{"max_requests": 20}]}
-    assert not any({"health_checks", "outlier_detection", "transport_socket"} & set(c) for c in clusters.values())
+    assert not any({"health_checks", "transport_socket"} & set(c) for c in clusters.values())
+    # Outlier detection only by failure percentage (gRPC ignores the consecutive triggers), success rate off.
+    assert [name for name, c in clusters.items() if "outlier_detection" in c] == ["shedding"]
+    assert clusters["shedding"]["outlier_detection"] == {
+        "interval": "2s", "base_ejection_time": "30s", "max_ejection_percent": 30, "enforcing_success_rate": 0,
+        "failure_percentage_threshold": 50, "enforcing_failure_percentage": 100,
+        "failure_percentage_minimum_hosts": 2, "failure_percentage_request_volume": 20,
+    }
+    sidecar_detection = golden("roles_policies", "sidecar", TypeUrl.CLUSTER)["shedding"]["outlier_detection"]
+    assert (sidecar_detection["consecutive_5xx"], sidecar_detection["enforcing_consecutive_5xx"]) == (3, 100)
+    assert (sidecar_detection["failure_percentage_threshold"], sidecar_detection["enforcing_failure_percentage"]) == (50, 100)
     # gRPC ignores localities without weight: each zone is weighed by its endpoints.
     least = golden("roles_policies", "grpc-client", TypeUrl.ENDPOINT)["least"]["endpoints"]
     assert [(z["locality"]["zone"], z["load_balancing_weight"]) for z in least] == [("eu-west-1a", 1), ("eu-west-1b", 2)]
