@@ -65,6 +65,14 @@ def _services(work_dir: Path) -> dict[str, dict[str, Any]]:
         "od-bad": dict(service="od", labels={**_host("od"), "xds.outlier.consecutive-5xx": "3", "xds.outlier.interval": "1s",
                        "xds.outlier.ejection-time": "60s"},
                        environment={"ROUTEGUIDE_FAIL_FRACTION": "1", "ROUTEGUIDE_FAIL_STATUS": "UNAVAILABLE"}),
+        # the same by failure percentage alone (the trigger proxyless clients apply too), no retries
+        **{
+            f"fp-{side}": dict(service="fp", labels={**_host("fp"), "xds.retry.attempts": "0", "xds.outlier.failure-percent": "50",
+                               "xds.outlier.failure-min-requests": "5", "xds.outlier.failure-min-tasks": "2",
+                               "xds.outlier.interval": "1s", "xds.outlier.ejection-time": "60s"},
+                               environment=environment)
+            for side, environment in (("good", {}), ("bad", {"ROUTEGUIDE_FAIL_FRACTION": "1", "ROUTEGUIDE_FAIL_STATUS": "UNAVAILABLE"}))
+        },
         # retries on UNAVAILABLE while one of two tasks fails half of its calls
         "rt-good": dict(service="rt", labels={**_host("rt"), "xds.retry.on": "unavailable,connect-failure", "xds.retry.attempts": "3"}),
         "rt-flaky": dict(service="rt", labels={**_host("rt"), "xds.retry.on": "unavailable,connect-failure", "xds.retry.attempts": "3"},
@@ -91,7 +99,7 @@ def envoy(stack: DemoStack) -> EnvoyProcess:
     envoy = stack.start_envoy("edge-policies")
     for cluster, ecs_services in {
         "orders": ["orders"], "orders-next": ["orders-next"], "lr": ["lr-fast", "lr-slow"], "hc": ["hc-a", "hc-b"],
-        "od": ["od-good", "od-bad"], "rt": ["rt-good", "rt-flaky"], "getter": ["lr-fast"], "lister": ["od-good"],
+        "od": ["od-good", "od-bad"], "fp": ["fp-good", "fp-bad"], "rt": ["rt-good", "rt-flaky"], "getter": ["lr-fast"], "lister": ["od-good"],
         "cb": ["lr-slow"], "limited": ["orders"],
     }.items():
         envoy.wait_for_hosts(cluster, _addresses(stack, *ecs_services), timeout=30)
@@ -236,6 +244,20 @@ def test_outlier_detection_ejects_a_task_that_fails_every_call(stack: DemoStack,
         _wait(ejected, 10, f"{bad} ejected", step=0.02)
     answered, failed = _calls(envoy, "od.local", 300)
     assert answered[_address(stack, "od-good")] >= 297, (answered, failed)
+
+
+def test_failure_percentage_ejects_a_task_that_fails_every_call(stack: DemoStack, envoy: EnvoyProcess) -> None:
+    bad = _address(stack, "fp-bad")
+
+    def ejected() -> bool:
+        _calls(envoy, "fp.local", 20)  # about 10 fail on the bad task: 100% of its calls, over the 5 needed
+        return "failed_outlier_check" in envoy.hosts("fp").get(bad, "")
+
+    _wait(ejected, 10, f"{bad} ejected")
+    stats = envoy.admin("/stats?filter=^cluster.fp.outlier_detection.ejections_enforced_failure_percentage$")
+    assert int(stats.split(":")[-1]) >= 1, stats  # ejected by this trigger (the only one set)
+    answered, failed = _calls(envoy, "fp.local", 100)
+    assert answered[_address(stack, "fp-good")] == 100 and not failed, (answered, failed)
 
 
 def test_retries_on_unavailable_hide_a_flaky_task(stack: DemoStack, envoy: EnvoyProcess) -> None:
