@@ -63,9 +63,9 @@ def test_a_proxyless_client_splits_calls_by_the_canary_weights(stack: DemoStack)
     assert not result["failures"], result
     assert set(result["answered"]) == {stable, canary}, result
     # gRPC picks a weighted cluster at random per call: the canary's count is Binomial(200, 0.1),
-    # mean 20, sd 4.2. 10..35 is a wide bound, outside it about 4 runs in 1,000 by chance alone;
-    # without the weights the canary would get no call (or half of them).
-    assert 10 <= result["answered"].get(canary, 0) <= 35, result
+    # mean 20, sd 4.2. Outside 5..45 about 1 run in 100,000 by chance alone (10..35 failed 4 in
+    # 1,000: too often for CI); without the weights the canary would get no call, or half of them.
+    assert 5 <= result["answered"].get(canary, 0) <= 45, result
 
 
 def test_a_proxyless_client_retries_a_call_that_fails_with_unavailable_on_another_task(stack: DemoStack) -> None:

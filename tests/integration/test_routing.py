@@ -387,10 +387,10 @@ def test_faults_appear_at_their_rate_only_for_calls_with_the_header(stack: DemoS
 
     aborted = statuses[grpc.StatusCode.UNAVAILABLE]
     assert set(statuses) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, statuses
-    # 30% of 60 (18) aborted and 50% of 60 (30) delayed expected; the ranges are about 3.5 standard deviations wide either way.
+    # 30% of 60 (18) aborted and 50% of 60 (30) delayed expected; outside these ranges about 2 runs in a million by chance.
     delayed = counter(envoy, "http.edge.fault.delays_injected") - delays_before
-    assert 6 <= aborted <= 32, statuses
+    assert 4 <= aborted <= 36, statuses
     assert counter(envoy, "http.edge.fault.aborts_injected") - aborts_before == aborted
-    assert 15 <= delayed <= 45, delayed
+    assert 12 <= delayed <= 48, delayed
     # Every delayed call took the delay (a busy machine may slow others too: a lower bound only).
     assert slow >= delayed, (slow, delayed)
