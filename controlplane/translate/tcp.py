@@ -95,7 +95,7 @@ def port_listener(
     services: Sequence[Service], address: str, port: int, *, access_logs: Sequence[accesslog_pb2.AccessLog] = ()
 ) -> listener_pb2.Listener:
     """The listener for the TCP services that share `port` (one at least) on `address`."""
-    if len(services) == 1 and not services[0].route.server_names:
+    if not _shared(services):
         return tcp_listener(listener_name(services[0].name), address, port, service_proxy(services[0], access_logs=access_logs))
     chains = []
     # The services with SNI names first, the catch-all last: the order Envoy's choice follows.
@@ -122,9 +122,13 @@ def by_port(services: Iterable[Service]) -> dict[int, list[Service]]:
     return {port: list(group) for port, group in groupby(ordered, key=lambda s: s.route.port or 0)}
 
 
+def _shared(services: Sequence[Service]) -> bool:
+    """The port is told apart by SNI (a listener `tcp/port/<port>`), not held by one service without names."""
+    return len(services) > 1 or bool(services[0].route.server_names)
+
+
 def _listener_name(port: int, services: Sequence[Service]) -> str:
-    single = len(services) == 1 and not services[0].route.server_names
-    return listener_name(services[0].name) if single else port_listener_name(port)
+    return port_listener_name(port) if _shared(services) else listener_name(services[0].name)
 
 
 def split_targets(service: Service) -> list[tuple[str, int]]:
