@@ -16,7 +16,10 @@ SERVICE = "routeguide"
 def stack() -> Iterator[DemoStack]:
     with DemoStack(cluster="it", poll_interval=0.5, deactivating_seconds=2.0) as stack:
         stack.start_local_ecs()
-        stack.create_service(SERVICE, stack.register(), 2)
+        # A service without a load balancer: ECS sends SIGTERM at once (deactivating_seconds does not
+        # apply). The app keeps serving 1 s, as docs/discovery.md advises: one that stops at once
+        # cancels a call arriving as it stops, before discovery drains it (CI saw one CANCELLED).
+        stack.create_service(SERVICE, stack.register(environment={"ROUTEGUIDE_SHUTDOWN_DELAY_S": "1"}), 2)
         stack.wait_for_running(SERVICE, 2)
         stack.start_control_plane()
         yield stack
